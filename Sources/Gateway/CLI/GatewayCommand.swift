@@ -1,0 +1,17 @@
+import ArgumentParser
+
+/// The `gateway` executable: a request gateway that proxies, counts, limits and drains.
+@main
+struct GatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gateway",
+        abstract: "A graceful-shutdown request gateway and reverse proxy.",
+        version: GatewayVersion.version,
+        subcommands: [
+            RunCommand.self,
+            CheckConfigCommand.self,
+            VersionCommand.self,
+            DemoBackendCommand.self,
+        ]
+    )
+}

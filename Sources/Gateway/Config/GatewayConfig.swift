@@ -1,0 +1,78 @@
+/// The gateway's configuration as loaded from YAML and validated.
+///
+/// Plain values only: the parser (`ConfigLoader`) turns a file into this, the rest of the
+/// gateway reads it. Every duration is a `Duration`; every address a `HostPort`.
+struct GatewayConfig: Sendable, Equatable {
+    /// The client-facing listener (cleartext HTTP/1.1).
+    var listen: HostPort
+    var admin: AdminConfig
+    var limits: LimitsConfig
+    /// How long a graceful shutdown waits for in-flight requests before it gives up.
+    var shutdownTimeout: Duration
+    /// Event-loop threads; `nil` means one per core.
+    var threads: Int?
+    var timeouts: TimeoutsConfig
+    var deployments: [DeploymentConfig]
+}
+
+struct HostPort: Sendable, Hashable, CustomStringConvertible {
+    var host: String
+    var port: Int
+    var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+struct AdminConfig: Sendable, Equatable {
+    var listen: HostPort
+}
+
+struct LimitsConfig: Sendable, Equatable {
+    /// Global in-flight limit; `nil` is unlimited.
+    var maxRequests: Int?
+    /// Largest request head (request line + headers) accepted, in bytes; past it the client gets 431.
+    var maxHeaderBytes: Int
+    /// Largest request body accepted, in bytes; `nil` is unlimited. Past it the client gets 413.
+    var maxBodyBytes: Int?
+}
+
+struct TimeoutsConfig: Sendable, Equatable {
+    /// Connecting to a backend; past it the client gets 502.
+    var connect: Duration
+    /// Reading a whole request head from a client; past it the connection is closed (408).
+    var requestHeader: Duration
+    /// An idle client keep-alive connection is closed after this.
+    var idle: Duration
+    /// Waiting for the backend's response head (and between body reads); past it 504.
+    var backendResponse: Duration
+    /// The bounded wait of the preSuspend phase.
+    var preSuspend: Duration
+}
+
+struct DeploymentConfig: Sendable, Equatable {
+    var name: String
+    /// Host names (without port, lower-cased) this deployment answers; `nil` = any host.
+    var hosts: [String]?
+    var pathPrefix: String
+    var maxRequests: Int?
+    /// Never empty: absent in YAML means one entry point named "default" with prefix "/".
+    var entryPoints: [EntryPointConfig]
+    var backends: [HostPort]
+}
+
+struct EntryPointConfig: Sendable, Equatable {
+    var name: String
+    var pathPrefix: String
+    /// Upper-case method names; `nil` = any method.
+    var methods: [String]?
+    var maxRequests: Int?
+}
+
+extension GatewayConfig {
+    static let defaultTimeouts = TimeoutsConfig(
+        connect: .seconds(5),
+        requestHeader: .seconds(30),
+        idle: .seconds(60),
+        backendResponse: .seconds(60),
+        preSuspend: .seconds(1)
+    )
+    static let defaultMaxHeaderBytes = 64 * 1024
+}
