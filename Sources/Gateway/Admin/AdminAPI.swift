@@ -1,0 +1,152 @@
+import Foundation
+import RequestControl
+
+/// One admin request, already read whole (admin bodies are small).
+struct AdminRequest: Sendable {
+    var method: String
+    var path: String
+    var query: [String: String]
+    var body: [UInt8]
+
+    init(method: String, uri: String, body: [UInt8] = []) {
+        self.method = method
+        self.body = body
+        let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        path = String(parts.first ?? "/")
+        var query: [String: String] = [:]
+        if parts.count > 1 {
+            for pair in parts[1].split(separator: "&") {
+                let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                let key = String(kv[0]).removingPercentEncoding ?? String(kv[0])
+                let value = kv.count > 1 ? (String(kv[1]).removingPercentEncoding ?? String(kv[1])) : ""
+                query[key] = value
+            }
+        }
+        self.query = query
+    }
+}
+
+struct AdminResponse: Sendable {
+    var status: Int
+    var contentType: String
+    var body: [UInt8]
+
+    static func json(_ status: Int, _ value: some Encodable) -> AdminResponse {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        return AdminResponse(status: status, contentType: "application/json", body: Array(data) + [UInt8(ascii: "\n")])
+    }
+
+    static func error(_ status: Int, _ message: String) -> AdminResponse {
+        json(status, ["error": message])
+    }
+}
+
+/// The admin endpoints, independent of the HTTP server that carries them.
+///
+/// `/health` and `/ready` answer from RequestControl's state without touching the proxy, so they
+/// keep answering while the gateway drains.
+struct AdminAPI: Sendable {
+    let controller: RequestController
+    /// The timeout a suspend uses when the call gives none (the configured shutdown timeout).
+    let defaultSuspendTimeout: Duration
+
+    func handle(_ request: AdminRequest) async -> AdminResponse {
+        switch (request.method, request.path) {
+        case ("GET", "/health"), ("HEAD", "/health"):
+            return .json(200, ["status": "ok", "state": gatewayState.rawValue])
+        case ("GET", "/ready"), ("HEAD", "/ready"):
+            let state = gatewayState
+            return .json(state == .running ? 200 : 503, ["ready": state == .running ? "true" : "false", "state": state.rawValue])
+        case ("GET", "/stats"):
+            return .json(200, StatsDocument(controller.snapshot()))
+        case ("GET", "/metrics"):
+            return AdminResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: MetricsExporter.render(controller.snapshot()))
+        case ("POST", "/suspend"):
+            return await suspend(request)
+        case ("POST", "/resume"):
+            return await resume(request)
+        case (_, "/health"), (_, "/ready"), (_, "/stats"), (_, "/metrics"), (_, "/suspend"), (_, "/resume"):
+            return .error(405, "method \(request.method) not allowed on \(request.path)")
+        default:
+            return .error(404, "no admin endpoint \(request.path)")
+        }
+    }
+
+    private var gatewayState: SuspendState {
+        (try? controller.state(of: .gateway)) ?? .running
+    }
+
+    struct SuspendAnswer: Encodable {
+        var scope: String
+        var drained: Bool
+        var active: Int
+        var state: String
+        var cancelled: Bool
+    }
+
+    private func suspend(_ request: AdminRequest) async -> AdminResponse {
+        let scope: SuspendScope
+        switch Self.scope(from: request.query, allowing: ["timeout"]) {
+        case .success(let s): scope = s
+        case .failure(let error): return .error(400, error.message)
+        }
+        var timeout = SuspendTimeout.after(defaultSuspendTimeout)
+        if let raw = request.query["timeout"] {
+            guard let seconds = Double(raw), seconds.isFinite else {
+                return .error(400, "timeout must be a number of seconds (0 = do not wait, <0 = wait for ever), got '\(raw)'")
+            }
+            timeout = SuspendTimeout(seconds: seconds)
+        }
+        do {
+            let result = try await controller.suspend(scope, timeout: timeout)
+            return .json(200, SuspendAnswer(scope: scope.description, drained: result.drained, active: result.active, state: result.state.rawValue, cancelled: result.cancelled))
+        } catch {
+            return .error(404, error.description)
+        }
+    }
+
+    private func resume(_ request: AdminRequest) async -> AdminResponse {
+        let scope: SuspendScope
+        switch Self.scope(from: request.query, allowing: []) {
+        case .success(let s): scope = s
+        case .failure(let error): return .error(400, error.message)
+        }
+        do {
+            let state = try await controller.resume(scope)
+            return .json(200, ["scope": scope.description, "state": state.rawValue])
+        } catch {
+            return .error(404, error.description)
+        }
+    }
+
+    struct ParameterError: Error {
+        var message: String
+    }
+
+    /// `deployment`, `entry_point` (needs `deployment`) and `backend` (needs `deployment`) name
+    /// the scope; none of them means the whole gateway.
+    static func scope(from query: [String: String], allowing extra: Set<String>) -> Result<SuspendScope, ParameterError> {
+        let known: Set<String> = ["deployment", "entry_point", "backend"].union(extra)
+        if let unknown = query.keys.sorted().first(where: { !known.contains($0) }) {
+            return .failure(ParameterError(message: "unknown parameter '\(unknown)'; expected one of \(known.sorted().joined(separator: ", "))"))
+        }
+        let deployment = query["deployment"]
+        if let d = deployment, d.isEmpty { return .failure(ParameterError(message: "deployment must not be empty")) }
+        switch (deployment, query["entry_point"], query["backend"]) {
+        case (nil, nil, nil):
+            return .success(.gateway)
+        case (let d?, nil, nil):
+            return .success(.deployment(d))
+        case (let d?, let e?, nil):
+            return .success(.entryPoint(deployment: d, entryPoint: e))
+        case (let d?, nil, let b?):
+            return .success(.backend(deployment: d, address: b))
+        case (nil, _, _):
+            return .failure(ParameterError(message: "entry_point and backend need a deployment parameter"))
+        case (_?, _?, _?):
+            return .failure(ParameterError(message: "give entry_point or backend, not both"))
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import RequestControl
+
+/// The JSON of `GET /stats`: RequestControl's snapshot in the admin API's names.
+struct StatsDocument: Encodable {
+    struct Global: Encodable {
+        var active: Int
+        var limit: Int?
+        var total: Int
+        var rejected: [String: Int]
+    }
+
+    struct Deployment: Encodable {
+        var name: String
+        var state: String
+        var active: Int
+        var total: Int
+        var limit: Int?
+        var backends: [Backend]
+        var entry_points: [EntryPoint]
+    }
+
+    struct Backend: Encodable {
+        var address: String
+        var state: String
+        var in_rotation: Bool
+        var active: Int
+        var total: Int
+        var failures: Int
+    }
+
+    struct EntryPoint: Encodable {
+        var name: String
+        var state: String
+        var active: Int
+        var total: Int
+        var limit: Int?
+        var rejected: [String: Int]
+        var status: [String: Int]
+        var latency_ms: Latency
+    }
+
+    struct Latency: Encodable {
+        var count: Int
+        var p50: Double
+        var p90: Double
+        var p99: Double
+        var max: Double
+    }
+
+    var state: String
+    var global: Global
+    var deployments: [Deployment]
+
+    init(_ snapshot: RequestControlSnapshot) {
+        state = snapshot.state.rawValue
+        global = Global(
+            active: snapshot.active,
+            limit: snapshot.limit,
+            total: snapshot.total,
+            rejected: Self.reasons(snapshot.rejected)
+        )
+        deployments = snapshot.deployments.map { d in
+            Deployment(
+                name: d.name,
+                state: d.state.rawValue,
+                active: d.active,
+                total: d.total,
+                limit: d.limit,
+                backends: d.backends.map {
+                    Backend(address: $0.address, state: $0.state.rawValue, in_rotation: $0.inRotation, active: $0.active, total: $0.total, failures: $0.failures)
+                },
+                entry_points: d.entryPoints.map { ep in
+                    EntryPoint(
+                        name: ep.name,
+                        state: ep.state.rawValue,
+                        active: ep.active,
+                        total: ep.total,
+                        limit: ep.limit,
+                        rejected: Self.reasons(ep.rejected),
+                        status: Self.statusClasses(ep.status),
+                        latency_ms: Latency(count: ep.latency.count, p50: ep.latency.p50Ms, p90: ep.latency.p90Ms, p99: ep.latency.p99Ms, max: ep.latency.maxMs)
+                    )
+                }
+            )
+        }
+    }
+
+    static func reasons(_ counts: [RejectionReason: Int]) -> [String: Int] {
+        var out: [String: Int] = [:]
+        for reason in RejectionReason.allCases { out[reason.rawValue] = counts[reason] ?? 0 }
+        return out
+    }
+
+    static func statusClasses(_ s: StatusClassCounts) -> [String: Int] {
+        ["1xx": s.informational, "2xx": s.success, "3xx": s.redirection, "4xx": s.clientError, "5xx": s.serverError, "aborted": s.aborted]
+    }
+}

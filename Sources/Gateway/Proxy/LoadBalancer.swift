@@ -1,0 +1,50 @@
+import Synchronization
+import RequestControl
+
+/// Picks the backend with the fewest requests in flight among those in rotation; ties go
+/// round-robin so that an idle deployment still spreads its requests.
+///
+/// Lock-free: the in-flight counts are RequestControl's atomics and the round-robin cursor is an
+/// atomic counter. A backend that a suspend has paused refuses `acquire()`, and is then skipped.
+final class LoadBalancer: Sendable {
+    struct Backend: Sendable {
+        let address: HostPort
+        let counter: BackendCounter
+    }
+
+    let backends: [Backend]
+    private let cursor = Atomic<Int>(0)
+
+    init(backends: [(HostPort, BackendCounter)]) {
+        self.backends = backends.map { Backend(address: $0.0, counter: $0.1) }
+    }
+
+    /// Chooses and acquires a backend, skipping the indices in `excluding` (backends that already
+    /// failed for this request). Returns nil when none is in rotation and admitting.
+    func acquire(excluding: [Int] = []) -> (index: Int, backend: Backend)? {
+        let count = backends.count
+        guard count > 0 else { return nil }
+        var skipped = excluding
+        while true {
+            let start = cursor.wrappingAdd(1, ordering: .relaxed).oldValue
+            var best: Int? = nil
+            var bestActive = Int.max
+            for step in 0..<count {
+                let index = Int(UInt(bitPattern: start &+ step) % UInt(count))
+                if skipped.contains(index) { continue }
+                let counter = backends[index].counter
+                guard counter.inRotation else { continue }
+                let active = counter.active
+                if active < bestActive {
+                    best = index
+                    bestActive = active
+                }
+            }
+            guard let best else { return nil }
+            if backends[best].counter.acquire() {
+                return (best, backends[best])
+            }
+            skipped.append(best)
+        }
+    }
+}

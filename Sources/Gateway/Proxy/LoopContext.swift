@@ -1,0 +1,60 @@
+import Logging
+import NIOCore
+import RequestControl
+
+/// Everything a client connection needs that belongs to its event loop: the routes, the upstream
+/// pool and the connections themselves (so a drain can close the idle ones).
+///
+/// Touched only on its loop; the gateway reaches it through `NIOLoopBound` or by submitting work.
+final class LoopContext {
+    let eventLoop: EventLoop
+    var router: Router
+    var timeouts: TimeoutsConfig
+    var limits: LimitsConfig
+    let pool: UpstreamPool
+    let logger: Logger
+    private var connections: [ObjectIdentifier: ProxyHandler] = [:]
+
+    init(eventLoop: EventLoop, router: Router, timeouts: TimeoutsConfig, limits: LimitsConfig, logger: Logger) {
+        self.eventLoop = eventLoop
+        self.router = router
+        self.timeouts = timeouts
+        self.limits = limits
+        self.pool = UpstreamPool(eventLoop: eventLoop, connectTimeout: .init(timeouts.connect))
+        self.logger = logger
+    }
+
+    func register(_ handler: ProxyHandler) {
+        connections[ObjectIdentifier(handler)] = handler
+    }
+
+    func unregister(_ handler: ProxyHandler) {
+        connections[ObjectIdentifier(handler)] = nil
+    }
+
+    var connectionCount: Int { connections.count }
+
+    /// Closes the keep-alive connections that wait for their next request, so their clients
+    /// reconnect (to another gateway, or later). Busy connections close after their response.
+    /// A drain of one deployment closes only the idle connections whose last request went there.
+    func closeIdleConnections(deployment: String?) {
+        for handler in connections.values {
+            handler.closeIfIdle(deployment: deployment)
+        }
+    }
+
+    /// Closes every connection at once: the end of a shutdown.
+    func closeAllConnections() {
+        for handler in connections.values {
+            handler.closeNow()
+        }
+        pool.closeIdle()
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,606 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import RequestControl
+
+/// The client side of the proxy for one HTTP/1.1 connection: routes each request, admits it
+/// through RequestControl, forwards it to a backend over a pooled connection and streams both
+/// bodies with backpressure.
+///
+/// One request at a time (NIO's pipelining handler before it serialises pipelined requests).
+/// Every admitted request holds a `RequestToken` until its response end has been written or the
+/// request failed, so the drain of a scope waits for exactly the requests that are still running.
+///
+/// Backpressure: while the backend connection cannot take more bytes, `read` calls from the
+/// client are held; `UpstreamHandler` does the same for the other direction.
+final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum Phase {
+        /// Between requests.
+        case idle
+        /// Admitted; waiting for a backend connection. Client reads are held.
+        case connecting
+        /// Request forwarded; body and response streaming.
+        case proxying
+        /// A local response was sent before the request body ended; the rest is read and dropped.
+        case discarding
+        /// The connection is closing; nothing more is done.
+        case closed
+    }
+
+    private let loop: LoopContext
+    private let timeouts: ConnectionTimeoutHandler?
+    private let scheme: String
+    private var context: ChannelHandlerContext!
+    private var clientAddress: String = ""
+    private var phase = Phase.idle
+
+    // The current request.
+    private var token: RequestToken?
+    /// The token of a response whose end is being written; completed when the write finishes.
+    private var finishingToken: RequestToken?
+    private var route: Router.Route?
+    private var backend: (index: Int, backend: LoadBalancer.Backend)?
+    private var failedBackends: [Int] = []
+    private var upstream: UpstreamConnection?
+    private var upstreamHead: HTTPRequestHead?
+    private var pendingParts: [HTTPClientRequestPart] = []
+    private var requestEnded = false
+    private var requestBodyForwarded = false
+    private var requestBodyBytes = 0
+    private var responseStatus: Int?
+    private var responseHeadWritten = false
+    private var keepAlive = true
+    private var retried = false
+    private var readPending = false
+    private var responseTimer: Scheduled<Void>?
+    private var lastDeployment: String?
+
+    init(loop: LoopContext, timeouts: ConnectionTimeoutHandler?, scheme: String = "http") {
+        self.loop = loop
+        self.timeouts = timeouts
+        self.scheme = scheme
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if let address = context.channel.remoteAddress?.ipAddress {
+            clientAddress = address
+        }
+        loop.register(self)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        loop.unregister(self)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        phase = .closed
+        abortExchange(clientGone: true)
+        finishingToken.take()?.complete(status: nil)
+        loop.unregister(self)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        phase = .closed
+        abortExchange(clientGone: true)
+        // ClientErrorHandler answers parser errors and closes once its response is written;
+        // any other error ends the connection now.
+        if !(error is HTTPParserError) {
+            context.close(promise: nil)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            receivedHead(head)
+        case .body(let buffer):
+            receivedBody(buffer)
+        case .end(let trailers):
+            receivedEnd(trailers)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            upstream?.handler.resumeReadingIfNeeded()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if shouldHoldReads {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    private var shouldHoldReads: Bool {
+        switch phase {
+        case .connecting:
+            return true
+        case .proxying:
+            if let upstream { return !upstream.channel.isWritable }
+            return false
+        case .idle, .discarding, .closed:
+            return false
+        }
+    }
+
+    private func resumeReadsIfPossible() {
+        guard readPending, !shouldHoldReads else { return }
+        readPending = false
+        context.read()
+    }
+
+    // MARK: Request
+
+    private func receivedHead(_ head: HTTPRequestHead) {
+        guard case .idle = phase else {
+            // The pipelining handler prevents this; a second head means a confused peer.
+            closeNow()
+            return
+        }
+        timeouts?.requestHeadReceived()
+        resetRequestState()
+        keepAlive = head.isKeepAlive
+
+        let hostHeader = head.headers.first(name: "host")
+        let host = hostHeader.map(Router.hostName(fromHeader:))
+        let path = head.uri.utf8.first == UInt8(ascii: "/") ? Substring(head.uri) : Self.pathOfAbsoluteURI(head.uri)
+        guard let route = loop.router.route(host: host, path: path, method: head.method.rawValue) else {
+            respondLocally(
+                head: head,
+                status: .notFound,
+                reason: "no route for host \(hostHeader ?? "(none)") and path \(path)"
+            )
+            return
+        }
+        self.route = route
+        lastDeployment = route.deployment.name
+
+        if let maxBody = loop.limits.maxBodyBytes,
+            let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxBody
+        {
+            respondLocally(head: head, status: .payloadTooLarge, reason: "request body of \(length) bytes exceeds \(maxBody)")
+            return
+        }
+
+        switch route.controlPoint.beginRequest() {
+        case .run(let admitted):
+            token = consume admitted
+        case .rejected(let reason):
+            respondRejected(head: head, reason: reason, route: route)
+            return
+        }
+
+        var outbound = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri)
+        outbound.headers = Self.forwardedRequestHeaders(head, clientAddress: clientAddress, scheme: scheme)
+        upstreamHead = outbound
+
+        // The gateway answers 100-continue itself once the request is admitted and a backend
+        // chosen, so a refused client never sends its body.
+        if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+            let interim = HTTPResponseHead(version: head.version, status: .continue)
+            context.writeAndFlush(wrapOutboundOut(.head(interim)), promise: nil)
+        }
+        connectUpstream()
+    }
+
+    private func receivedBody(_ buffer: ByteBuffer) {
+        requestBodyBytes += buffer.readableBytes
+        switch phase {
+        case .connecting:
+            pendingParts.append(.body(.byteBuffer(buffer)))
+        case .proxying:
+            if let maxBody = loop.limits.maxBodyBytes, requestBodyBytes > maxBody {
+                failExchange(status: .payloadTooLarge, reason: "request body exceeds \(maxBody) bytes", backendFailed: false)
+                return
+            }
+            requestBodyForwarded = true
+            upstream?.channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
+        case .discarding:
+            // The answer is out; a client that keeps uploading past this is cut off.
+            if requestBodyBytes > Self.discardLimit { closeNow() }
+        case .idle, .closed:
+            break
+        }
+    }
+
+    /// How much of a refused request's body is read and dropped before the connection is closed.
+    static let discardLimit = 1 << 20
+
+    private func receivedEnd(_ trailers: HTTPHeaders?) {
+        requestEnded = true
+        switch phase {
+        case .connecting:
+            pendingParts.append(.end(trailers))
+        case .proxying:
+            upstream?.channel.writeAndFlush(HTTPClientRequestPart.end(trailers), promise: nil)
+            armResponseTimer()
+        case .discarding:
+            // A local response was already written; it closes the connection or waits for more.
+            phase = .idle
+            if keepAlive {
+                timeouts?.responseCompleted()
+            } else {
+                closeNow()
+            }
+        case .idle, .closed:
+            break
+        }
+    }
+
+    /// The request channel's `channelReadComplete`: push what was written to the backend.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if case .proxying = phase { upstream?.channel.flush() }
+        context.fireChannelReadComplete()
+    }
+
+    // MARK: Upstream connection
+
+    private func connectUpstream() {
+        guard let route else { return }
+        guard let chosen = route.deployment.balancer.acquire(excluding: failedBackends) else {
+            failExchange(status: .serviceUnavailable, reason: "no backend of deployment \(route.deployment.name) is available", backendFailed: false, retryAfter: 1)
+            return
+        }
+        backend = chosen
+        phase = .connecting
+        if let idle = loop.pool.takeIdle(chosen.backend.address) {
+            attach(idle)
+            return
+        }
+        loop.pool.connect(chosen.backend.address).assumeIsolated().whenComplete { [self] result in
+            guard case .connecting = phase else {
+                if case .success(let connection) = result { connection.close() }
+                return
+            }
+            switch result {
+            case .success(let connection):
+                attach(connection)
+            case .failure(let error):
+                loop.logger.warning(
+                    "backend connect failed",
+                    metadata: ["deployment": "\(route.deployment.name)", "backend": "\(chosen.backend.address)", "error": "\(error)"]
+                )
+                releaseBackend(failed: true)
+                failedBackends.append(chosen.index)
+                // Nothing reached that backend, so another one may take the request.
+                connectUpstream()
+            }
+        }
+    }
+
+    private func attach(_ connection: UpstreamConnection) {
+        guard let head = upstreamHead else { return }
+        connection.exchanges += 1
+        connection.handler.delegate = self
+        upstream = connection
+        phase = .proxying
+        connection.channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        let parts = pendingParts
+        pendingParts.removeAll()
+        for part in parts {
+            if case .body = part { requestBodyForwarded = true }
+            connection.channel.write(part, promise: nil)
+        }
+        connection.channel.flush()
+        if requestEnded { armResponseTimer() }
+        resumeReadsIfPossible()
+    }
+
+    // MARK: UpstreamDelegate
+
+    var clientIsWritable: Bool { context.channel.isWritable }
+
+    func upstreamReadComplete() {
+        if case .proxying = phase { context.flush() }
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        if isWritable { resumeReadsIfPossible() }
+    }
+
+    func upstreamReceived(_ part: HTTPClientResponsePart) {
+        guard case .proxying = phase else { return }
+        armResponseTimer()
+        switch part {
+        case .head(let head):
+            if head.status.code < 200 {
+                // 100 Continue was already answered by the gateway; other 1xx pass through.
+                if head.status != .continue, head.status != .switchingProtocols {
+                    let interim = HTTPResponseHead(version: .http1_1, status: head.status, headers: head.headers)
+                    context.writeAndFlush(wrapOutboundOut(.head(interim)), promise: nil)
+                }
+                if head.status == .switchingProtocols {
+                    failExchange(status: .badGateway, reason: "protocol upgrades are not proxied yet", backendFailed: false)
+                }
+                return
+            }
+            if !head.isKeepAlive { upstreamReusable = false }
+            responseStatus = Int(head.status.code)
+            var response = HTTPResponseHead(version: .http1_1, status: head.status)
+            response.headers = Self.forwardedResponseHeaders(head.headers)
+            if !keepAlive || route?.controlPoint.isDraining == true {
+                keepAlive = false
+                response.headers.replaceOrAdd(name: "connection", value: "close")
+            }
+            responseHeadWritten = true
+            context.write(wrapOutboundOut(.head(response)), promise: nil)
+        case .body(let buffer):
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end(let trailers):
+            finishExchange(trailers: trailers)
+        }
+    }
+
+    private var upstreamReusable = true
+
+    func upstreamClosed(error: Error?) {
+        guard case .proxying = phase, let connection = upstream else { return }
+        upstream = nil
+        if !responseHeadWritten, !retried, connection.exchanges > 1, !requestBodyForwarded, requestEnded,
+            Self.isIdempotent(upstreamHead?.method)
+        {
+            // A reused keep-alive connection that the backend had closed: nothing was processed,
+            // so the request goes once more on a fresh connection to the same backend.
+            retried = true
+            phase = .connecting
+            loop.pool.connect(connection.backend).assumeIsolated().whenComplete { [self] result in
+                guard case .connecting = phase else {
+                    if case .success(let fresh) = result { fresh.close() }
+                    return
+                }
+                switch result {
+                case .success(let fresh): attach(fresh)
+                case .failure: failExchange(status: .badGateway, reason: "backend closed the connection", backendFailed: true)
+                }
+            }
+            return
+        }
+        failExchange(
+            status: .badGateway,
+            reason: "backend \(connection.backend) closed the connection" + (error.map { ": \($0)" } ?? ""),
+            backendFailed: true
+        )
+    }
+
+    // MARK: Finishing
+
+    private func finishExchange(trailers: HTTPHeaders?) {
+        responseTimer?.cancel()
+        responseTimer = nil
+        if let connection = upstream {
+            upstream = nil
+            if upstreamReusable, requestEnded, backend?.backend.counter.inRotation != false {
+                loop.pool.release(connection)
+            } else {
+                connection.close()
+            }
+        }
+        releaseBackend(failed: false)
+        writeEnd(trailers: trailers, status: responseStatus ?? 502)
+    }
+
+    /// Ends the current exchange with a local error response when nothing was sent to the client
+    /// yet, or by closing the connection when a response is already under way.
+    private func failExchange(status: HTTPResponseStatus, reason: String, backendFailed: Bool, retryAfter: Int? = nil) {
+        responseTimer?.cancel()
+        responseTimer = nil
+        upstream?.close()
+        upstream = nil
+        releaseBackend(failed: backendFailed)
+        if responseHeadWritten {
+            token.take()?.complete(status: Int(status.code))
+            closeNow()
+            return
+        }
+        keepAlive = keepAlive && requestEnded
+        writeLocalResponse(status: status, reason: reason, retryAfter: retryAfter, extraHeaders: [])
+    }
+
+    private func releaseBackend(failed: Bool) {
+        if let chosen = backend {
+            backend = nil
+            chosen.backend.counter.release(failed: failed)
+        }
+    }
+
+    /// Writes the response end; the request counts as in flight until the write has finished.
+    private func writeEnd(trailers: HTTPHeaders?, status: Int) {
+        finishingToken.take()?.complete(status: status)
+        finishingToken = token.take()
+        let closeAfter = !keepAlive || !requestEnded
+        phase = requestEnded ? (closeAfter ? .closed : .idle) : .discarding
+        if !requestEnded { keepAlive = false }
+        context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { [self] result in
+            if case .success = result {
+                finishingToken.take()?.complete(status: status)
+            } else {
+                finishingToken.take()?.complete(status: nil)
+            }
+            if case .closed = phase {
+                context.close(promise: nil)
+            } else if case .idle = phase {
+                timeouts?.responseCompleted()
+            }
+        }
+    }
+
+    private func respondRejected(head: HTTPRequestHead, reason: RejectionReason, route: Router.Route) {
+        let text: String
+        let retryAfter: Int
+        switch reason {
+        case .suspended:
+            text = "draining: \(route.deployment.name)/\(route.controlPoint.entryPoint) is not accepting requests"
+            retryAfter = 5
+        case .globalLimit:
+            text = "overloaded: the gateway's request limit is reached"
+            retryAfter = 1
+        case .deploymentLimit:
+            text = "overloaded: deployment \(route.deployment.name) is at its request limit"
+            retryAfter = 1
+        case .entryPointLimit:
+            text = "overloaded: entry point \(route.deployment.name)/\(route.controlPoint.entryPoint) is at its request limit"
+            retryAfter = 1
+        }
+        respondLocally(
+            head: head,
+            status: .serviceUnavailable,
+            reason: text,
+            retryAfter: retryAfter,
+            extraHeaders: [("x-gateway-reject", reason.rawValue)]
+        )
+    }
+
+    /// A response the gateway produces itself before anything went to a backend.
+    private func respondLocally(
+        head: HTTPRequestHead,
+        status: HTTPResponseStatus,
+        reason: String,
+        retryAfter: Int? = nil,
+        extraHeaders: [(String, String)] = []
+    ) {
+        writeLocalResponse(status: status, reason: reason, retryAfter: retryAfter, extraHeaders: extraHeaders)
+    }
+
+    private func writeLocalResponse(status: HTTPResponseStatus, reason: String, retryAfter: Int?, extraHeaders: [(String, String)]) {
+        let body = "\(status.code) \(status.reasonPhrase): \(reason)\n"
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
+        headers.add(name: "content-length", value: String(body.utf8.count))
+        if let retryAfter { headers.add(name: "retry-after", value: String(retryAfter)) }
+        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
+        // A request whose body has not been read yet cannot share the connection with the next.
+        if !requestEnded || route?.controlPoint.isDraining == true { keepAlive = false }
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        responseStatus = Int(status.code)
+        responseHeadWritten = true
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        writeEnd(trailers: nil, status: Int(status.code))
+    }
+
+    private func armResponseTimer() {
+        responseTimer?.cancel()
+        responseTimer = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(loop.timeouts.backendResponse)) { [weak self] in
+            guard let self, case .proxying = self.phase else { return }
+            self.responseTimer = nil
+            self.failExchange(
+                status: .gatewayTimeout,
+                reason: "backend did not answer within \(self.loop.timeouts.backendResponse)",
+                backendFailed: true
+            )
+        }
+    }
+
+    /// Releases everything the current exchange holds after the client went away.
+    private func abortExchange(clientGone: Bool) {
+        responseTimer?.cancel()
+        responseTimer = nil
+        upstream?.close()
+        upstream = nil
+        releaseBackend(failed: false)
+        token.take()?.complete(status: nil)
+        pendingParts.removeAll()
+    }
+
+    private func resetRequestState() {
+        route = nil
+        backend = nil
+        failedBackends.removeAll(keepingCapacity: true)
+        upstreamHead = nil
+        pendingParts.removeAll(keepingCapacity: true)
+        requestEnded = false
+        requestBodyForwarded = false
+        requestBodyBytes = 0
+        responseStatus = nil
+        responseHeadWritten = false
+        upstreamReusable = true
+        retried = false
+    }
+
+    // MARK: Connection management (called by LoopContext on drains and shutdown)
+
+    func closeIfIdle(deployment: String?) {
+        guard case .idle = phase else { return }
+        if let deployment, lastDeployment != deployment { return }
+        closeNow()
+    }
+
+    func closeNow() {
+        guard let context else { return }
+        phase = .closed
+        context.close(promise: nil)
+    }
+
+    // MARK: Headers
+
+    /// Hop-by-hop headers (RFC 9110 7.6.1) are the business of one connection, never forwarded.
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+        "te", "trailer", "transfer-encoding", "upgrade",
+    ]
+
+    static func forwardedRequestHeaders(_ head: HTTPRequestHead, clientAddress: String, scheme: String) -> HTTPHeaders {
+        var out = HTTPHeaders()
+        let named = connectionTokens(head.headers)
+        for (name, value) in head.headers {
+            let lower = name.lowercased()
+            if hopByHop.contains(lower) || named.contains(lower) || lower == "expect" { continue }
+            if lower == "x-forwarded-for" || lower == "x-forwarded-proto" || lower == "x-forwarded-host" { continue }
+            out.add(name: name, value: value)
+        }
+        let prior = head.headers[canonicalForm: "x-forwarded-for"]
+        let chain = (prior.map(String.init) + [clientAddress]).joined(separator: ", ")
+        out.add(name: "x-forwarded-for", value: chain)
+        out.add(name: "x-forwarded-proto", value: scheme)
+        if let host = head.headers.first(name: "host") {
+            out.add(name: "x-forwarded-host", value: host)
+        }
+        return out
+    }
+
+    static func forwardedResponseHeaders(_ headers: HTTPHeaders) -> HTTPHeaders {
+        var out = HTTPHeaders()
+        let named = connectionTokens(headers)
+        for (name, value) in headers {
+            let lower = name.lowercased()
+            if hopByHop.contains(lower) || named.contains(lower) { continue }
+            out.add(name: name, value: value)
+        }
+        return out
+    }
+
+    private static func connectionTokens(_ headers: HTTPHeaders) -> Set<String> {
+        var tokens = Set<String>()
+        for value in headers[canonicalForm: "connection"] {
+            tokens.insert(value.lowercased())
+        }
+        return tokens
+    }
+
+    private static func isIdempotent(_ method: HTTPMethod?) -> Bool {
+        switch method {
+        case .GET, .HEAD, .OPTIONS, .PUT, .DELETE: true
+        default: false
+        }
+    }
+
+    /// The path of an absolute-form request target (`http://host/path`), for routing.
+    private static func pathOfAbsoluteURI(_ uri: String) -> Substring {
+        guard let schemeEnd = uri.range(of: "://") else { return Substring(uri) }
+        let rest = uri[schemeEnd.upperBound...]
+        guard let slash = rest.firstIndex(of: "/") else { return "/" }
+        return rest[slash...]
+    }
+}

@@ -1,0 +1,104 @@
+import RequestControl
+
+/// Maps a request (host, path, method) to a deployment and one of its entry points.
+///
+/// Built once per configuration and immutable afterwards, so every event loop reads it without
+/// locks. Deployments are chosen by host, then by the longest path prefix; a deployment that names
+/// the request's host wins over an any-host deployment with the same prefix length. Inside the
+/// deployment the entry point with the longest matching prefix whose method list allows the
+/// request wins.
+struct Router: Sendable {
+    struct Route: Sendable {
+        let deployment: DeploymentRoute
+        let controlPoint: ControlPoint
+    }
+
+    final class DeploymentRoute: Sendable {
+        let name: String
+        let hosts: Set<String>?
+        let pathPrefix: String
+        let entryPoints: [EntryPointRoute]
+        let balancer: LoadBalancer
+
+        init(name: String, hosts: Set<String>?, pathPrefix: String, entryPoints: [EntryPointRoute], balancer: LoadBalancer) {
+            self.name = name
+            self.hosts = hosts
+            self.pathPrefix = pathPrefix
+            // Longest prefix first, so the first match is the best one.
+            self.entryPoints = entryPoints.sorted { $0.pathPrefix.utf8.count > $1.pathPrefix.utf8.count }
+            self.balancer = balancer
+        }
+    }
+
+    struct EntryPointRoute: Sendable {
+        let name: String
+        let pathPrefix: String
+        let methods: Set<String>?
+        let controlPoint: ControlPoint
+    }
+
+    /// Longest prefix first; among equal prefixes host-specific deployments first.
+    private let deployments: [DeploymentRoute]
+
+    init(deployments: [DeploymentRoute]) {
+        self.deployments = deployments.sorted { a, b in
+            let la = a.pathPrefix.utf8.count, lb = b.pathPrefix.utf8.count
+            if la != lb { return la > lb }
+            return a.hosts != nil && b.hosts == nil
+        }
+    }
+
+    /// Builds the routes of a configuration on top of the controller that counts them.
+    init(config: GatewayConfig, controller: RequestController) {
+        var routes: [DeploymentRoute] = []
+        for deployment in config.deployments {
+            let entryPoints = deployment.entryPoints.map { ep in
+                EntryPointRoute(
+                    name: ep.name,
+                    pathPrefix: ep.pathPrefix,
+                    methods: ep.methods.map(Set.init),
+                    controlPoint: controller.controlPoint(deployment: deployment.name, entryPoint: ep.name)!
+                )
+            }
+            let backends = deployment.backends.map { controller.backend(deployment: deployment.name, address: $0.description)! }
+            routes.append(
+                DeploymentRoute(
+                    name: deployment.name,
+                    hosts: deployment.hosts.map(Set.init),
+                    pathPrefix: deployment.pathPrefix,
+                    entryPoints: entryPoints,
+                    balancer: LoadBalancer(backends: zip(deployment.backends, backends).map { ($0, $1) })
+                )
+            )
+        }
+        self.init(deployments: routes)
+    }
+
+    /// - Parameters:
+    ///   - host: the request's host without port, lower-cased; `nil` when the request had none.
+    ///   - path: the request target's path (query string allowed, it never matches a prefix end).
+    func route(host: String?, path: Substring, method: String) -> Route? {
+        for deployment in deployments {
+            if let hosts = deployment.hosts {
+                guard let host, hosts.contains(host) else { continue }
+            }
+            guard path.hasPrefix(deployment.pathPrefix) else { continue }
+            for ep in deployment.entryPoints where path.hasPrefix(ep.pathPrefix) {
+                if let methods = ep.methods, !methods.contains(method) { continue }
+                return Route(deployment: deployment, controlPoint: ep.controlPoint)
+            }
+        }
+        return nil
+    }
+
+    /// Normalises a Host header value: strips the port and lower-cases it.
+    static func hostName(fromHeader value: String) -> String {
+        var host = Substring(value)
+        if host.hasPrefix("[") {
+            if let end = host.firstIndex(of: "]") { host = host[host.startIndex...end] }
+        } else if let colon = host.lastIndex(of: ":") {
+            host = host[..<colon]
+        }
+        return host.lowercased()
+    }
+}

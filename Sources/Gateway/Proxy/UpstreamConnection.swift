@@ -1,0 +1,115 @@
+import NIOCore
+import NIOHTTP1
+
+/// What an upstream connection reports to the client-side handler that currently owns it.
+///
+/// Both channels live on the same event loop (the pool is per loop), so these are plain calls.
+protocol UpstreamDelegate: AnyObject {
+    func upstreamReceived(_ part: HTTPClientResponsePart)
+    func upstreamWritabilityChanged(isWritable: Bool)
+    /// The end of one read batch from the backend: the moment to flush to the client.
+    func upstreamReadComplete()
+    func upstreamClosed(error: Error?)
+    /// Whether the client side can take more response bytes; reads from the backend wait otherwise.
+    var clientIsWritable: Bool { get }
+}
+
+/// One keep-alive HTTP/1.1 connection to a backend, with the handler at the end of its pipeline.
+///
+/// Owned by exactly one event loop. Between exchanges it sits in the loop's pool with no delegate.
+final class UpstreamConnection {
+    let channel: Channel
+    let backend: HostPort
+    let handler: UpstreamHandler
+    /// Requests this connection has carried; the first one never retries on a fresh connection.
+    var exchanges = 0
+
+    init(channel: Channel, backend: HostPort, handler: UpstreamHandler) {
+        self.channel = channel
+        self.backend = backend
+        self.handler = handler
+    }
+
+    var isActive: Bool { channel.isActive }
+
+    func close() {
+        handler.delegate = nil
+        channel.close(promise: nil)
+    }
+}
+
+/// The last handler of an upstream pipeline: forwards response parts to the delegate and holds
+/// reads while the client cannot take more bytes (the response direction's backpressure).
+final class UpstreamHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    weak var delegate: (any UpstreamDelegate)?
+    /// Called when the connection closes while idle in the pool, so the pool can drop it.
+    var onIdleClose: (() -> Void)?
+    private var readPending = false
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if let delegate {
+            delegate.upstreamReceived(part)
+        } else {
+            // Bytes on an idle pooled connection: the backend is confused; never reuse it.
+            context.close(promise: nil)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        delegate?.upstreamReadComplete()
+        context.fireChannelReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let delegate {
+            self.delegate = nil
+            delegate.upstreamClosed(error: nil)
+        } else {
+            onIdleClose?()
+        }
+        onIdleClose = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let delegate {
+            self.delegate = nil
+            delegate.upstreamClosed(error: error)
+        }
+        context.close(promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        delegate?.upstreamWritabilityChanged(isWritable: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let delegate, !delegate.clientIsWritable {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    /// The client drained its buffer: let the backend's bytes flow again.
+    func resumeReadingIfNeeded() {
+        guard readPending, let context else { return }
+        readPending = false
+        context.read()
+    }
+}

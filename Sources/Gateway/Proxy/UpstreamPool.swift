@@ -1,0 +1,100 @@
+import NIOCore
+import NIOPosix
+import NIOHTTP1
+
+/// The idle keep-alive connections to every backend, for one event loop.
+///
+/// One pool per event loop and only touched on it, so no locks: a client connection always
+/// borrows an upstream connection living on its own loop and the two talk by direct calls.
+final class UpstreamPool {
+    let eventLoop: EventLoop
+    private let connectTimeout: TimeAmount
+    private let maxIdlePerBackend: Int
+    private var idle: [HostPort: [UpstreamConnection]] = [:]
+
+    init(eventLoop: EventLoop, connectTimeout: TimeAmount, maxIdlePerBackend: Int = 256) {
+        self.eventLoop = eventLoop
+        self.connectTimeout = connectTimeout
+        self.maxIdlePerBackend = maxIdlePerBackend
+    }
+
+    /// An idle live connection to `backend`, most recently used first (the likeliest to be alive).
+    func takeIdle(_ backend: HostPort) -> UpstreamConnection? {
+        eventLoop.preconditionInEventLoop()
+        while var list = idle[backend], let connection = list.popLast() {
+            idle[backend] = list.isEmpty ? nil : list
+            if connection.isActive {
+                connection.handler.onIdleClose = nil
+                return connection
+            }
+        }
+        return nil
+    }
+
+    /// Opens a new connection on this loop.
+    func connect(_ backend: HostPort) -> EventLoopFuture<UpstreamConnection> {
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    // Built by hand rather than addHTTPClientHandlers so that 1xx responses are
+                    // forwarded (100-continue, 103) and the bytes after a 101 reach the tunnel.
+                    let decoder = HTTPResponseDecoder(
+                        leftOverBytesStrategy: .forwardBytes,
+                        informationalResponseStrategy: .forward
+                    )
+                    try channel.pipeline.syncOperations.addHandlers([
+                        HTTPRequestEncoder(),
+                        ByteToMessageHandler(decoder),
+                        UpstreamHandler(),
+                    ])
+                }
+            }
+        return bootstrap.connect(host: backend.host, port: backend.port).flatMapThrowing { channel in
+            let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
+            return UpstreamConnection(channel: channel, backend: backend, handler: handler)
+        }
+    }
+
+    /// Takes a connection back after a complete exchange that left it reusable.
+    func release(_ connection: UpstreamConnection) {
+        eventLoop.preconditionInEventLoop()
+        connection.handler.delegate = nil
+        guard connection.isActive else { return }
+        var list = idle[connection.backend] ?? []
+        guard list.count < maxIdlePerBackend else {
+            connection.close()
+            return
+        }
+        let backend = connection.backend
+        connection.handler.onIdleClose = { [weak self, weak connection] in
+            guard let self, let connection else { return }
+            self.remove(connection, backend: backend)
+        }
+        list.append(connection)
+        idle[backend] = list
+    }
+
+    /// Closes the idle connections to one backend (it left the rotation), or to all.
+    func closeIdle(backend: HostPort? = nil) {
+        eventLoop.preconditionInEventLoop()
+        let victims: [UpstreamConnection]
+        if let backend {
+            victims = idle.removeValue(forKey: backend) ?? []
+        } else {
+            victims = idle.values.flatMap { $0 }
+            idle.removeAll()
+        }
+        for connection in victims {
+            connection.handler.onIdleClose = nil
+            connection.close()
+        }
+    }
+
+    private func remove(_ connection: UpstreamConnection, backend: HostPort) {
+        guard var list = idle[backend] else { return }
+        list.removeAll { $0 === connection }
+        idle[backend] = list.isEmpty ? nil : list
+    }
+}

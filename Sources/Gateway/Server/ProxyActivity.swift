@@ -1,0 +1,43 @@
+import Logging
+import RequestControl
+
+/// The proxy's part in a suspend: when a scope starts to drain, idle keep-alive client
+/// connections that would send their next request into it are closed, and idle pooled
+/// connections to a backend that leaves the rotation are dropped.
+final class ProxyActivity: SuspendableActivity {
+    private let server: ProxyServer
+    private let backendAddresses: [String: HostPort]
+
+    init(server: ProxyServer, config: GatewayConfig) {
+        self.server = server
+        var addresses: [String: HostPort] = [:]
+        for deployment in config.deployments {
+            for backend in deployment.backends { addresses[backend.description] = backend }
+        }
+        self.backendAddresses = addresses
+    }
+
+    func preSuspend(_ scope: SuspendScope) async {
+        switch scope {
+        case .gateway:
+            await server.forEachLoop { $0.closeIdleConnections(deployment: nil) }
+        case .deployment(let name):
+            await server.forEachLoop { $0.closeIdleConnections(deployment: name) }
+        case .entryPoint:
+            // Responses in the scope carry Connection: close; other entry points keep the connection.
+            break
+        case .backend(_, let address):
+            guard let backend = backendAddresses[address] else { return }
+            await server.forEachLoop { $0.pool.closeIdle(backend: backend) }
+        }
+    }
+
+    func suspended(_ scope: SuspendScope) async {
+        // Connections that went idle during the drain are closed too.
+        if case .gateway = scope {
+            await server.forEachLoop { $0.closeIdleConnections(deployment: nil) }
+        }
+    }
+
+    func resume(_ scope: SuspendScope) async {}
+}
