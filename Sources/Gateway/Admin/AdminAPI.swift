@@ -58,7 +58,7 @@ struct AdminAPI: Sendable {
             return .json(200, ["status": "ok", "state": gatewayState.rawValue])
         case ("GET", "/ready"), ("HEAD", "/ready"):
             let state = gatewayState
-            return .json(state == .running ? 200 : 503, ["ready": state == .running ? "true" : "false", "state": state.rawValue])
+            return .json(state == .running ? 200 : 503, ReadyAnswer(ready: state == .running, state: state.rawValue))
         case ("GET", "/stats"):
             return .json(200, StatsDocument(controller.snapshot()))
         case ("GET", "/metrics"):
@@ -76,6 +76,11 @@ struct AdminAPI: Sendable {
 
     private var gatewayState: SuspendState {
         (try? controller.state(of: .gateway)) ?? .running
+    }
+
+    struct ReadyAnswer: Encodable {
+        var ready: Bool
+        var state: String
     }
 
     struct SuspendAnswer: Encodable {
@@ -114,8 +119,9 @@ struct AdminAPI: Sendable {
         case .failure(let error): return .error(400, error.message)
         }
         do {
-            let state = try await controller.resume(scope)
-            return .json(200, ["scope": scope.description, "state": state.rawValue])
+            let previous = try await controller.resume(scope)
+            let state = try controller.state(of: scope)
+            return .json(200, ["scope": scope.description, "state": state.rawValue, "previous_state": previous.rawValue])
         } catch {
             return .error(404, error.description)
         }
@@ -128,7 +134,7 @@ struct AdminAPI: Sendable {
     /// `deployment`, `entry_point` (needs `deployment`) and `backend` (needs `deployment`) name
     /// the scope; none of them means the whole gateway.
     static func scope(from query: [String: String], allowing extra: Set<String>) -> Result<SuspendScope, ParameterError> {
-        let known: Set<String> = ["deployment", "entry_point", "backend"].union(extra)
+        let known = Set(["deployment", "entry_point", "backend"]).union(extra)
         if let unknown = query.keys.sorted().first(where: { !known.contains($0) }) {
             return .failure(ParameterError(message: "unknown parameter '\(unknown)'; expected one of \(known.sorted().joined(separator: ", "))"))
         }

@@ -9,28 +9,28 @@ import RequestControl
 enum MetricsExporter {
     static func render(_ snapshot: RequestControlSnapshot) -> [UInt8] {
         let registry = PrometheusCollectorRegistry()
-        registry.makeGauge(name: "gateway_requests_in_flight_total", help: "Requests in flight in the whole gateway.").set(snapshot.active)
+        registry.makeGauge(name: "gateway_requests_in_flight_total", help: "Requests in flight in the whole gateway.").set(Double(snapshot.active))
         registry.makeCounter(name: "gateway_requests_admitted_total", help: "Requests admitted by the gateway.").increment(by: Int64(snapshot.total))
-        registry.makeGauge(name: "gateway_requests_limit", help: "The global in-flight limit (0 = unlimited).").set(snapshot.limit ?? 0)
+        registry.makeGauge(name: "gateway_requests_limit", help: "The global in-flight limit (0 = unlimited).").set(Double(snapshot.limit ?? 0))
         for state in SuspendState.allCases {
             registry.makeGauge(name: "gateway_state", labels: [("state", state.rawValue)], help: "1 for the gateway's suspend state.")
-                .set(snapshot.state == state ? 1 : 0)
+                .set(Double(snapshot.state == state ? 1 : 0))
         }
         for d in snapshot.deployments {
             let dl = [("deployment", d.name)]
-            registry.makeGauge(name: "gateway_deployment_requests_in_flight", labels: dl, help: "Requests in flight per deployment.").set(d.active)
+            registry.makeGauge(name: "gateway_deployment_requests_in_flight", labels: dl, help: "Requests in flight per deployment.").set(Double(d.active))
             registry.makeGauge(name: "gateway_deployment_suspended", labels: dl, help: "1 when the deployment is not RUNNING.")
-                .set(d.state == .running ? 0 : 1)
+                .set(Double(d.state == .running ? 0 : 1))
             for b in d.backends {
                 let bl = dl + [("backend", b.address)]
-                registry.makeGauge(name: "gateway_backend_requests_in_flight", labels: bl, help: "Requests in flight per backend.").set(b.active)
+                registry.makeGauge(name: "gateway_backend_requests_in_flight", labels: bl, help: "Requests in flight per backend.").set(Double(b.active))
                 registry.makeCounter(name: "gateway_backend_requests_total", labels: bl, help: "Requests sent to a backend.").increment(by: Int64(b.total))
                 registry.makeCounter(name: "gateway_backend_failures_total", labels: bl, help: "Backend connect, protocol or timeout failures.").increment(by: Int64(b.failures))
-                registry.makeGauge(name: "gateway_backend_in_rotation", labels: bl, help: "1 when the load balancer may pick the backend.").set(b.inRotation ? 1 : 0)
+                registry.makeGauge(name: "gateway_backend_in_rotation", labels: bl, help: "1 when the load balancer may pick the backend.").set(Double(b.inRotation ? 1 : 0))
             }
             for ep in d.entryPoints {
                 let el = dl + [("entry_point", ep.name)]
-                registry.makeGauge(name: "gateway_requests_in_flight", labels: el, help: "Requests in flight per control point.").set(ep.active)
+                registry.makeGauge(name: "gateway_requests_in_flight", labels: el, help: "Requests in flight per control point.").set(Double(ep.active))
                 registry.makeCounter(name: "gateway_requests_total", labels: el, help: "Requests admitted per control point.").increment(by: Int64(ep.total))
                 for (reason, count) in StatsDocument.reasons(ep.rejected).sorted(by: { $0.key < $1.key }) {
                     registry.makeCounter(name: "gateway_requests_rejected_total", labels: el + [("reason", reason)], help: "Requests refused with 503, by reason.")
@@ -42,7 +42,7 @@ enum MetricsExporter {
                 }
                 for (q, value) in [("0.5", ep.latency.p50Ms), ("0.9", ep.latency.p90Ms), ("0.99", ep.latency.p99Ms), ("1", ep.latency.maxMs)] {
                     registry.makeGauge(name: "gateway_request_duration_seconds", labels: el + [("quantile", q)], help: "Request latency quantiles.")
-                        .set(value / 1000)
+                        .set(Double(value / 1000))
                 }
             }
         }

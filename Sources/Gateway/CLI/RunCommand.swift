@@ -1,4 +1,7 @@
 import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -9,7 +12,39 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The YAML configuration file.")
     var config: String
 
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
     func run() async throws {
-        throw ValidationError("not implemented yet")
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "gateway")
+        let loaded: GatewayConfig
+        do {
+            loaded = try ConfigLoader.load(path: config)
+        } catch {
+            FileHandle.standardError.write(Data("gateway: invalid configuration: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        let service = GatewayService(config: loaded, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: service)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        do {
+            try await group.run()
+        } catch let error as GatewayStartError {
+            FileHandle.standardError.write(Data("gateway: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
     }
 }
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

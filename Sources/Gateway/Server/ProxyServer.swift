@@ -53,6 +53,7 @@ final class ProxyServer: Sendable {
                     try sync.configureHTTPServerPipeline(
                         withPipeliningAssistance: true,
                         withErrorHandling: false,
+                        withEncoderConfiguration: .init(),
                         withDecoderLimitConfiguration: decoderLimits
                     )
                     try sync.addHandler(ClientErrorHandler())
