@@ -57,6 +57,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var retried = false
     private var readPending = false
     private var responseTimer: Scheduled<Void>?
+    private var responseDeadline = NIODeadline.distantFuture
     private var lastDeployment: String?
 
     init(loop: LoopContext, timeouts: ConnectionTimeoutHandler?, scheme: String = "http") {
@@ -88,11 +89,27 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        phase = .closed
+        let answerable = !responseHeadWritten || phase == .idle
         abortExchange(clientGone: true)
-        // ClientErrorHandler answers parser errors and closes once its response is written;
-        // any other error ends the connection now.
-        if !(error is HTTPParserError) {
+        phase = .closed
+        guard let parserError = error as? HTTPParserError, answerable else {
+            context.close(promise: nil)
+            return
+        }
+        // The request could not be parsed: 431 when its head was too large, 400 otherwise; the
+        // byte stream can no longer be trusted, so the connection closes after the answer.
+        let (status, text): (HTTPResponseStatus, String) =
+            switch parserError {
+            case .headerOverflow: (.requestHeaderFieldsTooLarge, "request header fields too large\n")
+            default: (.badRequest, "bad request: \(parserError)\n")
+            }
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
+        headers.add(name: "content-length", value: String(text.utf8.count))
+        headers.add(name: "connection", value: "close")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }
     }
@@ -377,8 +394,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     // MARK: Finishing
 
     private func finishExchange(trailers: HTTPHeaders?) {
-        responseTimer?.cancel()
-        responseTimer = nil
+        // The timer stays scheduled for the next exchange on this connection; it finds no
+        // exchange in progress if it fires first.
+        responseDeadline = .distantFuture
         if let connection = upstream {
             upstream = nil
             if upstreamReusable, requestEnded, backend?.backend.counter.inRotation != false {
@@ -490,11 +508,22 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         writeEnd(trailers: nil, status: Int(status.code))
     }
 
+    /// Moves the backend-response deadline; one timer per exchange re-arms itself when it fires
+    /// early, so a streaming response costs a clock read per read, not a timer.
     private func armResponseTimer() {
-        responseTimer?.cancel()
-        responseTimer = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(loop.timeouts.backendResponse)) { [weak self] in
-            guard let self, case .proxying = self.phase else { return }
+        responseDeadline = .now() + TimeAmount(loop.timeouts.backendResponse)
+        if responseTimer == nil { scheduleResponseTimer() }
+    }
+
+    private func scheduleResponseTimer() {
+        responseTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: responseDeadline) { [weak self] in
+            guard let self else { return }
             self.responseTimer = nil
+            guard case .proxying = self.phase else { return }
+            if self.responseDeadline > .now() {
+                self.scheduleResponseTimer()
+                return
+            }
             self.failExchange(
                 status: .gatewayTimeout,
                 reason: "backend did not answer within \(self.loop.timeouts.backendResponse)",

@@ -56,7 +56,6 @@ final class ProxyServer: Sendable {
                         withEncoderConfiguration: .init(),
                         withDecoderLimitConfiguration: decoderLimits
                     )
-                    try sync.addHandler(ClientErrorHandler())
                     try sync.addHandler(ProxyHandler(loop: loop, timeouts: timeoutHandler))
                 }
             }
