@@ -267,7 +267,11 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func connectUpstream() {
         guard let route else { return }
         guard let chosen = route.deployment.balancer.acquire(excluding: failedBackends) else {
-            failExchange(status: .serviceUnavailable, reason: "no backend of deployment \(route.deployment.name) is available", backendFailed: false, retryAfter: 1)
+            if failedBackends.isEmpty {
+                failExchange(status: .serviceUnavailable, reason: "no backend of deployment \(route.deployment.name) is in rotation", backendFailed: false, retryAfter: 1)
+            } else {
+                failExchange(status: .badGateway, reason: "no backend of deployment \(route.deployment.name) accepted a connection", backendFailed: false)
+            }
             return
         }
         backend = chosen

@@ -1,0 +1,135 @@
+import Foundation
+import NIOHTTP1
+import Testing
+
+/// A real gateway process in front of real demo-backend processes, on free loopback ports.
+///
+/// Each test builds its own, so tests run in parallel without sharing state. Everything started
+/// here is a `ChildProcess`, killed and reaped when the harness goes away.
+final class GatewayHarness: Sendable {
+    let backends: [ChildProcess]
+    let backendPorts: [Int]
+    let gateway: ChildProcess
+    let port: Int
+    let adminPort: Int
+    let directory: URL
+
+    /// - Parameters:
+    ///   - backends: how many demo backends to start (named b0, b1, ...).
+    ///   - deadBackends: extra backend ports that nothing listens on.
+    ///   - yaml: the config; `{listen}`, `{admin}`, `{backends}` (a YAML flow list of every
+    ///     backend address, live ones first) and `{backend0}`... are substituted.
+    init(backends count: Int = 1, deadBackends: Int = 0, yaml: String) async throws {
+        var processes: [ChildProcess] = []
+        var ports: [Int] = []
+        for index in 0..<count {
+            let port = try freePort()
+            processes.append(try ChildProcess.gateway(["demo-backend", "--port", String(port), "--name", "b\(index)"]))
+            ports.append(port)
+        }
+        for _ in 0..<deadBackends { ports.append(try freePort()) }
+        for port in ports.prefix(count) { try await waitForPort(port) }
+
+        let port = try freePort()
+        let adminPort = try freePort()
+        var text = yaml
+            .replacingOccurrences(of: "{listen}", with: "127.0.0.1:\(port)")
+            .replacingOccurrences(of: "{admin}", with: "127.0.0.1:\(adminPort)")
+            .replacingOccurrences(of: "{backends}", with: "[" + ports.map { "127.0.0.1:\($0)" }.joined(separator: ", ") + "]")
+        for (index, backendPort) in ports.enumerated() {
+            text = text.replacingOccurrences(of: "{backend\(index)}", with: "127.0.0.1:\(backendPort)")
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gateway-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let configPath = directory.appendingPathComponent("gateway.yaml")
+        try text.write(to: configPath, atomically: true, encoding: .utf8)
+
+        let gateway = try ChildProcess.gateway(["run", "--config", configPath.path])
+        try await gateway.waitForOutput(containing: "gateway listening", timeout: .seconds(20))
+
+        self.backends = processes
+        self.backendPorts = ports
+        self.gateway = gateway
+        self.port = port
+        self.adminPort = adminPort
+        self.directory = directory
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// The common single-deployment config with optional limits.
+    static func simpleConfig(globalLimit: Int? = nil, deploymentLimit: Int? = nil, extra: String = "") -> String {
+        var yaml = "listen: {listen}\nadmin:\n  listen: {admin}\nshutdown_timeout: 10s\n"
+        if let globalLimit { yaml += "limits:\n  max_requests: \(globalLimit)\n" }
+        yaml += extra
+        yaml += "deployments:\n  - name: shop\n    path_prefix: /\n"
+        if let deploymentLimit { yaml += "    max_requests: \(deploymentLimit)\n" }
+        yaml += "    backends: {backends}\n"
+        return yaml
+    }
+
+    // MARK: Requests
+
+    func get(_ path: String, headers: [(String, String)] = []) async throws -> TestHTTPResponse {
+        try await TestHTTPClient.get(port: port, path: path, headers: headers)
+    }
+
+    func admin(_ method: HTTPMethod, _ path: String) async throws -> TestHTTPResponse {
+        try await TestHTTPClient.withConnection(port: adminPort) { client in
+            try await client.request(method, path)
+        }
+    }
+
+    func adminJSON(_ method: HTTPMethod, _ path: String) async throws -> (status: Int, json: [String: Any]) {
+        let response = try await admin(method, path)
+        return (Int(response.status.code), Self.json(response))
+    }
+
+    /// The response body as a JSON object (empty when it is not one).
+    static func json(_ response: TestHTTPResponse) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
+    }
+
+    func stats() async throws -> [String: Any] {
+        try await adminJSON(.GET, "/stats").json
+    }
+
+    /// The `active` count of the whole gateway, as `/stats` reports it.
+    func activeRequests() async throws -> Int {
+        let stats = try await stats()
+        return (stats["global"] as? [String: Any])?["active"] as? Int ?? -1
+    }
+
+    /// Polls `/stats` until `condition` holds (every 20 ms, bounded): how a test waits for
+    /// requests to be in flight without sleeping and hoping.
+    func waitForStats(
+        timeout: Duration = .seconds(10),
+        _ what: String,
+        _ condition: ([String: Any]) -> Bool
+    ) async throws {
+        let deadline = ContinuousClock.now + timeout
+        var last: [String: Any] = [:]
+        while ContinuousClock.now < deadline {
+            last = try await stats()
+            if condition(last) { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw TestSupportError("timed out waiting for \(what); last stats: \(last)")
+    }
+
+    func waitForActive(_ count: Int) async throws {
+        try await waitForStats("\(count) requests in flight") { stats in
+            (stats["global"] as? [String: Any])?["active"] as? Int == count
+        }
+    }
+
+    /// The stats object of entry point `name` of the first deployment.
+    static func entryPoint(_ stats: [String: Any], _ name: String, deployment: String = "shop") -> [String: Any] {
+        let deployments = stats["deployments"] as? [[String: Any]] ?? []
+        let d = deployments.first { $0["name"] as? String == deployment } ?? [:]
+        let eps = d["entry_points"] as? [[String: Any]] ?? []
+        return eps.first { $0["name"] as? String == name } ?? [:]
+    }
+}
