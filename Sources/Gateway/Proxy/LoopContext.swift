@@ -43,6 +43,13 @@ final class LoopContext {
         }
     }
 
+    /// Closes the upgraded tunnels (WebSocket...) whose drain timed out or finished.
+    func closeTunnels(deployment: String?) {
+        for handler in connections.values {
+            handler.closeTunnel(deployment: deployment)
+        }
+    }
+
     /// Closes every connection at once: the end of a shutdown.
     func closeAllConnections() {
         for handler in connections.values {

@@ -27,6 +27,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         case proxying
         /// A local response was sent before the request body ended; the rest is read and dropped.
         case discarding
+        /// After a 101: raw bytes flow through `TunnelHandler`s; this handler only waits for the end.
+        case tunnel
         /// The connection is closing; nothing more is done.
         case closed
     }
@@ -59,6 +61,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var responseTimer: Scheduled<Void>?
     private var responseDeadline = NIODeadline.distantFuture
     private var lastDeployment: String?
+    /// The protocol a client asked to upgrade to (`Upgrade:`), lower-cased.
+    private var upgradeProtocol: String?
+    private var clientTunnel: TunnelHandler?
+    private var switchingHead: HTTPResponseHead?
 
     init(loop: LoopContext, timeouts: ConnectionTimeoutHandler?, scheme: String = "http") {
         self.loop = loop
@@ -81,6 +87,11 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if case .tunnel = phase {
+            // The upgraded connection lived out its life: that is the request's success.
+            releaseBackend(failed: false)
+            token.take()?.complete(status: 101)
+        }
         phase = .closed
         abortExchange(clientGone: true)
         finishingToken.take()?.complete(status: nil)
@@ -147,7 +158,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .proxying:
             if let upstream { return !upstream.channel.isWritable }
             return false
-        case .idle, .discarding, .closed:
+        case .idle, .discarding, .tunnel, .closed:
             return false
         }
     }
@@ -201,6 +212,14 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
         var outbound = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri)
         outbound.headers = Self.forwardedRequestHeaders(head, clientAddress: clientAddress, scheme: scheme)
+        if let upgrade = head.headers.first(name: "upgrade"),
+            head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "upgrade" })
+        {
+            // Upgrade is hop-by-hop, but a tunnel needs the backend to see it.
+            upgradeProtocol = upgrade.lowercased()
+            outbound.headers.add(name: "connection", value: "upgrade")
+            outbound.headers.add(name: "upgrade", value: upgrade)
+        }
         upstreamHead = outbound
 
         // The gateway answers 100-continue itself once the request is admitted and a backend
@@ -224,6 +243,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
             requestBodyForwarded = true
             upstream?.channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
+        case .tunnel:
+            break
         case .discarding:
             // The answer is out; a client that keeps uploading past this is cut off.
             if requestBodyBytes > Self.discardLimit { closeNow() }
@@ -251,7 +272,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             } else {
                 closeNow()
             }
-        case .idle, .closed:
+        case .idle, .tunnel, .closed:
             break
         }
     }
@@ -343,7 +364,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
                     context.writeAndFlush(wrapOutboundOut(.head(interim)), promise: nil)
                 }
                 if head.status == .switchingProtocols {
-                    failExchange(status: .badGateway, reason: "protocol upgrades are not proxied yet", backendFailed: false)
+                    if upgradeProtocol != nil {
+                        // The decoder sends the 101's end next; the pipelines change after it.
+                        switchingHead = head
+                    } else {
+                        failExchange(status: .badGateway, reason: "backend switched protocols without being asked", backendFailed: true)
+                    }
                 }
                 return
             }
@@ -360,7 +386,13 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .body(let buffer):
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
-            finishExchange(trailers: trailers)
+            if let head = switchingHead {
+                switchingHead = nil
+                // Not inside the decoder's own read: its removal forwards what it buffered.
+                context.eventLoop.assumeIsolated().execute { [self] in startTunnel(head) }
+            } else {
+                finishExchange(trailers: trailers)
+            }
         }
     }
 
@@ -393,6 +425,68 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             reason: "backend \(connection.backend) closed the connection" + (error.map { ": \($0)" } ?? ""),
             backendFailed: true
         )
+    }
+
+    // MARK: Upgrades
+
+    /// The backend accepted the upgrade: answer 101 to the client and turn both connections into
+    /// a byte tunnel. The request stays in flight (and counted) until the tunnel closes, so a
+    /// drain waits for it up to its timeout and then closes it (`closeTunnel`).
+    private func startTunnel(_ head: HTTPResponseHead) {
+        guard case .proxying = phase, let connection = upstream else { return }
+        upstream = nil
+        responseDeadline = .distantFuture
+        var response = HTTPResponseHead(version: .http1_1, status: .switchingProtocols)
+        response.headers = Self.forwardedResponseHeaders(head.headers)
+        response.headers.add(name: "connection", value: "upgrade")
+        response.headers.add(name: "upgrade", value: head.headers.first(name: "upgrade") ?? upgradeProtocol ?? "")
+        responseStatus = 101
+        responseHeadWritten = true
+        phase = .tunnel
+        context.writeAndFlush(wrapOutboundOut(.head(response)), promise: nil)
+
+        let clientSide = TunnelHandler()
+        let backendSide = TunnelHandler()
+        clientSide.peer = backendSide
+        backendSide.peer = clientSide
+        clientTunnel = clientSide
+        connection.handler.delegate = nil
+        do {
+            // Backend: the tunnel replaces the HTTP codec. The decoder goes after the tunnel
+            // handler is in place, so bytes the backend sent right after its 101 reach it.
+            let upstreamPipeline = connection.channel.pipeline.syncOperations
+            try upstreamPipeline.addHandler(backendSide)
+            _ = upstreamPipeline.removeHandler(connection.handler)
+            _ = upstreamPipeline.removeHandler(try upstreamPipeline.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self))
+            _ = upstreamPipeline.removeHandler(try upstreamPipeline.handler(type: HTTPRequestEncoder.self))
+
+            // Client: raw bytes stop at the tunnel handler in front of this one; this handler
+            // stays to see the connection end.
+            let clientPipeline = context.pipeline.syncOperations
+            try clientPipeline.addHandler(clientSide, position: .before(self))
+            _ = clientPipeline.removeHandler(try clientPipeline.handler(type: HTTPServerPipelineHandler.self))
+            _ = clientPipeline.removeHandler(try clientPipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self))
+            _ = clientPipeline.removeHandler(try clientPipeline.handler(type: HTTPResponseEncoder.self))
+            if let validator = try? clientPipeline.handler(type: NIOHTTPResponseHeadersValidator.self) {
+                _ = clientPipeline.removeHandler(validator)
+            }
+        } catch {
+            loop.logger.error("cannot set up upgrade tunnel", metadata: ["error": "\(error)"])
+            connection.channel.close(promise: nil)
+            closeNow()
+            return
+        }
+        connection.channel.read()
+        context.read()
+    }
+
+    /// Ends a tunnel whose scope finished draining; a WebSocket client gets a close frame with
+    /// 1001 (going away) first.
+    func closeTunnel(deployment: String?) {
+        guard case .tunnel = phase, let clientTunnel else { return }
+        if let deployment, lastDeployment != deployment { return }
+        let goingAway: [UInt8]? = upgradeProtocol == "websocket" ? [0x88, 0x02, 0x03, 0xE9] : nil
+        clientTunnel.writeAndClose(goingAway)
     }
 
     // MARK: Finishing
@@ -560,6 +654,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         responseHeadWritten = false
         upstreamReusable = true
         retried = false
+        upgradeProtocol = nil
+        switchingHead = nil
     }
 
     // MARK: Connection management (called by LoopContext on drains and shutdown)

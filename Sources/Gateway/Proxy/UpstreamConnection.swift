@@ -40,7 +40,7 @@ final class UpstreamConnection {
 
 /// The last handler of an upstream pipeline: forwards response parts to the delegate and holds
 /// reads while the client cannot take more bytes (the response direction's backpressure).
-final class UpstreamHandler: ChannelDuplexHandler {
+final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart

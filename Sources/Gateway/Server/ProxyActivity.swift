@@ -33,9 +33,18 @@ final class ProxyActivity: SuspendableActivity {
     }
 
     func suspended(_ scope: SuspendScope) async {
-        // Connections that went idle during the drain are closed too.
-        if case .gateway = scope {
-            await server.forEachLoop { $0.closeIdleConnections(deployment: nil) }
+        // The drain finished or timed out: upgraded tunnels in the scope end now, and connections
+        // that went idle during the drain are closed too.
+        switch scope {
+        case .gateway:
+            await server.forEachLoop {
+                $0.closeTunnels(deployment: nil)
+                $0.closeIdleConnections(deployment: nil)
+            }
+        case .deployment(let name):
+            await server.forEachLoop { $0.closeTunnels(deployment: name) }
+        case .entryPoint, .backend:
+            break
         }
     }
 

@@ -1,0 +1,92 @@
+import NIOCore
+import NIOPosix
+import Testing
+
+/// WebSocket upgrades tunnelled through the gateway to the demo backend's echo endpoint.
+@Suite(.timeLimit(.minutes(1)))
+struct UpgradeEndToEndTests {
+    static let handshake =
+        "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+
+    /// A masked client text frame (RFC 6455 5.3: clients mask).
+    static func textFrame(_ text: String) -> [UInt8] {
+        let payload = Array(text.utf8)
+        let mask: [UInt8] = [0x11, 0x22, 0x33, 0x44]
+        return [0x81, 0x80 | UInt8(payload.count)] + mask + payload.enumerated().map { $0.element ^ mask[$0.offset % 4] }
+    }
+
+    @Test func webSocketEchoThroughTheGatewayAndCloseWith1001OnDrain() async throws {
+        let h = try await GatewayHarness(yaml: GatewayHarness.simpleConfig())
+        let connection = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: h.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        try await connection.executeThenClose { inbound, outbound in
+            var reader = ByteReader(inbound.makeAsyncIterator())
+            try await outbound.write(ByteBuffer(string: Self.handshake))
+            let head = try await reader.readUntil("\r\n\r\n")
+            #expect(head.hasPrefix("HTTP/1.1 101"))
+            #expect(head.lowercased().contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="))
+
+            try await outbound.write(ByteBuffer(bytes: Self.textFrame("hello tunnel")))
+            let frame = try await reader.read(count: 2 + 12)
+            #expect(frame[0] == 0x81)
+            #expect(Array(frame[2...]) == Array("hello tunnel".utf8))
+
+            // The tunnel is a request in flight: a drain waits for it, then closes it with 1001.
+            try await h.waitForActive(1)
+            let (_, json) = try await h.adminJSON(.POST, "/suspend?timeout=0.3")
+            #expect(json["drained"] as? Bool == false)
+            #expect(json["active"] as? Int == 1)
+            let close = try await reader.read(count: 4)
+            #expect(close == [0x88, 0x02, 0x03, 0xE9])
+        }
+        try await h.waitForActive(0)
+        let ep = GatewayHarness.entryPoint(try await h.stats(), "default")
+        #expect((ep["status"] as? [String: Any])?["1xx"] as? Int == 1)
+    }
+}
+
+/// Reads exact amounts from a byte stream in tests.
+struct ByteReader {
+    var iterator: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
+    var buffer: [UInt8] = []
+
+    init(_ iterator: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator) {
+        self.iterator = iterator
+    }
+
+    private mutating func fill() async throws {
+        guard var next = try await iterator.next() else { throw TestSupportError("connection closed") }
+        buffer += next.readBytes(length: next.readableBytes) ?? []
+    }
+
+    mutating func read(count: Int) async throws -> [UInt8] {
+        while buffer.count < count { try await fill() }
+        defer { buffer.removeFirst(count) }
+        return Array(buffer.prefix(count))
+    }
+
+    mutating func readUntil(_ marker: String) async throws -> String {
+        let m = Array(marker.utf8)
+        while true {
+            if let range = firstRange(of: m) {
+                let text = String(decoding: buffer[..<range], as: UTF8.self)
+                buffer.removeFirst(range + m.count)
+                return text
+            }
+            try await fill()
+        }
+    }
+
+    private func firstRange(of marker: [UInt8]) -> Int? {
+        guard buffer.count >= marker.count else { return nil }
+        for i in 0...(buffer.count - marker.count) where Array(buffer[i..<(i + marker.count)]) == marker {
+            return i
+        }
+        return nil
+    }
+}
