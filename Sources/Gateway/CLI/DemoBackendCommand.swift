@@ -34,6 +34,9 @@ struct DemoBackendCommand: AsyncParsableCommand {
     @Option(help: "Seconds a graceful shutdown waits for requests in flight.")
     var shutdownTimeout: Double = 30
 
+    @Flag(help: "Print a line on stdout as each request arrives.")
+    var logRequests = false
+
     func validate() throws {
         if let port, !(0...65535).contains(port) {
             throw ValidationError("--port must be from 0 to 65535, got \(port)")
@@ -51,7 +54,8 @@ struct DemoBackendCommand: AsyncParsableCommand {
             host: self.host,
             port: port,
             name: self.name,
-            drainTimeout: .milliseconds(Int64(self.shutdownTimeout * 1000))
+            drainTimeout: .milliseconds(Int64(self.shutdownTimeout * 1000)),
+            logRequests: self.logRequests
         )
         let group = ServiceGroup(
             services: [backend],

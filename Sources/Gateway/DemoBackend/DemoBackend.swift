@@ -25,11 +25,14 @@ struct DemoBackend: Service {
     var name: String
     /// How long a graceful shutdown waits for requests in flight before closing their connections.
     var drainTimeout: Duration
+    /// Print a line per request head (and WebSocket upgrade) as it arrives.
+    var logRequests = false
     var group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
 
     func run() async throws {
         let tracker = DemoConnectionTracker()
         let name = self.name
+        let logRequests = self.logRequests
         let pid = getpid()
         let server = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 256)
@@ -39,7 +42,7 @@ struct DemoBackend: Service {
                     return channel.close()
                 }
                 return channel.eventLoop.makeCompletedFuture {
-                    try Self.configure(channel, name: name, pid: pid)
+                    try Self.configure(channel, name: name, pid: pid, logRequests: logRequests)
                 }
             }
             .bind(host: self.host, port: self.port)
@@ -61,19 +64,27 @@ struct DemoBackend: Service {
         Self.say("demo-backend \(name) stopped")
     }
 
-    private static func configure(_ channel: any Channel, name: String, pid: Int32) throws {
+    private static func configure(_ channel: any Channel, name: String, pid: Int32, logRequests: Bool) throws {
         let handlerName = "demo-request-handler"
         let upgrader = NIOWebSocketServerUpgrader(
             shouldUpgrade: { channel, head in
                 let path = head.uri.split(separator: "?", maxSplits: 1).first ?? ""
+                if logRequests && path == "/ws" {
+                    Self.say("demo-backend \(name) upgrade \(head.uri)")
+                }
                 return channel.eventLoop.makeSucceededFuture(path == "/ws" ? HTTPHeaders() : nil)
             },
             upgradePipelineHandler: { channel, _ in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
-                    try pipeline.removeHandler(pipeline.handler(type: DemoRequestHandler.self))
-                        .whenComplete { _ in }
+                    let requestHandler = try pipeline.handler(type: DemoRequestHandler.self)
+                    let quiesce = requestHandler.quiesceRequested
+                    pipeline.removeHandler(requestHandler, promise: nil)
                     try pipeline.addHandler(DemoWebSocketEchoHandler())
+                    if quiesce {
+                        // A drain began during the upgrade: pass it on to the WebSocket handler.
+                        pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+                    }
                 }
             }
         )
@@ -83,7 +94,7 @@ struct DemoBackend: Service {
             withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }),
             withErrorHandling: true
         )
-        try pipeline.addHandler(DemoRequestHandler(name: name, pid: pid), name: handlerName)
+        try pipeline.addHandler(DemoRequestHandler(name: name, pid: pid, logRequests: logRequests), name: handlerName)
     }
 
     /// One whole line on stdout, written at once: test harnesses and the supervisor read these

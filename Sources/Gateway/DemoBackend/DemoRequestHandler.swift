@@ -48,15 +48,23 @@ final class DemoRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let name: String
     private let pid: Int32
+    private let logRequests: Bool
     private var state = State.idle
     /// A `read` held back because the client is not draining the echo.
     private var readPending = false
     private var needsFlush = false
     private var chunk: ByteBuffer?
+    /// Set when a `ChannelShouldQuiesceEvent` reaches this handler. That only happens during a
+    /// WebSocket upgrade (NIO's pipeline handler replays a swallowed quiesce as it is removed),
+    /// and the upgrade hands it on to the WebSocket handler so a drain is not lost in between.
+    private(set) var quiesceRequested = false
 
-    init(name: String, pid: Int32) {
+    /// - Parameter logRequests: print a line as each request head arrives, so a test (or a
+    ///   person) can see that a request has reached the backend before acting on it.
+    init(name: String, pid: Int32, logRequests: Bool) {
         self.name = name
         self.pid = pid
+        self.logRequests = logRequests
     }
 
     // MARK: Inbound
@@ -104,6 +112,13 @@ final class DemoRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelWritabilityChanged()
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            self.quiesceRequested = true
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // Parse errors were answered with 400 by the error handler in front; anything else
         // (a reset, say) leaves nothing useful to do with this connection.
@@ -124,6 +139,9 @@ final class DemoRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func requestHead(context: ChannelHandlerContext, head: HTTPRequestHead) {
         guard case .idle = self.state else { return }
+        if self.logRequests {
+            DemoBackend.say("demo-backend \(self.name) request \(head.method.rawValue) \(head.uri)")
+        }
         var request = Request(head: head)
         guard request.route == .echo, !request.isHead else {
             self.state = .awaitingEnd(request)

@@ -1,0 +1,351 @@
+import Yams
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Reads the gateway's YAML configuration into a validated `GatewayConfig`.
+///
+/// It walks Yams' node tree rather than decoding with `Codable`, because a node knows its line
+/// and column: every error names the file, the position and the key path, which `Codable`'s
+/// errors cannot. Validation that spans values (unique names, deployments that could never be
+/// told apart) happens here too, so whatever this returns can be served as is.
+enum ConfigLoader {
+    /// Reads and parses the file at `path`; errors are reported against `path` as given.
+    static func load(path: String) throws(ConfigError) -> GatewayConfig {
+        let text = try Self.readFile(path)
+        return try Self.parse(yaml: text, source: path)
+    }
+
+    /// Parses YAML text; `source` is the name errors give for it.
+    static func parse(yaml: String, source: String) throws(ConfigError) -> GatewayConfig {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            throw Self.syntaxError(error, source: source)
+        } catch {
+            throw ConfigError(source: source, message: "cannot parse YAML: \(error)")
+        }
+        guard let root else {
+            throw ConfigError(source: source, line: 1, column: 1, message: "the configuration is empty")
+        }
+        let document = ConfigNode(node: root, keyPath: "", source: source)
+        if document.isNull {
+            throw document.error("the configuration is empty")
+        }
+        guard case .mapping = root else {
+            throw document.error("expected a mapping of settings at the top level, got \(document.shown)")
+        }
+        return try Self.gateway(document)
+    }
+
+    // MARK: Sections
+
+    private static func gateway(_ node: ConfigNode) throws(ConfigError) -> GatewayConfig {
+        let map = try node.mapping(known: [
+            "listen", "admin", "limits", "shutdown_timeout", "threads", "timeouts", "deployments",
+        ])
+        let listenNode = try map.required("listen")
+        let listen = try listenNode.hostPort()
+        var admin = AdminConfig(listen: HostPort(host: "127.0.0.1", port: 9901))
+        var adminListenNode = listenNode
+        if let adminNode = map.optional("admin") {
+            let adminMap = try adminNode.mapping(known: ["listen"])
+            if let node = adminMap.optional("listen") {
+                admin.listen = try node.hostPort()
+                adminListenNode = node
+            }
+        }
+        if admin.listen == listen {
+            throw adminListenNode.error("the admin API cannot listen on \(listen) too: the proxy listens there")
+        }
+        var limits = LimitsConfig(maxRequests: nil, maxHeaderBytes: GatewayConfig.defaultMaxHeaderBytes, maxBodyBytes: nil)
+        if let limitsNode = map.optional("limits") {
+            let limitsMap = try limitsNode.mapping(known: ["max_requests", "max_header_bytes", "max_body_bytes"])
+            limits.maxRequests = try limitsMap.optional("max_requests")?.positiveInt()
+            limits.maxHeaderBytes = try limitsMap.optional("max_header_bytes")?.positiveInt() ?? limits.maxHeaderBytes
+            limits.maxBodyBytes = try limitsMap.optional("max_body_bytes")?.positiveInt()
+        }
+        let shutdownTimeout = try map.optional("shutdown_timeout")?.duration(allowZero: true) ?? .seconds(30)
+        let threads = try map.optional("threads")?.positiveInt()
+        var timeouts = GatewayConfig.defaultTimeouts
+        if let timeoutsNode = map.optional("timeouts") {
+            timeouts = try Self.timeouts(timeoutsNode)
+        }
+        let deployments = try Self.deployments(map.required("deployments"))
+        return GatewayConfig(
+            listen: listen,
+            admin: admin,
+            limits: limits,
+            shutdownTimeout: shutdownTimeout,
+            threads: threads,
+            timeouts: timeouts,
+            deployments: deployments
+        )
+    }
+
+    private static func timeouts(_ node: ConfigNode) throws(ConfigError) -> TimeoutsConfig {
+        let map = try node.mapping(known: ["connect", "request_header", "idle", "backend_response", "pre_suspend"])
+        var timeouts = GatewayConfig.defaultTimeouts
+        if let value = map.optional("connect") { timeouts.connect = try value.duration(allowZero: false) }
+        if let value = map.optional("request_header") { timeouts.requestHeader = try value.duration(allowZero: false) }
+        if let value = map.optional("idle") { timeouts.idle = try value.duration(allowZero: false) }
+        if let value = map.optional("backend_response") {
+            timeouts.backendResponse = try value.duration(allowZero: false)
+        }
+        // Zero is meaningful here: announce the suspend, but do not wait.
+        if let value = map.optional("pre_suspend") { timeouts.preSuspend = try value.duration(allowZero: true) }
+        return timeouts
+    }
+
+    private static func deployments(_ node: ConfigNode) throws(ConfigError) -> [DeploymentConfig] {
+        let items = try node.list()
+        guard !items.isEmpty else {
+            throw node.error("expected at least one deployment")
+        }
+        var result: [DeploymentConfig] = []
+        var seen: [String: Int] = [:]
+        for (index, item) in items.enumerated() {
+            let deployment = try Self.deployment(item)
+            if let first = seen[deployment.name] {
+                throw try item.mapping(known: Self.deploymentKeys).required("name")
+                    .error("duplicate deployment name \(ConfigNode.quoted(deployment.name)) (also deployments[\(first)])")
+            }
+            seen[deployment.name] = index
+            for (otherIndex, other) in result.enumerated() where Self.indistinguishable(deployment, other) {
+                let hosts = deployment.hosts.map { $0.joined(separator: ", ") } ?? "any host"
+                throw item.error(
+                    "deployment \(ConfigNode.quoted(deployment.name)) cannot be told apart from "
+                        + "\(ConfigNode.quoted(other.name)) (deployments[\(otherIndex)]): both match "
+                        + "\(hosts) with path_prefix \(ConfigNode.quoted(deployment.pathPrefix))"
+                )
+            }
+            result.append(deployment)
+        }
+        return result
+    }
+
+    private static let deploymentKeys = ["name", "hosts", "path_prefix", "max_requests", "entry_points", "backends"]
+
+    private static func deployment(_ node: ConfigNode) throws(ConfigError) -> DeploymentConfig {
+        let map = try node.mapping(known: Self.deploymentKeys)
+        let name = try Self.name(map.required("name"))
+        var hosts: [String]?
+        if let hostsNode = map.optional("hosts") {
+            hosts = try Self.hosts(hostsNode)
+        }
+        var pathPrefix = "/"
+        if let prefixNode = map.optional("path_prefix") {
+            pathPrefix = try Self.pathPrefix(prefixNode)
+        }
+        let maxRequests = try map.optional("max_requests")?.positiveInt()
+        var entryPoints = [EntryPointConfig(name: "default", pathPrefix: "/", methods: nil, maxRequests: nil)]
+        if let entryPointsNode = map.optional("entry_points") {
+            entryPoints = try Self.entryPoints(entryPointsNode)
+        }
+        let backendsNode = try map.required("backends")
+        let backendItems = try backendsNode.list()
+        guard !backendItems.isEmpty else {
+            throw backendsNode.error("expected at least one backend address")
+        }
+        var backends: [HostPort] = []
+        for item in backendItems {
+            let address = try item.hostPort()
+            if backends.contains(address) {
+                throw item.error("backend \(address) is listed twice")
+            }
+            backends.append(address)
+        }
+        return DeploymentConfig(
+            name: name,
+            hosts: hosts,
+            pathPrefix: pathPrefix,
+            maxRequests: maxRequests,
+            entryPoints: entryPoints,
+            backends: backends
+        )
+    }
+
+    private static func hosts(_ node: ConfigNode) throws(ConfigError) -> [String] {
+        let items = try node.list()
+        guard !items.isEmpty else {
+            throw node.error("expected at least one host name (leave hosts out to match any host)")
+        }
+        var hosts: [String] = []
+        for item in items {
+            let text = try item.string(expected: "a host name")
+            guard let host = HostName.normalize(text) else {
+                throw item.error("expected a host name such as shop.example.com, got \(item.shown)")
+            }
+            if hosts.contains(host) {
+                throw item.error("host \(ConfigNode.quoted(host)) is listed twice")
+            }
+            hosts.append(host)
+        }
+        return hosts
+    }
+
+    private static func entryPoints(_ node: ConfigNode) throws(ConfigError) -> [EntryPointConfig] {
+        let items = try node.list()
+        guard !items.isEmpty else {
+            throw node.error("expected at least one entry point (leave entry_points out for a single \"default\")")
+        }
+        var result: [EntryPointConfig] = []
+        for item in items {
+            let map = try item.mapping(known: ["name", "path_prefix", "methods", "max_requests"])
+            let nameNode = try map.required("name")
+            let name = try Self.name(nameNode)
+            if result.contains(where: { $0.name == name }) {
+                throw nameNode.error("duplicate entry point name \(ConfigNode.quoted(name))")
+            }
+            let pathPrefix = try Self.pathPrefix(map.required("path_prefix"))
+            var methods: [String]?
+            if let methodsNode = map.optional("methods") {
+                methods = try Self.methods(methodsNode)
+            }
+            let maxRequests = try map.optional("max_requests")?.positiveInt()
+            let entryPoint = EntryPointConfig(name: name, pathPrefix: pathPrefix, methods: methods, maxRequests: maxRequests)
+            if let other = result.first(where: { Self.indistinguishable(entryPoint, $0) }) {
+                throw item.error(
+                    "entry point \(ConfigNode.quoted(name)) cannot be told apart from \(ConfigNode.quoted(other.name)): "
+                        + "same path_prefix and overlapping methods"
+                )
+            }
+            result.append(entryPoint)
+        }
+        return result
+    }
+
+    private static func methods(_ node: ConfigNode) throws(ConfigError) -> [String] {
+        let items = try node.list()
+        guard !items.isEmpty else {
+            throw node.error("expected at least one method (leave methods out to allow any)")
+        }
+        var methods: [String] = []
+        for item in items {
+            let method = try item.string(expected: "an HTTP method").uppercased()
+            guard !method.isEmpty, method.unicodeScalars.allSatisfy(Self.isTokenCharacter) else {
+                throw item.error("expected an HTTP method such as GET or POST, got \(item.shown)")
+            }
+            if methods.contains(method) {
+                throw item.error("method \(method) is listed twice")
+            }
+            methods.append(method)
+        }
+        return methods
+    }
+
+    // MARK: Values
+
+    private static func name(_ node: ConfigNode) throws(ConfigError) -> String {
+        let name = try node.string(expected: "a name")
+        let allowed = name.unicodeScalars.allSatisfy { scalar in
+            scalar.isASCII
+                && (("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
+                    || scalar == "_" || scalar == "." || scalar == "-")
+        }
+        guard !name.isEmpty, allowed else {
+            throw node.error("names may use only letters, digits, '_', '.' and '-', got \(node.shown)")
+        }
+        return name
+    }
+
+    private static func pathPrefix(_ node: ConfigNode) throws(ConfigError) -> String {
+        let prefix = try node.string(expected: "a path prefix")
+        guard prefix.hasPrefix("/") else {
+            throw node.error("a path prefix must start with \"/\", got \(node.shown)")
+        }
+        guard !prefix.contains(where: { $0.isWhitespace || $0 == "?" || $0 == "#" }) else {
+            throw node.error("a path prefix is a path only (no spaces, query or fragment), got \(node.shown)")
+        }
+        return prefix
+    }
+
+    /// RFC 9110 `tchar`: what a method name may be made of.
+    private static func isTokenCharacter(_ scalar: Unicode.Scalar) -> Bool {
+        guard scalar.isASCII else { return false }
+        if ("A"..."Z").contains(scalar) || ("a"..."z").contains(scalar) || ("0"..."9").contains(scalar) { return true }
+        return "!#$%&'*+-.^_`|~".unicodeScalars.contains(scalar)
+    }
+
+    /// Two deployments that share a path prefix and a host (or both match any host) would
+    /// compete for the same requests with nothing to choose between them. A deployment with
+    /// hosts and one without are fine: the one naming the host is the more specific.
+    private static func indistinguishable(_ a: DeploymentConfig, _ b: DeploymentConfig) -> Bool {
+        guard a.pathPrefix == b.pathPrefix else { return false }
+        switch (a.hosts, b.hosts) {
+        case (nil, nil): return true
+        case (let x?, let y?): return !Set(x).isDisjoint(with: y)
+        default: return false
+        }
+    }
+
+    /// Same idea inside a deployment: same prefix, and a method both would accept.
+    private static func indistinguishable(_ a: EntryPointConfig, _ b: EntryPointConfig) -> Bool {
+        guard a.pathPrefix == b.pathPrefix else { return false }
+        switch (a.methods, b.methods) {
+        case (nil, nil): return true
+        case (let x?, let y?): return !Set(x).isDisjoint(with: y)
+        default: return false
+        }
+    }
+
+    // MARK: Errors from outside the tree
+
+    private static func syntaxError(_ error: YamlError, source: String) -> ConfigError {
+        func located(_ mark: Mark, _ text: String) -> ConfigError {
+            ConfigError(source: source, line: mark.line, column: mark.column, message: "invalid YAML: \(text)")
+        }
+        switch error {
+        case .scanner(let context, let problem, let mark, _),
+            .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
+            guard let context, !context.text.isEmpty else { return located(mark, problem) }
+            return located(mark, "\(problem) (\(context.text) at \(context.mark))")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            let keys = duplicates.map(ConfigNode.quoted).joined(separator: ", ")
+            return ConfigError(
+                source: source,
+                line: context.mark.line,
+                column: context.mark.column,
+                message: "duplicate key \(keys) in the same mapping"
+            )
+        case .reader(let problem, _, _, _):
+            return ConfigError(source: source, message: "cannot read YAML: \(problem)")
+        default:
+            return ConfigError(source: source, message: "invalid YAML: \(error)")
+        }
+    }
+
+    /// The whole file as UTF-8, with the system's reason when it cannot be read.
+    private static func readFile(_ path: String) throws(ConfigError) -> String {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else {
+            throw ConfigError(source: path, message: "cannot open: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else {
+                throw ConfigError(source: path, message: "cannot read: \(String(cString: strerror(errno)))")
+            }
+            if count == 0 { break }
+            bytes.append(contentsOf: buffer[0..<count])
+            guard bytes.count <= 16 * 1024 * 1024 else {
+                throw ConfigError(source: path, message: "larger than 16 MiB; is this the configuration file?")
+            }
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ConfigError(source: path, message: "not valid UTF-8 text")
+        }
+        return text
+    }
+}

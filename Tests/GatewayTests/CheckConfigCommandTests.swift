@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+
+/// `gateway check-config` as an operator runs it: the real binary on real files.
+@Suite struct CheckConfigCommandTests {
+    /// Writes `text` to a fresh file in a directory of its own and returns the path; the caller
+    /// removes the directory.
+    static func write(_ text: String, name: String = "gateway.yaml") throws -> (path: String, directory: URL) {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("check-config-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let file = directory.appendingPathComponent(name)
+        try Data(text.utf8).write(to: file)
+        return (file.path, directory)
+    }
+
+    @Test func goodFileSaysOk() async throws {
+        let (path, directory) = try Self.write(
+            """
+            listen: 127.0.0.1:8080
+            deployments:
+              - name: shop
+                entry_points:
+                  - {name: api, path_prefix: /api/}
+                  - {name: default, path_prefix: /}
+                backends: [127.0.0.1:9001, 127.0.0.1:9002]
+              - name: blog
+                hosts: [blog.local]
+                backends: [127.0.0.1:9003]
+            """
+        )
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let process = try ChildProcess.gateway(["check-config", path])
+        #expect(try await process.waitForExit() == 0)
+        try await process.waitForOutput(containing: "ok", in: .stdout)
+        #expect(process.stdoutLines == ["\(path): ok (2 deployments, 3 entry points, 3 backends)"])
+        #expect(process.stderrLines.isEmpty)
+    }
+
+    @Test func badFileNamesFileLineAndKey() async throws {
+        let (path, directory) = try Self.write(
+            """
+            listen: 127.0.0.1:8080
+            deployments:
+              - name: shop
+                entry_points:
+                  - name: api
+                    path_prefix: /api/
+                    max_requests: abc
+                backends: [127.0.0.1:9001]
+            """
+        )
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let process = try ChildProcess.gateway(["check-config", path])
+        #expect(try await process.waitForExit() == 1)
+        try await process.waitForOutput(containing: "max_requests", in: .stderr)
+        #expect(
+            process.stderrLines
+                == ["\(path):7:23: deployments[0].entry_points[0].max_requests: expected a positive integer, got \"abc\""]
+        )
+        #expect(process.stdoutLines.isEmpty)
+    }
+
+    @Test func missingFile() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("absent-\(UUID().uuidString).yaml").path
+        let process = try ChildProcess.gateway(["check-config", path])
+        #expect(try await process.waitForExit() == 1)
+        let line = try await process.waitForOutput(containing: path, in: .stderr)
+        #expect(line == "\(path): cannot open: No such file or directory")
+    }
+}
