@@ -24,7 +24,7 @@ struct SuspendTests {
         #expect(controller.point("shop", "http").rejection() == .suspended)
         #expect(controller.point("shop", "admin").rejection() == .suspended)
         #expect(controller.point("blog", "http").rejection() == nil)
-        #expect(try await controller.resume(.deployment("shop")) == .suspended)
+        #expect(try await controller.resume(.deployment("shop")) == .running)
         #expect(controller.point("shop", "http").rejection() == nil)
         let shop = SuspendScope.deployment("shop")
         #expect(events.all.map(\.state) == [.preSuspend, .suspending, .suspended, .running])
@@ -87,7 +87,7 @@ struct SuspendTests {
         let token = http.admit()
         let suspend = Task { try await controller.suspend(.deployment("shop"), timeout: .forever) }
         await events.wait(for: .deployment("shop"), .suspending)
-        #expect(try await controller.resume(.deployment("shop")) == .suspending)
+        #expect(try await controller.resume(.deployment("shop")) == .running)
         let result = try await suspend.value
         #expect(result == SuspendResult(drained: false, active: 1, state: .running, cancelled: true))
         #expect(!http.isDraining)
@@ -170,10 +170,10 @@ struct SuspendTests {
         let shop = controller.point("shop", "http")
         _ = try await controller.suspend(.gateway, timeout: .noWait)
         _ = try await controller.suspend(.deployment("shop"), timeout: .noWait)
-        #expect(try await controller.resume(.deployment("shop")) == .suspended)
+        #expect(try await controller.resume(.deployment("shop")) == .running)
         #expect(shop.rejection() == .suspended)  // the gateway bit still refuses
         #expect(shop.isDraining)
-        #expect(try await controller.resume(.gateway) == .suspended)
+        #expect(try await controller.resume(.gateway) == .running)
         #expect(shop.rejection() == nil)
         #expect(!shop.isDraining)
 

@@ -112,6 +112,29 @@ func bench(_ label: String, threads: Int, separateDeployments: Bool) {
     print("\(label): \(f1(median(nsPerPair))) ns/pair per thread, \(f2(median(pairsPerSecond) / 1e6)) M pairs/s total (median of \(repetitions) x \(threads) x \(iterations))")
 }
 
+@inline(never)
+func backendPairs(_ backend: BackendCounter, _ count: Int) {
+    for _ in 0..<count {
+        precondition(backend.acquire())
+        backend.release(failed: false)
+    }
+}
+
+/// Two threads on two backends of one deployment: nothing is shared but cache lines, so this
+/// is where false sharing between counters would show.
+func benchBackends(threads: Int) {
+    var nsPerPair: [Double] = []
+    for _ in 0..<repetitions {
+        let controller = RequestController(configuration: RequestControlConfiguration(
+            globalLimit: nil,
+            deployments: [.init(name: "d", limit: nil, entryPoints: [], backends: (0..<threads).map { "10.0.0.\($0):80" })]))
+        let backends = (0..<threads).map { controller.backend(deployment: "d", address: "10.0.0.\($0):80")! }
+        let elapsed = onThreads(threads) { index in backendPairs(backends[index], iterations) }
+        nsPerPair.append(Double(elapsed) / Double(iterations))
+    }
+    print("backend acquire+release, \(threads) thread(s), one backend each: \(f1(median(nsPerPair))) ns/pair per thread")
+}
+
 func benchClock() {
     var ns: [Double] = []
     var nsContinuous: [Double] = []
@@ -139,3 +162,5 @@ benchClock()
 bench("1 thread", threads: 1, separateDeployments: false)
 bench("2 threads, same entry point", threads: 2, separateDeployments: false)
 bench("2 threads, separate deployments (global shared)", threads: 2, separateDeployments: true)
+benchBackends(threads: 1)
+benchBackends(threads: 2)
