@@ -244,8 +244,11 @@ public final class RequestController: Sendable {
     /// Returns a scope to RUNNING from any state: clears its paused bit (backends: back in
     /// rotation), cancels a suspend in progress (it returns at once with `cancelled`), then
     /// calls the activities' `resume` in descending group order. The state is RUNNING before
-    /// the activities run, so admission restarts at once. Returns the state before the resume.
-    /// Resuming a RUNNING scope changes nothing and calls no activity.
+    /// the activities run, so admission restarts at once. Resuming a RUNNING scope changes
+    /// nothing and calls no activity.
+    ///
+    /// Returns the state of the scope when the call returned, like ``SuspendResult/state``:
+    /// RUNNING, unless a new suspend started meanwhile.
     @discardableResult
     public func resume(_ scope: SuspendScope) async throws(RequestControlError) -> SuspendState {
         let control = try control(for: scope)
@@ -253,7 +256,7 @@ public final class RequestController: Sendable {
         if previous != .running {
             await Self.run(activityGroups().reversed()) { await $0.resume(scope) }
         }
-        return previous
+        return control.state
     }
 
     /// The current state of a scope. Lock-free.
