@@ -32,7 +32,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         let process = try ChildProcess.gateway(["check-config", path])
         #expect(try await process.waitForExit() == 0)
-        try await process.waitForOutput(containing: "ok", in: .stdout)
+        try await process.waitForOutputToEnd()
         #expect(process.stdoutLines == ["\(path): ok (2 deployments, 3 entry points, 3 backends)"])
         #expect(process.stderrLines.isEmpty)
     }
@@ -53,7 +53,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         let process = try ChildProcess.gateway(["check-config", path])
         #expect(try await process.waitForExit() == 1)
-        try await process.waitForOutput(containing: "max_requests", in: .stderr)
+        try await process.waitForOutputToEnd()
         #expect(
             process.stderrLines
                 == ["\(path):7:23: deployments[0].entry_points[0].max_requests: expected a positive integer, got \"abc\""]

@@ -312,3 +312,29 @@ import Darwin
         return nil
     }
 }
+
+#if os(Linux)
+extension DemoBackendTests {
+    /// The echo streams: 100 MB through it must not grow the backend by anything like 100 MB.
+    @Test func echoDoesNotHoldTheBodyInMemory() async throws {
+        let backend = try await Self.start()
+        let total = 100 * 1024 * 1024
+        let response = try await TestHTTPClient.withConnection(port: backend.port, timeout: .seconds(120)) { client in
+            try await client.request(.POST, "/echo", chunks: GeneratedChunks(totalBytes: total), keepBody: false)
+        }
+        #expect(response.status == .ok)
+        #expect(response.bodyCount == total)
+        let peak = try #require(Self.peakResidentKilobytes(pid: backend.process.pid))
+        #expect(peak < 80 * 1024, "peak resident set \(peak) kB")
+    }
+
+    /// `VmHWM` from /proc: the most memory the process has had resident.
+    static func peakResidentKilobytes(pid: Int32) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return Int(line.dropFirst("VmHWM:".count).split(whereSeparator: \.isWhitespace).first ?? "")
+        }
+        return nil
+    }
+}
+#endif

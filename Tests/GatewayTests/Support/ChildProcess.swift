@@ -136,6 +136,20 @@ final class ChildProcess: Sendable {
         }
     }
 
+    /// Waits until the child has closed both stdout and stderr (normally: it has exited), so
+    /// that `stdoutLines` and `stderrLines` are complete.
+    func waitForOutputToEnd(timeout: Duration = .seconds(10)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while self.shared.state.withLock({ $0.openStreams > 0 }) {
+            if ContinuousClock.now >= deadline {
+                throw TestSupportError(
+                    "\(self.commandLine) kept its output open for more than \(timeout)\n\(self.outputDescription)"
+                )
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
     // MARK: Signals and exit
 
     /// Sends `signal` to the child (not its group), unless it has already been reaped.

@@ -90,11 +90,15 @@ final class TestHTTPClient {
 
     /// Sends a request with an optional body (with `Content-Length`, unless `headers` sets
     /// framing itself) and reads the whole response.
+    ///
+    /// - Parameter keepBody: `false` counts the response body (`bodyCount`) without keeping
+    ///   it, for responses too big to hold.
     func request(
         _ method: HTTPMethod = .GET,
         _ path: String,
         headers: [(String, String)] = [],
-        body: [UInt8]? = nil
+        body: [UInt8]? = nil,
+        keepBody: Bool = true
     ) async throws -> TestHTTPResponse {
         var head = self.makeHead(method, path, headers)
         if let body, !Self.hasFraming(head.headers) {
@@ -102,7 +106,7 @@ final class TestHTTPClient {
         }
         let outbound = self.outbound
         let finalHead = head
-        return try await self.exchange(head: head) {
+        return try await self.exchange(head: head, keepBody: keepBody) {
             try await outbound.write(.head(finalHead))
             if let body, !body.isEmpty {
                 try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body))))
@@ -121,7 +125,8 @@ final class TestHTTPClient {
         _ method: HTTPMethod = .POST,
         _ path: String,
         headers: [(String, String)] = [],
-        chunks: Chunks
+        chunks: Chunks,
+        keepBody: Bool = true
     ) async throws -> TestHTTPResponse where Chunks.Element == [UInt8] {
         var head = self.makeHead(method, path, headers)
         if !Self.hasFraming(head.headers) {
@@ -129,7 +134,7 @@ final class TestHTTPClient {
         }
         let outbound = self.outbound
         let finalHead = head
-        return try await self.exchange(head: head) {
+        return try await self.exchange(head: head, keepBody: keepBody) {
             try await outbound.write(.head(finalHead))
             for try await chunk in chunks where !chunk.isEmpty {
                 try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: chunk))))
@@ -239,6 +244,7 @@ final class TestHTTPClient {
     /// Writes the request (in a child task, through `send`) while reading the response here.
     private func exchange(
         head: HTTPRequestHead,
+        keepBody: Bool,
         send: @escaping @Sendable () async throws -> Void
     ) async throws -> TestHTTPResponse {
         let channel = self.channel
@@ -259,7 +265,7 @@ final class TestHTTPClient {
         }
         let response: TestHTTPResponse
         do {
-            response = try await self.readResponse(to: head)
+            response = try await self.readResponse(to: head, keepBody: keepBody)
         } catch {
             let writeError = await writer.value
             if timedOut.isSet {
@@ -283,15 +289,16 @@ final class TestHTTPClient {
         func set() { self.value.withLock { $0 = true } }
     }
 
-    private func readResponse(to request: HTTPRequestHead) async throws -> TestHTTPResponse {
+    private func readResponse(to request: HTTPRequestHead, keepBody: Bool) async throws -> TestHTTPResponse {
         var informational: [HTTPResponseHead] = []
         var head: HTTPResponseHead?
         var body: [UInt8] = []
+        var bodyCount = 0
         while true {
             guard let part = try await self.inbound.next() else {
                 throw TestSupportError(
                     "\(request.method) \(request.uri): connection closed "
-                        + (head.map { "after \(body.count) body bytes of a \($0.status.code) response" }
+                        + (head.map { "after \(bodyCount) body bytes of a \($0.status.code) response" }
                             ?? "before a response head")
                 )
             }
@@ -306,11 +313,13 @@ final class TestHTTPClient {
                         status: received.status,
                         headers: received.headers,
                         body: [],
+                        bodyCount: 0,
                         informational: informational
                     )
                 }
             case .body(let buffer):
-                body.append(contentsOf: buffer.readableBytesView)
+                bodyCount += buffer.readableBytes
+                if keepBody { body.append(contentsOf: buffer.readableBytesView) }
             case .end:
                 guard let head else { throw TestSupportError("\(request.uri): response end without a head") }
                 return TestHTTPResponse(
@@ -318,6 +327,7 @@ final class TestHTTPClient {
                     status: head.status,
                     headers: head.headers,
                     body: body,
+                    bodyCount: bodyCount,
                     informational: informational
                 )
             }

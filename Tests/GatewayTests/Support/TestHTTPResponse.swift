@@ -5,7 +5,10 @@ struct TestHTTPResponse: Sendable {
     var version: HTTPVersion
     var status: HTTPResponseStatus
     var headers: HTTPHeaders
+    /// The body, unless the request asked for it not to be kept (`keepBody: false`).
     var body: [UInt8]
+    /// Body bytes received, kept or not.
+    var bodyCount: Int
     /// 1xx heads (such as `100 Continue`) that arrived before the final one, in order.
     var informational: [HTTPResponseHead] = []
 

@@ -24,7 +24,7 @@ import Darwin
             environment: ["GREETING": "hello"]
         )
         #expect(try await child.waitForExit() == 3)
-        try await child.waitForOutput(containing: "partial", in: .stdout)
+        try await child.waitForOutputToEnd()
         #expect(child.stdoutLines == ["out-hello", "partial"])
         #expect(child.stderrLines == ["err"])
     }
