@@ -225,6 +225,10 @@ public final class RequestController: Sendable {
             control.counter.forget(drainPhase)
         }
         if drainOutcome == .cancelled { return cancelled() }
+        // The answer describes the drain itself: what the `suspended` activities do next (close
+        // upgraded tunnels, say) must not turn a timed-out drain into a reported success.
+        let drained = drainOutcome == .completed || control.counter.isDrained
+        let activeAtEnd = control.counter.active
 
         if leads {
             let phase = SuspendPhase()
@@ -236,9 +240,7 @@ public final class RequestController: Sendable {
             guard control.leave(attempt) else { return cancelled() }
         }
 
-        return SuspendResult(
-            drained: drainOutcome == .completed || control.counter.isDrained,
-            active: control.counter.active, state: control.state, cancelled: false)
+        return SuspendResult(drained: drained, active: activeAtEnd, state: control.state, cancelled: false)
     }
 
     /// Returns a scope to RUNNING from any state: clears its paused bit (backends: back in

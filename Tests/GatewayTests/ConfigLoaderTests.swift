@@ -336,7 +336,7 @@ import Testing
     }
 
     @Test(arguments: [
-        "8080", "localhost", "host:0", "host:65536", "host:", ":8080", "::1:80", "[::1]", "[::1]80", "[zz]:80",
+        "8080", "localhost", "host:65536", "host:", ":8080", "::1:80", "[::1]", "[::1]80", "[zz]:80",
         "a b:80", "host:80x", "host:+80", "host..x:80",
     ])
     func badAddresses(text: String) throws {
@@ -346,6 +346,18 @@ import Testing
         }
         let error = try #require(self.error("listen: \"\(text)\"\ndeployments: []\n"))
         #expect(error.keyPath == "listen")
+    }
+
+    @Test func portZeroOnlyForListeners() throws {
+        let config = try ConfigLoader.parse(
+            yaml: "listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\ndeployments:\n  - name: a\n    backends: [127.0.0.1:9]\n",
+            source: "t.yaml"
+        )
+        #expect(config.listen.port == 0)
+        #expect(config.admin.listen.port == 0)
+        let error = try #require(self.error("listen: 127.0.0.1:8080\ndeployments:\n  - name: a\n    backends: [127.0.0.1:0]\n"))
+        #expect(error.keyPath == "deployments[0].backends[0]")
+        #expect(error.message.contains("1 to 65535"))
     }
 
     @Test func positiveIntegers() throws {

@@ -51,17 +51,17 @@ enum ConfigLoader {
             "listen", "admin", "limits", "shutdown_timeout", "threads", "timeouts", "deployments",
         ])
         let listenNode = try map.required("listen")
-        let listen = try listenNode.hostPort()
+        let listen = try listenNode.hostPort(allowAnyPort: true)
         var admin = AdminConfig(listen: HostPort(host: "127.0.0.1", port: 9901))
         var adminListenNode = listenNode
         if let adminNode = map.optional("admin") {
             let adminMap = try adminNode.mapping(known: ["listen"])
             if let node = adminMap.optional("listen") {
-                admin.listen = try node.hostPort()
+                admin.listen = try node.hostPort(allowAnyPort: true)
                 adminListenNode = node
             }
         }
-        if admin.listen == listen {
+        if admin.listen == listen, listen.port != 0 {
             throw adminListenNode.error("the admin API cannot listen on \(listen) too: the proxy listens there")
         }
         var limits = LimitsConfig(maxRequests: nil, maxHeaderBytes: GatewayConfig.defaultMaxHeaderBytes, maxBodyBytes: nil)

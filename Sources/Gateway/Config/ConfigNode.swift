@@ -124,10 +124,11 @@ struct ConfigNode {
         return value
     }
 
-    /// A `host:port` address (`127.0.0.1:8080`, `[::1]:8080`, `localhost:8080`).
-    func hostPort() throws(ConfigError) -> HostPort {
+    /// A `host:port` address (`127.0.0.1:8080`, `[::1]:8080`, `localhost:8080`); port 0 only
+    /// for listeners (`allowAnyPort`).
+    func hostPort(allowAnyPort: Bool = false) throws(ConfigError) -> HostPort {
         let text = try self.string(expected: "an address host:port")
-        switch HostPort.parse(text) {
+        switch HostPort.parse(text, allowAnyPort: allowAnyPort) {
         case .success(let address): return address
         case .failure(let problem): throw self.error("\(problem.message), got \(self.shown)")
         }

@@ -1,9 +1,10 @@
 extension HostPort {
-    /// Parses `host:port`, `[ipv6]:port` or `name:port`, port 1-65535.
+    /// Parses `host:port`, `[ipv6]:port` or `name:port`, port 1-65535 (or 0 with
+    /// `allowAnyPort`: a listener that takes whatever free port the system gives it).
     ///
     /// The host is kept as written (lower-cased names, IPv6 without brackets); resolving names
     /// is left to the moment of connecting, so that `localhost` means what the host says.
-    static func parse(_ text: String) -> Result<HostPort, ConfigValueProblem> {
+    static func parse(_ text: String, allowAnyPort: Bool = false) -> Result<HostPort, ConfigValueProblem> {
         let host: Substring
         let portText: Substring
         if text.hasPrefix("[") {
@@ -32,8 +33,9 @@ extension HostPort {
                 return .failure(ConfigValueProblem("expected a host name or IP address before the port"))
             }
         }
-        guard let port = Int(portText), portText.allSatisfy(\.isNumber), (1...65535).contains(port) else {
-            return .failure(ConfigValueProblem("expected a port from 1 to 65535"))
+        let lowest = allowAnyPort ? 0 : 1
+        guard let port = Int(portText), portText.allSatisfy(\.isNumber), (lowest...65535).contains(port) else {
+            return .failure(ConfigValueProblem("expected a port from \(lowest) to 65535"))
         }
         return .success(HostPort(host: host.lowercased(), port: port))
     }

@@ -65,7 +65,8 @@ final class GatewayService: Service {
         logger.info(
             "gateway listening",
             metadata: [
-                "listen": "\(config.listen)", "admin": "\(config.admin.listen)", "threads": "\(threads)",
+                "listen": "\(Self.bound(listener, config.listen))", "admin": "\(Self.bound(admin, config.admin.listen))",
+                "threads": "\(threads)",
                 "deployments": "\(config.deployments.map(\.name).joined(separator: ","))",
                 "pid": "\(getpid())",
             ]
@@ -93,6 +94,14 @@ final class GatewayService: Service {
         try? await admin.close()
         try? await group.shutdownGracefully()
         logger.info("gateway stopped")
+    }
+}
+
+extension GatewayService {
+    /// The address a listener really bound (a configured port 0 becomes the port the system chose).
+    static func bound(_ channel: Channel, _ configured: HostPort) -> HostPort {
+        guard let port = channel.localAddress?.port else { return configured }
+        return HostPort(host: configured.host, port: port)
     }
 }
 

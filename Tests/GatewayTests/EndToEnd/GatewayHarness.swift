@@ -20,21 +20,21 @@ final class GatewayHarness: Sendable {
     ///   - yaml: the config; `{listen}`, `{admin}`, `{backends}` (a YAML flow list of every
     ///     backend address, live ones first) and `{backend0}`... are substituted.
     init(backends count: Int = 1, deadBackends: Int = 0, yaml: String) async throws {
+        // Every server binds port 0 and says which port it got, so parallel tests never race
+        // for a port that an outgoing connection might take in the meantime.
         var processes: [ChildProcess] = []
         var ports: [Int] = []
         for index in 0..<count {
-            let port = try freePort()
-            processes.append(try ChildProcess.gateway(["demo-backend", "--port", String(port), "--name", "b\(index)"]))
-            ports.append(port)
+            let backend = try ChildProcess.gateway(["demo-backend", "--port", "0", "--name", "b\(index)"])
+            let line = try await backend.waitForOutput(containing: "listening on", timeout: .seconds(20))
+            processes.append(backend)
+            ports.append(try Self.port(in: line, after: "listening on 127.0.0.1:"))
         }
         for _ in 0..<deadBackends { ports.append(try freePort()) }
-        for port in ports.prefix(count) { try await waitForPort(port) }
 
-        let port = try freePort()
-        let adminPort = try freePort()
         var text = yaml
-            .replacingOccurrences(of: "{listen}", with: "127.0.0.1:\(port)")
-            .replacingOccurrences(of: "{admin}", with: "127.0.0.1:\(adminPort)")
+            .replacingOccurrences(of: "{listen}", with: "127.0.0.1:0")
+            .replacingOccurrences(of: "{admin}", with: "127.0.0.1:0")
             .replacingOccurrences(of: "{backends}", with: "[" + ports.map { "127.0.0.1:\($0)" }.joined(separator: ", ") + "]")
         for (index, backendPort) in ports.enumerated() {
             text = text.replacingOccurrences(of: "{backend\(index)}", with: "127.0.0.1:\(backendPort)")
@@ -45,7 +45,9 @@ final class GatewayHarness: Sendable {
         try text.write(to: configPath, atomically: true, encoding: .utf8)
 
         let gateway = try ChildProcess.gateway(["run", "--config", configPath.path])
-        try await gateway.waitForOutput(containing: "gateway listening", timeout: .seconds(20))
+        let line = try await gateway.waitForOutput(containing: "gateway listening", timeout: .seconds(20))
+        let port = try Self.port(in: line, after: "listen=127.0.0.1:")
+        let adminPort = try Self.port(in: line, after: "admin=127.0.0.1:")
 
         self.backends = processes
         self.backendPorts = ports
@@ -57,6 +59,14 @@ final class GatewayHarness: Sendable {
 
     deinit {
         try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// The port number that follows `marker` in a log line.
+    static func port(in line: String, after marker: String) throws -> Int {
+        guard let range = line.range(of: marker) else { throw TestSupportError("no \(marker) in: \(line)") }
+        let digits = line[range.upperBound...].prefix { $0.isNumber }
+        guard let port = Int(digits), port > 0 else { throw TestSupportError("no port after \(marker) in: \(line)") }
+        return port
     }
 
     /// The common single-deployment config with optional limits.
