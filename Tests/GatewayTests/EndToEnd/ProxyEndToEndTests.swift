@@ -48,6 +48,22 @@ struct ProxyEndToEndTests {
         #expect(GatewayHarness.entryPoint(stats, "default")["total"] as? Int == 5)
     }
 
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        let h = try await GatewayHarness(yaml: GatewayHarness.simpleConfig())
+        // Three requests in one write; the first is slow, so the others wait behind it.
+        let requests =
+            "GET /sleep?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n"
+            + "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nsecond"
+            + "GET /status/404 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        let answer = try await TestHTTPClient.raw(port: h.port, requests)
+        let slept = try #require(answer.range(of: "slept 300 ms"))
+        let second = try #require(answer.range(of: "\r\n\r\nsecond"))
+        let third = try #require(answer.range(of: "HTTP/1.1 404"))
+        #expect(slept.upperBound <= second.lowerBound)
+        #expect(second.upperBound <= third.lowerBound)
+        #expect(answer.components(separatedBy: "HTTP/1.1 ").count == 4)
+    }
+
     @Test func forwardedHeadersAreSetAndHopByHopHeadersRemoved() async throws {
         let h = try await GatewayHarness(yaml: GatewayHarness.simpleConfig())
         let r = try await h.get(
