@@ -81,8 +81,10 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
 
     private func schedule(at when: NIODeadline) {
         guard let context else { return }
-        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: when) { [weak self] in
-            self?.fire()
+        // A strong capture: the timer is cancelled when the channel goes inactive, and a weak
+        // reference would move this handler's reference count to a side table (slow retains).
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: when) { [self] in
+            fire()
         }
     }
 
@@ -101,8 +103,8 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
             // Below the HTTP encoder: the bytes go to the socket as they are.
             let response = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
             let buffer = context.channel.allocator.buffer(string: response)
-            context.writeAndFlush(NIOAny(buffer)).assumeIsolated().whenComplete { [weak self] _ in
-                self?.context?.close(promise: nil)
+            context.writeAndFlush(NIOAny(buffer)).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
             }
         case .inRequest:
             break

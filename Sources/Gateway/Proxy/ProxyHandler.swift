@@ -220,14 +220,14 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         resetRequestState()
         keepAlive = head.isKeepAlive
 
-        let hostHeader = head.headers.first(name: "host")
-        let host = hostHeader.map(Router.hostName(fromHeader:))
+        let router = loop.router
+        let host = router.usesHosts ? head.headers.first(name: "host").flatMap(HostName.normalize) : nil
         let path = head.uri.utf8.first == UInt8(ascii: "/") ? Substring(head.uri) : Self.pathOfAbsoluteURI(head.uri)
-        guard let route = loop.router.route(host: host, path: path, method: head.method.rawValue) else {
+        guard let route = router.route(host: host, path: path, method: head.method.rawValue) else {
             respondLocally(
                 head: head,
                 status: .notFound,
-                reason: "no route for host \(hostHeader ?? "(none)") and path \(path)"
+                reason: "no route for host \(head.headers.first(name: "host") ?? "(none)") and path \(path)"
             )
             return
         }
@@ -652,8 +652,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private func scheduleResponseTimer() {
-        responseTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: responseDeadline) { [weak self] in
-            guard let self else { return }
+        // Strong capture: cancelled when the connection ends (see ConnectionTimeoutHandler).
+        responseTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: responseDeadline) { [self] in
             self.responseTimer = nil
             guard case .proxying = self.phase else { return }
             if self.responseDeadline > .now() {
@@ -712,24 +712,21 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     // MARK: Headers
 
-    /// Hop-by-hop headers (RFC 9110 7.6.1) are the business of one connection, never forwarded.
-    static let hopByHop: Set<String> = [
-        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
-        "te", "trailer", "transfer-encoding", "upgrade",
-    ]
-
     static func forwardedRequestHeaders(_ head: HTTPRequestHead, clientAddress: String, scheme: String) -> HTTPHeaders {
         var out = HTTPHeaders()
         let named = connectionTokens(head.headers)
+        var priorForwardedFor: [String] = []
         for (name, value) in head.headers {
-            let lower = name.lowercased()
-            if hopByHop.contains(lower) || named.contains(lower) || lower == "expect" { continue }
-            if lower == "x-forwarded-for" || lower == "x-forwarded-proto" || lower == "x-forwarded-host" { continue }
+            if HeaderName.isHopByHop(name) || HeaderName.equals(name, "expect") { continue }
+            if HeaderName.isForwarded(name) {
+                if HeaderName.equals(name, "x-forwarded-for") { priorForwardedFor.append(value) }
+                continue
+            }
+            if !named.isEmpty, named.contains(where: { HeaderName.equals($0, name) }) { continue }
             out.add(name: name, value: value)
         }
-        let prior = head.headers[canonicalForm: "x-forwarded-for"]
-        let chain = (prior.map(String.init) + [clientAddress]).joined(separator: ", ")
-        out.add(name: "x-forwarded-for", value: chain)
+        priorForwardedFor.append(clientAddress)
+        out.add(name: "x-forwarded-for", value: priorForwardedFor.joined(separator: ", "))
         out.add(name: "x-forwarded-proto", value: scheme)
         if let host = head.headers.first(name: "host") {
             out.add(name: "x-forwarded-host", value: host)
@@ -741,19 +738,19 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         var out = HTTPHeaders()
         let named = connectionTokens(headers)
         for (name, value) in headers {
-            let lower = name.lowercased()
-            if hopByHop.contains(lower) || named.contains(lower) { continue }
+            if HeaderName.isHopByHop(name) { continue }
+            if !named.isEmpty, named.contains(where: { HeaderName.equals($0, name) }) { continue }
             out.add(name: name, value: value)
         }
         return out
     }
 
-    private static func connectionTokens(_ headers: HTTPHeaders) -> Set<String> {
-        var tokens = Set<String>()
-        for value in headers[canonicalForm: "connection"] {
-            tokens.insert(value.lowercased())
+    /// Header names listed in `Connection` (other than its own keywords), which are hop-by-hop too.
+    private static func connectionTokens(_ headers: HTTPHeaders) -> [Substring] {
+        guard headers.contains(name: "connection") else { return [] }
+        return headers[canonicalForm: "connection"].filter {
+            !HeaderName.equals($0, "keep-alive") && !HeaderName.equals($0, "close") && !HeaderName.equals($0, "upgrade")
         }
-        return tokens
     }
 
     private static func isIdempotent(_ method: HTTPMethod?) -> Bool {

@@ -39,8 +39,11 @@ struct Router: Sendable {
 
     /// Longest prefix first; among equal prefixes host-specific deployments first.
     private let deployments: [DeploymentRoute]
+    /// Whether any deployment is chosen by host; if none is, the Host header is never parsed.
+    let usesHosts: Bool
 
     init(deployments: [DeploymentRoute]) {
+        self.usesHosts = deployments.contains { $0.hosts != nil }
         self.deployments = deployments.sorted { a, b in
             let la = a.pathPrefix.utf8.count, lb = b.pathPrefix.utf8.count
             if la != lb { return la > lb }
@@ -89,16 +92,5 @@ struct Router: Sendable {
             }
         }
         return nil
-    }
-
-    /// Normalises a Host header value: strips the port and lower-cases it.
-    static func hostName(fromHeader value: String) -> String {
-        var host = Substring(value)
-        if host.hasPrefix("[") {
-            if let end = host.firstIndex(of: "]") { host = host[host.startIndex...end] }
-        } else if let colon = host.lastIndex(of: ":") {
-            host = host[..<colon]
-        }
-        return host.lowercased()
     }
 }

@@ -45,7 +45,10 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
-    weak var delegate: (any UpstreamDelegate)?
+    /// The client-side handler of the exchange in progress; nil while pooled. Strong, and
+    /// cleared whenever an exchange ends (release to the pool, close): weak references put an
+    /// object's reference count in a side table, which made every retain on the request path slow.
+    var delegate: (any UpstreamDelegate)?
     /// Called when the connection closes while idle in the pool, so the pool can drop it.
     var onIdleClose: (() -> Void)?
     private var readPending = false
@@ -75,7 +78,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if let delegate {
+        if let delegate = self.delegate {
             self.delegate = nil
             delegate.upstreamClosed(error: nil)
         } else {

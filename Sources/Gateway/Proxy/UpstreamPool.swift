@@ -68,9 +68,10 @@ final class UpstreamPool {
             return
         }
         let backend = connection.backend
-        connection.handler.onIdleClose = { [weak self, weak connection] in
-            guard let self, let connection else { return }
-            self.remove(connection, backend: backend)
+        let id = ObjectIdentifier(connection)
+        // The pool lives as long as its event loop; no weak references on the request path.
+        connection.handler.onIdleClose = { [unowned self] in
+            self.remove(id, backend: backend)
         }
         list.append(connection)
         idle[backend] = list
@@ -92,9 +93,9 @@ final class UpstreamPool {
         }
     }
 
-    private func remove(_ connection: UpstreamConnection, backend: HostPort) {
+    private func remove(_ id: ObjectIdentifier, backend: HostPort) {
         guard var list = idle[backend] else { return }
-        list.removeAll { $0 === connection }
+        list.removeAll { ObjectIdentifier($0) == id }
         idle[backend] = list.isEmpty ? nil : list
     }
 }
