@@ -22,13 +22,14 @@ import Darwin
         extra: [String] = ["--log-requests"],
         environment: [String: String] = [:]
     ) async throws -> Backend {
-        let port = try freePort()
+        // Port 0: the backend takes a free port and names it, so parallel tests never race for
+        // a port that an outgoing connection could take between choosing and binding.
         let process = try ChildProcess.gateway(
-            ["demo-backend", "--port", String(port), "--name", name] + extra,
+            ["demo-backend", "--port", "0", "--name", name] + extra,
             environment: environment
         )
-        try await process.waitForOutput(containing: "listening on 127.0.0.1:\(port)", in: .stdout)
-        return Backend(process: process, port: port)
+        let line = try await process.waitForOutput(containing: "listening on 127.0.0.1:", in: .stdout)
+        return Backend(process: process, port: try GatewayHarness.port(in: line, after: "listening on 127.0.0.1:"))
     }
 
     // MARK: Endpoints
@@ -205,9 +206,10 @@ import Darwin
     // MARK: Port selection
 
     @Test func portComesFromTheEnvironment() async throws {
-        let port = try freePort()
-        let process = try ChildProcess.gateway(["demo-backend", "--name", "env"], environment: ["PORT": String(port)])
-        try await process.waitForOutput(containing: "listening on 127.0.0.1:\(port)", in: .stdout)
+        // PORT=0 (any free port) still proves the variable is read: without it the backend refuses to start.
+        let process = try ChildProcess.gateway(["demo-backend", "--name", "env"], environment: ["PORT": "0"])
+        let line = try await process.waitForOutput(containing: "listening on 127.0.0.1:", in: .stdout)
+        let port = try GatewayHarness.port(in: line, after: "listening on 127.0.0.1:")
         let response = try await TestHTTPClient.get(port: port, path: "/")
         #expect(response.bodyString.hasPrefix("env pid "))
     }

@@ -25,6 +25,7 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
     private var state = State.idle
     private var deadline = NIODeadline.distantFuture
     private var timer: Scheduled<Void>?
+    private var scheduledAt = NIODeadline.distantFuture
     private var context: ChannelHandlerContext?
 
     init(idleTimeout: TimeAmount, headerTimeout: TimeAmount) {
@@ -76,11 +77,17 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
 
     private func moveDeadline(_ amount: TimeAmount) {
         deadline = .now() + amount
-        if timer == nil { schedule(at: deadline) }
+        // A later deadline is found by the timer when it fires; an earlier one (the short header
+        // limit after the long idle one) needs the timer moved.
+        if timer == nil || deadline < scheduledAt {
+            timer?.cancel()
+            schedule(at: deadline)
+        }
     }
 
     private func schedule(at when: NIODeadline) {
         guard let context else { return }
+        scheduledAt = when
         // A strong capture: the timer is cancelled when the channel goes inactive, and a weak
         // reference would move this handler's reference count to a side table (slow retains).
         timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: when) { [self] in

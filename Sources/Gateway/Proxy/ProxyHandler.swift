@@ -272,14 +272,14 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func receivedBody(_ buffer: ByteBuffer) {
         requestBodyBytes += buffer.readableBytes
+        if phase == .connecting || phase == .proxying, let maxBody = loop.limits.maxBodyBytes, requestBodyBytes > maxBody {
+            failExchange(status: .payloadTooLarge, reason: "request body exceeds \(maxBody) bytes", backendFailed: false)
+            return
+        }
         switch phase {
         case .connecting:
             pendingParts.append(.body(.byteBuffer(buffer)))
         case .proxying:
-            if let maxBody = loop.limits.maxBodyBytes, requestBodyBytes > maxBody {
-                failExchange(status: .payloadTooLarge, reason: "request body exceeds \(maxBody) bytes", backendFailed: false)
-                return
-            }
             requestBodyForwarded = true
             upstream?.channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
         case .tunnel:

@@ -75,8 +75,10 @@ final class GatewayService: Service {
         // Wait for SIGTERM/SIGINT (the ServiceGroup turns them into a graceful shutdown).
         try? await gracefulShutdown()
 
+        // Trapped before anything is logged, so a second signal is never missed.
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         let secondSignal = Task {
-            for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+            for await signal in signals {
                 self.logger.warning("second signal during shutdown; exiting now", metadata: ["signal": "\(signal)"])
                 exit(1)
             }
