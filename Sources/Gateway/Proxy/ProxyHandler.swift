@@ -56,6 +56,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var responseStatus: Int?
     private var responseHeadWritten = false
     private var keepAlive = true
+    private var requestVersion = HTTPVersion.http1_1
     private var retried = false
     private var readPending = false
     private var pipelined = CircularBuffer<HTTPServerRequestPart>()
@@ -219,6 +220,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         timeouts?.requestHeadReceived()
         resetRequestState()
         keepAlive = head.isKeepAlive
+        requestVersion = head.version.major == 1 && head.version.minor == 0 ? .http1_0 : .http1_1
 
         let router = loop.router
         let host = router.usesHosts ? head.headers.first(name: "host").flatMap(HostName.normalize) : nil
@@ -414,7 +416,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
             if !head.isKeepAlive { upstreamReusable = false }
             responseStatus = Int(head.status.code)
-            var response = HTTPResponseHead(version: .http1_1, status: head.status)
+            // An HTTP/1.0 client gets a 1.0 response: no chunked framing it cannot read.
+            var response = HTTPResponseHead(version: requestVersion, status: head.status)
             response.headers = Self.forwardedResponseHeaders(head.headers)
             if !keepAlive || route?.controlPoint.isDraining == true {
                 keepAlive = false
@@ -639,7 +642,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         if !keepAlive { headers.add(name: "connection", value: "close") }
         responseStatus = Int(status.code)
         responseHeadWritten = true
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: requestVersion, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         writeEnd(trailers: nil, status: Int(status.code))
     }

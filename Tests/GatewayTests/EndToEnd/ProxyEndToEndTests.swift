@@ -242,6 +242,14 @@ struct ProxyEndToEndTests {
         #expect(try await h.get("/").status == .ok)
     }
 
+    @Test func http10ClientGetsAnUnchunkedResponseAndAClose() async throws {
+        let h = try await GatewayHarness(yaml: GatewayHarness.simpleConfig())
+        // The demo streams /bytes with a length, /echo of a chunked request without one.
+        let answer = try await TestHTTPClient.raw(port: h.port, "GET /bytes?n=5 HTTP/1.0\r\nHost: x\r\n\r\n")
+        #expect(answer.hasPrefix("HTTP/1.0 200 OK"))
+        #expect(!answer.lowercased().contains("transfer-encoding"))
+    }
+
     @Test func expectContinueIsAnsweredByTheGateway() async throws {
         let h = try await GatewayHarness(yaml: GatewayHarness.simpleConfig())
         let request = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
