@@ -88,6 +88,8 @@ struct RobustnessEndToEndTests {
         let status = try await h.gateway.waitForExit(timeout: .seconds(5))
         #expect(status == 1)
         #expect(ContinuousClock.now - started < .seconds(3))
-        slow.cancel()
+        // The gateway is gone, so the slow request ends at once; waiting for it keeps the harness
+        // (and the backend process it owns) from outliving the test.
+        _ = await slow.value
     }
 }
