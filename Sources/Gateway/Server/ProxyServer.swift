@@ -53,6 +53,10 @@ final class ProxyServer: Sendable {
                     try sync.configureHTTPServerPipeline(
                         withPipeliningAssistance: false,
                         withErrorHandling: false,
+                        // Response heads are the backend's, already parsed by NIO's decoder (no
+                        // CR/LF can survive it), or the gateway's own: a validator pass per
+                        // response would check what cannot be wrong.
+                        withOutboundHeaderValidation: false,
                         withEncoderConfiguration: .init(),
                         withDecoderLimitConfiguration: decoderLimits
                     )
