@@ -51,6 +51,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var upstreamHead: HTTPRequestHead?
     private var pendingParts: [HTTPClientRequestPart] = []
     private var requestEnded = false
+    /// The head announced a body (a length above zero, or chunked framing).
+    private var requestHasBody = false
+    /// The last response's end is written but not yet flushed out.
+    private var endWritePending = false
     private var requestBodyForwarded = false
     private var requestBodyBytes = 0
     private var responseStatus: Int?
@@ -220,6 +224,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         timeouts?.requestHeadReceived()
         resetRequestState()
         keepAlive = head.isKeepAlive
+        requestHasBody = head.headers.contains(name: "transfer-encoding")
+            || (head.headers.first(name: "content-length").flatMap(Int.init) ?? 0) > 0
         requestVersion = head.version.major == 1 && head.version.minor == 0 ? .http1_0 : .http1_1
 
         let router = loop.router
@@ -306,10 +312,13 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             upstream?.channel.writeAndFlush(HTTPClientRequestPart.end(trailers), promise: nil)
             armResponseTimer()
         case .discarding:
-            // A local response was already written; it closes the connection or waits for more.
-            phase = .idle
+            // A local response was already written; the connection waits for the next request,
+            // or closes once that response is out.
             if keepAlive {
+                phase = .idle
                 becameIdle()
+            } else if endWritePending {
+                phase = .closed
             } else {
                 closeNow()
             }
@@ -561,7 +570,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             closeNow()
             return
         }
-        keepAlive = keepAlive && requestEnded
+        if bodyStillComing { keepAlive = false }
         writeLocalResponse(status: status, reason: reason, retryAfter: retryAfter, extraHeaders: [])
     }
 
@@ -576,10 +585,13 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func writeEnd(trailers: HTTPHeaders?, status: Int) {
         finishingToken.take()?.complete(status: status)
         finishingToken = token.take()
-        let closeAfter = !keepAlive || !requestEnded
-        phase = requestEnded ? (closeAfter ? .closed : .idle) : .discarding
-        if !requestEnded { keepAlive = false }
+        // A body still on its way cannot share the connection with the next request; a request
+        // without one only has its end to come, and keeps the connection.
+        if bodyStillComing { keepAlive = false }
+        phase = requestEnded ? (keepAlive ? .idle : .closed) : .discarding
+        endWritePending = true
         context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { [self] result in
+            endWritePending = false
             if case .success = result {
                 finishingToken.take()?.complete(status: status)
             } else {
@@ -638,7 +650,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         if let retryAfter { headers.add(name: "retry-after", value: String(retryAfter)) }
         for (name, value) in extraHeaders { headers.add(name: name, value: value) }
         // A request whose body has not been read yet cannot share the connection with the next.
-        if !requestEnded || route?.controlPoint.isDraining == true { keepAlive = false }
+        if bodyStillComing || route?.controlPoint.isDraining == true { keepAlive = false }
         if !keepAlive { headers.add(name: "connection", value: "close") }
         responseStatus = Int(status.code)
         responseHeadWritten = true
@@ -689,6 +701,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         upstreamHead = nil
         pendingParts.removeAll(keepingCapacity: true)
         requestEnded = false
+        requestHasBody = false
         requestBodyForwarded = false
         requestBodyBytes = 0
         responseStatus = nil
@@ -755,6 +768,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             !HeaderName.equals($0, "keep-alive") && !HeaderName.equals($0, "close") && !HeaderName.equals($0, "upgrade")
         }
     }
+
+    private var bodyStillComing: Bool { requestHasBody && !requestEnded }
 
     private static func isIdempotent(_ method: HTTPMethod?) -> Bool {
         switch method {
