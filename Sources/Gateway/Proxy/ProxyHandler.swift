@@ -7,7 +7,7 @@ import RequestControl
 /// through RequestControl, forwards it to a backend over a pooled connection and streams both
 /// bodies with backpressure.
 ///
-/// One request at a time (NIO's pipelining handler before it serialises pipelined requests).
+/// One request at a time: pipelined requests wait in `pipelined` until the connection is idle.
 /// Every admitted request holds a `RequestToken` until its response end has been written or the
 /// request failed, so the drain of a scope waits for exactly the requests that are still running.
 ///
@@ -217,7 +217,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func receivedHead(_ head: HTTPRequestHead) {
         guard case .idle = phase else {
-            // The pipelining handler prevents this; a second head means a confused peer.
+            // channelRead queues pipelined heads until the connection is idle; reaching this
+            // would be a bug, and the connection's state could not be trusted.
             closeNow()
             return
         }
@@ -269,8 +270,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         upstreamHead = outbound
 
-        // The gateway answers 100-continue itself once the request is admitted and a backend
-        // chosen, so a refused client never sends its body.
+        // The gateway answers 100-continue itself once the request is admitted, so a refused
+        // client never sends its body (and the backend never needs to speak 100-continue).
         if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
             let interim = HTTPResponseHead(version: head.version, status: .continue)
             context.writeAndFlush(wrapOutboundOut(.head(interim)), promise: nil)
