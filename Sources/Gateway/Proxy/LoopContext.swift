@@ -32,8 +32,6 @@ final class LoopContext {
         connections[ObjectIdentifier(handler)] = nil
     }
 
-    var connectionCount: Int { connections.count }
-
     /// Closes the keep-alive connections that wait for their next request, so their clients
     /// reconnect (to another gateway, or later). Busy connections close after their response.
     /// A drain of one deployment closes only the idle connections whose last request went there.

@@ -56,6 +56,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// The last response's end is written but not yet flushed out.
     private var endWritePending = false
     private var requestBodyForwarded = false
+    /// The backend's response allows the connection to carry the next request.
+    private var upstreamReusable = true
     private var requestBodyBytes = 0
     private var responseStatus: Int?
     private var responseHeadWritten = false
@@ -99,7 +101,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             token.take()?.complete(status: 101)
         }
         phase = .closed
-        abortExchange(clientGone: true)
+        abortExchange()
         finishingToken.take()?.complete(status: nil)
         loop.unregister(self)
         context.fireChannelInactive()
@@ -107,7 +109,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         let answerable = !responseHeadWritten || phase == .idle
-        abortExchange(clientGone: true)
+        abortExchange()
         phase = .closed
         guard let parserError = error as? HTTPParserError, answerable else {
             context.close(promise: nil)
@@ -225,16 +227,15 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         timeouts?.requestHeadReceived()
         resetRequestState()
         keepAlive = head.isKeepAlive
-        requestHasBody = head.headers.contains(name: "transfer-encoding")
-            || (head.headers.first(name: "content-length").flatMap(Int.init) ?? 0) > 0
+        let declaredLength = head.headers.first(name: "content-length").flatMap(Int.init)
+        requestHasBody = head.headers.contains(name: "transfer-encoding") || (declaredLength ?? 0) > 0
         requestVersion = head.version.major == 1 && head.version.minor == 0 ? .http1_0 : .http1_1
 
         let router = loop.router
         let host = router.usesHosts ? head.headers.first(name: "host").flatMap(HostName.normalize) : nil
         let path = head.uri.utf8.first == UInt8(ascii: "/") ? Substring(head.uri) : Self.pathOfAbsoluteURI(head.uri)
         guard let route = router.route(host: host, path: path, method: head.method.rawValue) else {
-            respondLocally(
-                head: head,
+            writeLocalResponse(
                 status: .notFound,
                 reason: "no route for host \(head.headers.first(name: "host") ?? "(none)") and path \(path)"
             )
@@ -243,10 +244,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         self.route = route
         lastDeployment = route.deployment.name
 
-        if let maxBody = loop.limits.maxBodyBytes,
-            let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxBody
-        {
-            respondLocally(head: head, status: .payloadTooLarge, reason: "request body of \(length) bytes exceeds \(maxBody)")
+        if let maxBody = loop.limits.maxBodyBytes, let length = declaredLength, length > maxBody {
+            writeLocalResponse(status: .payloadTooLarge, reason: "request body of \(length) bytes exceeds \(maxBody)")
             return
         }
 
@@ -254,7 +253,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .run(let admitted):
             token = consume admitted
         case .rejected(let reason):
-            respondRejected(head: head, reason: reason, route: route)
+            respondRejected(reason: reason, route: route)
             return
         }
 
@@ -448,7 +447,6 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
     }
 
-    private var upstreamReusable = true
 
     func upstreamClosed(error: Error?) {
         guard case .proxying = phase, let connection = upstream else { return }
@@ -606,7 +604,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
     }
 
-    private func respondRejected(head: HTTPRequestHead, reason: RejectionReason, route: Router.Route) {
+    private func respondRejected(reason: RejectionReason, route: Router.Route) {
         let text: String
         let retryAfter: Int
         switch reason {
@@ -623,8 +621,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             text = "overloaded: entry point \(route.deployment.name)/\(route.controlPoint.entryPoint) is at its request limit"
             retryAfter = 1
         }
-        respondLocally(
-            head: head,
+        writeLocalResponse(
             status: .serviceUnavailable,
             reason: text,
             retryAfter: retryAfter,
@@ -632,18 +629,13 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         )
     }
 
-    /// A response the gateway produces itself before anything went to a backend.
-    private func respondLocally(
-        head: HTTPRequestHead,
+    /// A response the gateway produces itself: routing misses, refusals, backend failures.
+    private func writeLocalResponse(
         status: HTTPResponseStatus,
         reason: String,
         retryAfter: Int? = nil,
         extraHeaders: [(String, String)] = []
     ) {
-        writeLocalResponse(status: status, reason: reason, retryAfter: retryAfter, extraHeaders: extraHeaders)
-    }
-
-    private func writeLocalResponse(status: HTTPResponseStatus, reason: String, retryAfter: Int?, extraHeaders: [(String, String)]) {
         let body = "\(status.code) \(status.reasonPhrase): \(reason)\n"
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "text/plain; charset=utf-8")
@@ -685,7 +677,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     /// Releases everything the current exchange holds after the client went away.
-    private func abortExchange(clientGone: Bool) {
+    private func abortExchange() {
         responseTimer?.cancel()
         responseTimer = nil
         upstream?.close()
@@ -732,18 +724,17 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     static func forwardedRequestHeaders(_ head: HTTPRequestHead, clientAddress: String, scheme: String) -> HTTPHeaders {
         var out = HTTPHeaders()
         let named = connectionTokens(head.headers)
-        var priorForwardedFor: [String] = []
+        var forwardedFor = ""
         for (name, value) in head.headers {
             if HeaderName.isHopByHop(name) || HeaderName.equals(name, "expect") { continue }
             if HeaderName.isForwarded(name) {
-                if HeaderName.equals(name, "x-forwarded-for") { priorForwardedFor.append(value) }
+                if HeaderName.equals(name, "x-forwarded-for") { forwardedFor += value + ", " }
                 continue
             }
             if !named.isEmpty, named.contains(where: { HeaderName.equals($0, name) }) { continue }
             out.add(name: name, value: value)
         }
-        priorForwardedFor.append(clientAddress)
-        out.add(name: "x-forwarded-for", value: priorForwardedFor.joined(separator: ", "))
+        out.add(name: "x-forwarded-for", value: forwardedFor.isEmpty ? clientAddress : forwardedFor + clientAddress)
         out.add(name: "x-forwarded-proto", value: scheme)
         if let host = head.headers.first(name: "host") {
             out.add(name: "x-forwarded-host", value: host)

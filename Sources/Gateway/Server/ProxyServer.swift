@@ -76,13 +76,4 @@ final class ProxyServer: Sendable {
             }
         }
     }
-
-    /// The number of open client connections, summed over the loops.
-    func connectionCount() async -> Int {
-        var total = 0
-        for bound in contexts.values {
-            total += (try? await bound.eventLoop.submit { bound.value.connectionCount }.get()) ?? 0
-        }
-        return total
-    }
 }
