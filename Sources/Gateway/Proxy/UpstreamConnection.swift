@@ -49,7 +49,8 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// cleared whenever an exchange ends (release to the pool, close): weak references put an
     /// object's reference count in a side table, which made every retain on the request path slow.
     var delegate: (any UpstreamDelegate)?
-    /// Called when the connection closes while idle in the pool, so the pool can drop it.
+    /// Called when the connection closes without an exchange in progress, so the pool can drop it
+    /// if it holds it.
     var onIdleClose: (() -> Void)?
     private var readPending = false
     private var context: ChannelHandlerContext?

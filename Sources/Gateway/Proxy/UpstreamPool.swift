@@ -21,10 +21,10 @@ final class UpstreamPool {
     /// An idle live connection to `backend`, most recently used first (the likeliest to be alive).
     func takeIdle(_ backend: HostPort) -> UpstreamConnection? {
         eventLoop.preconditionInEventLoop()
-        while var list = idle[backend], let connection = list.popLast() {
-            idle[backend] = list.isEmpty ? nil : list
+        // Mutated in place: a copied-out array would be copied again (copy-on-write) on every
+        // request, since the dictionary still holds it.
+        while let connection = idle[backend]?.popLast() {
             if connection.isActive {
-                connection.handler.onIdleClose = nil
                 return connection
             }
         }
@@ -62,19 +62,20 @@ final class UpstreamPool {
         eventLoop.preconditionInEventLoop()
         connection.handler.delegate = nil
         guard connection.isActive else { return }
-        var list = idle[connection.backend] ?? []
-        guard list.count < maxIdlePerBackend else {
+        let backend = connection.backend
+        guard idle[backend, default: []].count < maxIdlePerBackend else {
             connection.close()
             return
         }
-        let backend = connection.backend
-        let id = ObjectIdentifier(connection)
-        // The pool lives as long as its event loop; no weak references on the request path.
-        connection.handler.onIdleClose = { [unowned self] in
-            self.remove(id, backend: backend)
+        if connection.handler.onIdleClose == nil {
+            // Set once per connection (not per exchange: a closure is an allocation). Removing a
+            // connection that is not idle is a no-op. The pool lives as long as its event loop.
+            let id = ObjectIdentifier(connection)
+            connection.handler.onIdleClose = { [unowned self] in
+                self.remove(id, backend: backend)
+            }
         }
-        list.append(connection)
-        idle[backend] = list
+        idle[backend, default: []].append(connection)
     }
 
     /// Closes the idle connections to one backend (it left the rotation), or to all.
@@ -94,8 +95,6 @@ final class UpstreamPool {
     }
 
     private func remove(_ id: ObjectIdentifier, backend: HostPort) {
-        guard var list = idle[backend] else { return }
-        list.removeAll { ObjectIdentifier($0) == id }
-        idle[backend] = list.isEmpty ? nil : list
+        idle[backend]?.removeAll { ObjectIdentifier($0) == id }
     }
 }
