@@ -29,7 +29,10 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
         .target(name: "RequestControl"),
-        .target(name: "Supervisor"),
+        .target(
+            name: "Supervisor",
+            dependencies: [.product(name: "Logging", package: "swift-log")]
+        ),
         .executableTarget(
             name: "Gateway",
             dependencies: [
