@@ -51,6 +51,8 @@ struct AdminAPI: Sendable {
     let controller: RequestController
     /// The timeout a suspend uses when the call gives none (the configured shutdown timeout).
     let defaultSuspendTimeout: Duration
+    /// Processes, reload and shutdown; nil in tests of the RequestControl endpoints alone.
+    var operations: GatewayOperations? = nil
 
     func handle(_ request: AdminRequest) async -> AdminResponse {
         switch (request.method, request.path) {
@@ -67,7 +69,16 @@ struct AdminAPI: Sendable {
             return await suspend(request)
         case ("POST", "/resume"):
             return await resume(request)
-        case (_, "/health"), (_, "/ready"), (_, "/stats"), (_, "/metrics"), (_, "/suspend"), (_, "/resume"):
+        case ("GET", "/processes"):
+            return await processes()
+        case ("POST", "/reload"):
+            return await reload()
+        case ("POST", "/shutdown"):
+            return shutdown(request)
+        case (_, _) where request.path.hasPrefix("/deployments/"):
+            return await deploymentOperation(request)
+        case (_, "/health"), (_, "/ready"), (_, "/stats"), (_, "/metrics"), (_, "/suspend"), (_, "/resume"),
+            (_, "/processes"), (_, "/reload"), (_, "/shutdown"):
             return .error(405, "method \(request.method) not allowed on \(request.path)")
         default:
             return .error(404, "no admin endpoint \(request.path)")
@@ -93,9 +104,9 @@ struct AdminAPI: Sendable {
 
     private func suspend(_ request: AdminRequest) async -> AdminResponse {
         let scope: SuspendScope
-        switch Self.scope(from: request.query, allowing: ["timeout"]) {
+        switch await scope(from: request.query, allowing: ["timeout"]) {
         case .success(let s): scope = s
-        case .failure(let error): return .error(400, error.message)
+        case .failure(let error): return .error(error.status, error.message)
         }
         var timeout = SuspendTimeout.after(defaultSuspendTimeout)
         if let raw = request.query["timeout"] {
@@ -114,9 +125,9 @@ struct AdminAPI: Sendable {
 
     private func resume(_ request: AdminRequest) async -> AdminResponse {
         let scope: SuspendScope
-        switch Self.scope(from: request.query, allowing: []) {
+        switch await scope(from: request.query, allowing: []) {
         case .success(let s): scope = s
-        case .failure(let error): return .error(400, error.message)
+        case .failure(let error): return .error(error.status, error.message)
         }
         do {
             let previous = try await controller.resume(scope)
@@ -129,6 +140,35 @@ struct AdminAPI: Sendable {
 
     struct ParameterError: Error {
         var message: String
+        var status = 400
+    }
+
+    /// `instance=N` (with `deployment`) names the backend of a supervised instance by the name
+    /// operators know, whatever port it has now.
+    private func scope(from query: [String: String], allowing extra: Set<String>) async -> Result<SuspendScope, ParameterError> {
+        guard let instance = query["instance"] else { return Self.scope(from: query, allowing: extra) }
+        var rest = query
+        rest["instance"] = nil
+        guard rest["backend"] == nil, rest["entry_point"] == nil else {
+            return .failure(ParameterError(message: "give instance, backend or entry_point, not several"))
+        }
+        guard let deployment = query["deployment"], !deployment.isEmpty else {
+            return .failure(ParameterError(message: "instance needs a deployment parameter"))
+        }
+        guard let index = Int(instance), index > 0 else {
+            return .failure(ParameterError(message: "instance must be an instance number such as 2, got '\(instance)'"))
+        }
+        guard let operations else {
+            return .failure(ParameterError(message: "the gateway supervises no processes", status: 404))
+        }
+        let rows = await operations.supervisor.status()
+        guard let row = rows.first(where: { $0.deployment == deployment && $0.index == index && $0.pid != nil }),
+            let port = row.port
+        else {
+            return .failure(ParameterError(message: "no running instance \(deployment)#\(index)", status: 404))
+        }
+        rest["backend"] = HostPort(host: "127.0.0.1", port: port).description
+        return Self.scope(from: rest, allowing: extra)
     }
 
     /// `deployment`, `entry_point` (needs `deployment`) and `backend` (needs `deployment`) name

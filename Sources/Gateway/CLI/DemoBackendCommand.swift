@@ -25,8 +25,8 @@ struct DemoBackendCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on; $PORT when absent.")
     var port: Int?
 
-    @Option(help: "Name this backend answers with.")
-    var name: String = "demo"
+    @Option(help: "Name this backend answers with; $GATEWAY_INSTANCE (set by the gateway's supervisor) or \"demo\" when absent.")
+    var name: String?
 
     @Option(help: "Address to listen on.")
     var host: String = "127.0.0.1"
@@ -53,7 +53,7 @@ struct DemoBackendCommand: AsyncParsableCommand {
         let backend = DemoBackend(
             host: self.host,
             port: port,
-            name: self.name,
+            name: self.name ?? getenv("GATEWAY_INSTANCE").map { String(cString: $0) } ?? "demo",
             drainTimeout: .milliseconds(Int64(self.shutdownTimeout * 1000)),
             logRequests: self.logRequests
         )

@@ -30,7 +30,7 @@ struct RunCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("gateway: invalid configuration: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        let service = GatewayService(config: loaded, logger: logger)
+        let service = GatewayService(config: loaded, configPath: config, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: service)],

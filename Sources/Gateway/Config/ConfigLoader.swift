@@ -1,3 +1,4 @@
+import Supervisor
 import Yams
 
 #if canImport(Glibc)
@@ -130,7 +131,9 @@ enum ConfigLoader {
         return result
     }
 
-    private static let deploymentKeys = ["name", "hosts", "path_prefix", "max_requests", "entry_points", "backends"]
+    private static let deploymentKeys = [
+        "name", "hosts", "path_prefix", "max_requests", "entry_points", "backends", "process",
+    ]
 
     private static func deployment(_ node: ConfigNode) throws(ConfigError) -> DeploymentConfig {
         let map = try node.mapping(known: Self.deploymentKeys)
@@ -148,9 +151,19 @@ enum ConfigLoader {
         if let entryPointsNode = map.optional("entry_points") {
             entryPoints = try Self.entryPoints(entryPointsNode)
         }
-        let backendsNode = try map.required("backends")
-        let backendItems = try backendsNode.list()
-        guard !backendItems.isEmpty else {
+        var process: ProcessSpec?
+        switch (map.optional("backends"), map.optional("process")) {
+        case (nil, nil):
+            throw node.error("give the deployment's `backends` (addresses) or a `process` the gateway runs")
+        case (_?, _?):
+            throw node.error("give `backends` or `process`, not both")
+        case (nil, let processNode?):
+            process = try ProcessConfigParser.parse(processNode, baseDirectory: Self.directory(of: node.source))
+        case (_?, nil):
+            break
+        }
+        let backendItems = try map.optional("backends")?.list() ?? []
+        if let backendsNode = map.optional("backends"), backendItems.isEmpty {
             throw backendsNode.error("expected at least one backend address")
         }
         var backends: [HostPort] = []
@@ -167,8 +180,16 @@ enum ConfigLoader {
             pathPrefix: pathPrefix,
             maxRequests: maxRequests,
             entryPoints: entryPoints,
-            backends: backends
+            backends: backends,
+            process: process
         )
+    }
+
+    /// The directory of a configuration file, for relative paths inside it.
+    static func directory(of source: String) -> String {
+        guard let slash = source.lastIndex(of: "/") else { return "." }
+        let directory = String(source[..<slash])
+        return directory.isEmpty ? "/" : directory
     }
 
     private static func hosts(_ node: ConfigNode) throws(ConfigError) -> [String] {

@@ -1,3 +1,5 @@
+import Supervisor
+
 /// The gateway's configuration as loaded from YAML and validated.
 ///
 /// Plain values only: the parser (`ConfigLoader`) turns a file into this, the rest of the
@@ -55,7 +57,10 @@ struct DeploymentConfig: Sendable, Equatable {
     var maxRequests: Int?
     /// Never empty: absent in YAML means one entry point named "default" with prefix "/".
     var entryPoints: [EntryPointConfig]
+    /// Fixed addresses; empty when the gateway runs the deployment's processes itself.
     var backends: [HostPort]
+    /// The instances the gateway supervises; their addresses join the rotation when ready.
+    var process: ProcessSpec?
 }
 
 struct EntryPointConfig: Sendable, Equatable {

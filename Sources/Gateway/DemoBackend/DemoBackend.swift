@@ -54,8 +54,9 @@ struct DemoBackend: Service {
         try? await gracefulShutdown()
 
         try? await server.close()
+        let inFlight = DemoRequestHandler.inFlight.load(ordering: .relaxed)
         let open = tracker.quiesceAll()
-        Self.say("demo-backend \(name) shutting down: stopped accepting, \(open) connections open")
+        Self.say("demo-backend \(name) shutting down: stopped accepting, \(open) connections open, \(inFlight) requests in flight")
         let left = await tracker.waitUntilDrained(timeout: self.drainTimeout, on: server.eventLoop)
         if left > 0 {
             Self.say("demo-backend \(name) drain timed out after \(self.drainTimeout): closing \(left) connections")

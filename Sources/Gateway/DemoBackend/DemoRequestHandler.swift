@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// Answers the demo backend's HTTP/1.1 requests on one connection.
 ///
@@ -45,6 +46,11 @@ final class DemoRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private static let chunkSize = 64 * 1024
+
+    /// Requests of this process between their head and their response's end (or their
+    /// connection's loss). Printed at shutdown, so a test can check from the backend's side
+    /// that the gateway had drained it before it was signalled.
+    static let inFlight = Atomic<Int>(0)
 
     private let name: String
     private let pid: Int32
@@ -95,6 +101,10 @@ final class DemoRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if case .sleeping(_, let timer) = self.state {
             timer.cancel()
         }
+        switch self.state {
+        case .idle, .closed: break
+        default: Self.inFlight.wrappingSubtract(1, ordering: .relaxed)
+        }
         self.state = .closed
         context.fireChannelInactive()
     }
@@ -139,6 +149,7 @@ final class DemoRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func requestHead(context: ChannelHandlerContext, head: HTTPRequestHead) {
         guard case .idle = self.state else { return }
+        Self.inFlight.wrappingAdd(1, ordering: .relaxed)
         if self.logRequests {
             DemoBackend.say("demo-backend \(self.name) request \(head.method.rawValue) \(head.uri)")
         }
@@ -286,6 +297,9 @@ final class DemoRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func endResponse(context: ChannelHandlerContext, request: Request) {
+        if case .idle = self.state {} else if case .closed = self.state {} else {
+            Self.inFlight.wrappingSubtract(1, ordering: .relaxed)
+        }
         self.state = .idle
         self.needsFlush = false
         let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))

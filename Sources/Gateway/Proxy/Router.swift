@@ -2,8 +2,8 @@ import RequestControl
 
 /// Maps a request (host, path, method) to a deployment and one of its entry points.
 ///
-/// Built once per configuration and immutable afterwards, so every event loop reads it without
-/// locks. Deployments are chosen by host, then by the longest path prefix; a deployment that names
+/// Immutable: a change of configuration or of the backends in rotation builds a new one, which
+/// every event loop swaps in, so the request path reads it without locks. Deployments are chosen by host, then by the longest path prefix; a deployment that names
 /// the request's host wins over an any-host deployment with the same prefix length. Inside the
 /// deployment the entry point with the longest matching prefix whose method list allows the
 /// request wins.
@@ -52,29 +52,37 @@ struct Router: Sendable {
     }
 
     /// Builds the routes of a configuration on top of the controller that counts them.
-    init(config: GatewayConfig, controller: RequestController) {
+    ///
+    /// - Parameter backends: the addresses in rotation per deployment (the configured ones, and
+    ///   the supervised instances that are ready); every one must be counted by `controller`.
+    init(config: GatewayConfig, controller: RequestController, backends: [String: [HostPort]]) {
         var routes: [DeploymentRoute] = []
         for deployment in config.deployments {
-            let entryPoints = deployment.entryPoints.map { ep in
-                EntryPointRoute(
-                    name: ep.name,
-                    pathPrefix: ep.pathPrefix,
-                    methods: ep.methods.map(Set.init),
-                    controlPoint: controller.controlPoint(deployment: deployment.name, entryPoint: ep.name)!
-                )
+            let entryPoints = deployment.entryPoints.compactMap { ep -> EntryPointRoute? in
+                guard let point = controller.controlPoint(deployment: deployment.name, entryPoint: ep.name) else { return nil }
+                return EntryPointRoute(name: ep.name, pathPrefix: ep.pathPrefix, methods: ep.methods.map(Set.init), controlPoint: point)
             }
-            let backends = deployment.backends.map { controller.backend(deployment: deployment.name, address: $0.description)! }
+            let members = (backends[deployment.name] ?? []).compactMap { address -> (HostPort, BackendCounter)? in
+                controller.backend(deployment: deployment.name, address: address.description).map { (address, $0) }
+            }
             routes.append(
                 DeploymentRoute(
                     name: deployment.name,
                     hosts: deployment.hosts.map(Set.init),
                     pathPrefix: deployment.pathPrefix,
                     entryPoints: entryPoints,
-                    balancer: LoadBalancer(backends: zip(deployment.backends, backends).map { ($0, $1) })
+                    balancer: LoadBalancer(backends: members)
                 )
             )
         }
         self.init(deployments: routes)
+    }
+
+    /// The routes of a configuration whose backends are all fixed addresses.
+    init(config: GatewayConfig, controller: RequestController) {
+        self.init(
+            config: config, controller: controller,
+            backends: Dictionary(uniqueKeysWithValues: config.deployments.map { ($0.name, $0.backends) }))
     }
 
     /// - Parameters:

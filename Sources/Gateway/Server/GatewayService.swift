@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import RequestControl
 import ServiceLifecycle
+import Supervisor
 import UnixSignals
 
 /// The running gateway: proxy listener, admin listener and RequestControl, with the graceful
@@ -11,11 +12,13 @@ import UnixSignals
 /// timeout, exit). Runs inside a swift-service-lifecycle `ServiceGroup`.
 final class GatewayService: Service {
     let config: GatewayConfig
+    let configPath: String?
     let logger: Logger
     let controller: RequestController
 
-    init(config: GatewayConfig, logger: Logger) {
+    init(config: GatewayConfig, configPath: String? = nil, logger: Logger) {
         self.config = config
+        self.configPath = configPath
         self.logger = logger
         let stateLogger = logger
         self.controller = RequestController(
@@ -28,25 +31,40 @@ final class GatewayService: Service {
     }
 
     static func requestControlConfiguration(_ config: GatewayConfig) -> RequestControlConfiguration {
-        RequestControlConfiguration(
-            globalLimit: config.limits.maxRequests,
-            deployments: config.deployments.map { d in
-                .init(
-                    name: d.name,
-                    limit: d.maxRequests,
-                    entryPoints: d.entryPoints.map { .init(name: $0.name, limit: $0.maxRequests) },
-                    backends: d.backends.map(\.description)
-                )
-            }
-        )
+        BackendMembership.requestControlConfiguration(config)
     }
 
     func run() async throws {
+        // Trapped before anything else, so a reload request is never the default action (exit).
+        let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
         let threads = config.threads ?? System.coreCount
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let router = Router(config: config, controller: controller)
         let server = try ProxyServer(group: group, config: config, router: router, logger: logger)
-        controller.register(ProxyActivity(server: server, config: config), group: 0)
+        controller.register(ProxyActivity(server: server), group: 0)
+        let membership = BackendMembership(config: config, controller: controller, server: server, logger: logger)
+
+        let executable = Self.executablePath()
+        var watchdog: GroupWatchdogClient?
+        if config.deployments.contains(where: { $0.process != nil }) || configPath != nil {
+            do {
+                watchdog = try GroupWatchdogClient.start(executable: [executable, "_watchdog"])
+            } catch {
+                logger.warning("no process-group watchdog; children may outlive a gateway killed with SIGKILL", metadata: ["error": "\(error)"])
+            }
+        }
+        let spawner = ProcessSpawner(launcher: [executable, "_launch", "--"], relay: .standard(), watchdog: watchdog)
+        let supervisor = ProcessSupervisor(
+            spawner: spawner,
+            delegate: SupervisedBackends(
+                membership: membership, controller: controller, prober: HealthProber(group: group), server: server, logger: logger),
+            logger: logger,
+            environment: ProcessInfo.processInfo.environment
+        )
+        let (shutdownRequests, shutdownContinuation) = AsyncStream<Duration?>.makeStream()
+        let operations = GatewayOperations(
+            supervisor: supervisor, membership: membership, controller: controller, configPath: configPath,
+            executablePath: executable, logger: logger, shutdownRequests: shutdownContinuation)
 
         let listener: Channel
         let admin: Channel
@@ -55,7 +73,7 @@ final class GatewayService: Service {
             admin = try await AdminServer.bind(
                 host: config.admin.listen.host,
                 port: config.admin.listen.port,
-                api: AdminAPI(controller: controller, defaultSuspendTimeout: config.shutdownTimeout),
+                api: AdminAPI(controller: controller, defaultSuspendTimeout: config.shutdownTimeout, operations: operations),
                 group: group
             )
         } catch {
@@ -71,9 +89,46 @@ final class GatewayService: Service {
                 "pid": "\(getpid())",
             ]
         )
+        for deployment in config.deployments {
+            if let spec = deployment.process {
+                await supervisor.add(deployment: deployment.name, spec: operations.resolve(spec))
+            }
+        }
 
-        // Wait for SIGTERM/SIGINT (the ServiceGroup turns them into a graceful shutdown).
-        try? await gracefulShutdown()
+        let reloads = Task {
+            for await _ in reloadSignals {
+                self.logger.info("SIGHUP: reloading the configuration")
+                do {
+                    _ = try await operations.reload()
+                } catch {
+                    self.logger.error("reload failed", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        defer { reloads.cancel() }
+
+        // Wait for SIGTERM/SIGINT (the ServiceGroup turns them into a graceful shutdown) or for
+        // POST /shutdown, whichever comes first.
+        let requestedTimeout: Duration? = await withTaskGroup(of: Duration??.self) { waits in
+            waits.addTask {
+                try? await gracefulShutdown()
+                return .some(nil)
+            }
+            waits.addTask {
+                for await timeout in shutdownRequests { return .some(timeout) }
+                return nil
+            }
+            var result: Duration?? = nil
+            while let next = await waits.next() {
+                if let value = next {
+                    result = value
+                    break
+                }
+            }
+            waits.cancelAll()
+            return result ?? nil
+        }
+        let shutdownTimeout = requestedTimeout ?? config.shutdownTimeout
 
         // Trapped before anything is logged, so a second signal is never missed.
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
@@ -85,17 +140,28 @@ final class GatewayService: Service {
         }
         defer { secondSignal.cancel() }
 
-        logger.info("shutting down: no longer accepting", metadata: ["timeout": "\(config.shutdownTimeout)"])
+        logger.info("shutting down: no longer accepting", metadata: ["timeout": "\(shutdownTimeout)"])
         try? await listener.close()
-        let result = try await controller.suspend(.gateway, timeout: .after(config.shutdownTimeout))
+        let result = try await controller.suspend(.gateway, timeout: .after(shutdownTimeout))
         logger.info(
             "shutdown drain finished",
             metadata: ["drained": "\(result.drained)", "active": "\(result.active)"]
         )
         await server.forEachLoop { $0.closeAllConnections() }
+        // The gateway has drained: nothing is in flight to the instances any more.
+        await supervisor.shutdown(drain: false)
+        watchdog?.close()
         try? await admin.close()
         try? await group.shutdownGracefully()
         logger.info("gateway stopped")
+    }
+
+    /// The running binary, for the `_launch` wrapper, the watchdog and `command: [gateway, ...]`.
+    static func executablePath() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard count > 0 else { return CommandLine.arguments[0] }
+        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
 

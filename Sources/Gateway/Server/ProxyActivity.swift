@@ -6,15 +6,9 @@ import RequestControl
 /// connections to a backend that leaves the rotation are dropped.
 final class ProxyActivity: SuspendableActivity {
     private let server: ProxyServer
-    private let backendAddresses: [String: HostPort]
 
-    init(server: ProxyServer, config: GatewayConfig) {
+    init(server: ProxyServer) {
         self.server = server
-        var addresses: [String: HostPort] = [:]
-        for deployment in config.deployments {
-            for backend in deployment.backends { addresses[backend.description] = backend }
-        }
-        self.backendAddresses = addresses
     }
 
     func preSuspend(_ scope: SuspendScope) async {
@@ -27,7 +21,8 @@ final class ProxyActivity: SuspendableActivity {
             // Responses in the scope carry Connection: close; other entry points keep the connection.
             break
         case .backend(_, let address):
-            guard let backend = backendAddresses[address] else { return }
+            // Backends come and go (supervised instances), so the address is read from the scope.
+            guard case .success(let backend) = HostPort.parse(address, allowAnyPort: false) else { return }
             await server.forEachLoop { $0.pool.closeIdle(backend: backend) }
         }
     }

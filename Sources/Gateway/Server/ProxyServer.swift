@@ -31,8 +31,6 @@ final class ProxyServer: Sendable {
     /// Binds the listener; the returned channel is closed to stop accepting.
     func bind() async throws -> Channel {
         let contexts = self.contexts
-        let limits = config.limits
-        let timeouts = config.timeouts
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -41,6 +39,9 @@ final class ProxyServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let loop = contexts[ObjectIdentifier(channel.eventLoop)]!.value
+                    // Read per connection: a reload changes them for the connections after it.
+                    let timeouts = loop.timeouts
+                    let limits = loop.limits
                     let timeoutHandler = ConnectionTimeoutHandler(
                         idleTimeout: TimeAmount(timeouts.idle),
                         headerTimeout: TimeAmount(timeouts.requestHeader)

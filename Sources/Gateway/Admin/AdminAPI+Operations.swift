@@ -1,0 +1,224 @@
+import Foundation
+import RequestControl
+import Supervisor
+
+/// The supervisor's endpoints: the process table, rolling restarts, instance stop/start/restart,
+/// reload and shutdown.
+extension AdminAPI {
+    func processes() async -> AdminResponse {
+        guard let operations else { return .json(200, ProcessTable(processes: [])) }
+        let rows = await operations.supervisor.status()
+        var backends: [String: BackendSnapshot] = [:]
+        for deployment in controller.snapshot().deployments {
+            for backend in deployment.backends { backends["\(deployment.name) \(backend.address)"] = backend }
+        }
+        let entries = rows.map { row -> ProcessEntry in
+            let backend = row.port.flatMap { backends["\(row.deployment) \(HostPort(host: "127.0.0.1", port: $0))"] }
+            return ProcessEntry(row, active: backend?.active ?? 0, total: backend?.total ?? 0)
+        }
+        return .json(200, ProcessTable(processes: entries))
+    }
+
+    func reload() async -> AdminResponse {
+        guard let operations else { return .error(409, "the gateway was not started from a configuration file") }
+        do {
+            let changes = try await operations.reload()
+            return .json(200, ReloadAnswer(ok: true, changes: changes))
+        } catch {
+            switch error {
+            case .busy: return .error(409, error.description)
+            case .noConfigFile: return .error(409, error.description)
+            case .invalid: return .error(400, error.description)
+            }
+        }
+    }
+
+    func shutdown(_ request: AdminRequest) -> AdminResponse {
+        if let unknown = request.query.keys.sorted().first(where: { $0 != "timeout" }) {
+            return .error(400, "unknown parameter '\(unknown)'; expected timeout")
+        }
+        var timeout: Duration?
+        if let raw = request.query["timeout"] {
+            guard let seconds = Double(raw), seconds.isFinite, seconds >= 0 else {
+                return .error(400, "timeout must be a number of seconds >= 0, got '\(raw)'")
+            }
+            timeout = .milliseconds(Int64(seconds * 1000))
+        }
+        guard let operations else { return .error(409, "this gateway cannot be shut down through the admin API") }
+        operations.requestShutdown(timeout: timeout)
+        let seconds = timeout.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
+            ?? Double(defaultSuspendTimeout.components.seconds)
+        return .json(202, ShutdownAnswer(shuttingDown: true, timeoutSeconds: seconds))
+    }
+
+    /// `/deployments/D/restart`, `/deployments/D/{stop,start}`, `/deployments/D/instances/N/{stop,start,restart}`.
+    func deploymentOperation(_ request: AdminRequest) async -> AdminResponse {
+        let parts = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst(2).map {
+            String($0).removingPercentEncoding ?? String($0)
+        }
+        let usage = "expected /deployments/NAME/{restart,stop,start} or /deployments/NAME/instances/N/{stop,start,restart}"
+        let deployment: String
+        let index: Int?
+        let action: String
+        switch parts.count {
+        case 2:
+            (deployment, index, action) = (parts[0], nil, parts[1])
+        case 4 where parts[1] == "instances":
+            guard let number = Int(parts[2]), number > 0 else {
+                return .error(400, "instance must be a number such as 2, got '\(parts[2])'")
+            }
+            (deployment, index, action) = (parts[0], number, parts[3])
+        default:
+            return .error(404, "no admin endpoint \(request.path); \(usage)")
+        }
+        guard ["restart", "stop", "start"].contains(action) else { return .error(404, "no admin endpoint \(request.path); \(usage)") }
+        guard request.method == "POST" else { return .error(405, "method \(request.method) not allowed on \(request.path); use POST") }
+        guard let operations else { return .error(409, "the gateway supervises no processes") }
+        let config = await operations.membership.config
+        guard let configured = config.deployments.first(where: { $0.name == deployment }) else {
+            return .error(404, "no deployment '\(deployment)'")
+        }
+        guard configured.process != nil else {
+            return .error(409, "deployment '\(deployment)' has fixed backends; the gateway does not run its processes")
+        }
+        do {
+            switch (action, index) {
+            case ("restart", nil):
+                let report = try await operations.supervisor.restart(deployment: deployment)
+                return .json(report.ok ? 200 : 500, RollAnswer(report))
+            case ("restart", let index?):
+                let report = try await operations.supervisor.restart(deployment: deployment, index: index)
+                return .json(report.ok ? 200 : 500, RollAnswer(report))
+            case ("stop", _):
+                let rows = try await operations.supervisor.stop(deployment: deployment, index: index)
+                return .json(200, InstancesAnswer(message: "stopped \(Self.names(rows))", instances: rows.map { ProcessEntry($0) }))
+            default:
+                let rows = try await operations.supervisor.start(deployment: deployment, index: index)
+                return .json(200, InstancesAnswer(message: "started \(Self.names(rows))", instances: rows.map { ProcessEntry($0) }))
+            }
+        } catch {
+            switch error.kind {
+            case .notFound: return .error(404, error.message)
+            case .conflict: return .error(409, error.message)
+            case .failed: return .error(500, error.message)
+            }
+        }
+    }
+
+    private static func names(_ rows: [InstanceStatus]) -> String {
+        var seen: [String] = []
+        for row in rows where !seen.contains(row.name) { seen.append(row.name) }
+        return seen.joined(separator: ", ")
+    }
+}
+
+struct ProcessTable: Encodable {
+    var processes: [ProcessEntry]
+}
+
+/// One row of `GET /processes`; absent values are `null`, not missing, so clients see every
+/// column.
+struct ProcessEntry: Encodable {
+    var row: InstanceStatus
+    var active: Int
+    var total: Int
+
+    init(_ row: InstanceStatus, active: Int = 0, total: Int = 0) {
+        self.row = row
+        self.active = active
+        self.total = total
+    }
+
+    enum Keys: String, CodingKey {
+        case deployment, instance, index, pid, port, state, reason, ready, active, total, restarts
+        case uptimeSeconds = "uptime_s", rssBytes = "rss_bytes", cpuPercent = "cpu_percent", lastExit = "last_exit"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(row.deployment, forKey: .deployment)
+        try c.encode(row.name, forKey: .instance)
+        try c.encode(row.index, forKey: .index)
+        try c.encode(row.pid, forKey: .pid)
+        try c.encode(row.port, forKey: .port)
+        try c.encode(row.state.rawValue, forKey: .state)
+        try c.encode(row.reason, forKey: .reason)
+        try c.encode(row.ready, forKey: .ready)
+        try c.encode(active, forKey: .active)
+        try c.encode(total, forKey: .total)
+        try c.encode(row.restarts, forKey: .restarts)
+        try c.encode(row.uptime.map { ($0.seconds * 10).rounded() / 10 }, forKey: .uptimeSeconds)
+        try c.encode(row.rssBytes, forKey: .rssBytes)
+        try c.encode(row.cpuPercent.map { ($0 * 10).rounded() / 10 }, forKey: .cpuPercent)
+        try c.encode(row.lastExit, forKey: .lastExit)
+    }
+}
+
+struct RollAnswer: Encodable {
+    var report: RollReport
+
+    init(_ report: RollReport) {
+        self.report = report
+    }
+
+    struct Step: Encodable {
+        var step: RollStep
+
+        enum Keys: String, CodingKey {
+            case instance, drained, error
+            case oldPid = "old_pid", newPid = "new_pid", oldPort = "old_port", newPort = "new_port"
+            case drainMilliseconds = "drain_ms", outOfRotationMilliseconds = "out_of_rotation_ms"
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: Keys.self)
+            try c.encode(step.instance, forKey: .instance)
+            try c.encode(step.oldPid, forKey: .oldPid)
+            try c.encode(step.newPid, forKey: .newPid)
+            try c.encode(step.oldPort, forKey: .oldPort)
+            try c.encode(step.newPort, forKey: .newPort)
+            try c.encode(step.drained, forKey: .drained)
+            try c.encode(Int((step.drainTime.seconds * 1000).rounded()), forKey: .drainMilliseconds)
+            try c.encode(Int((step.outOfRotation.seconds * 1000).rounded()), forKey: .outOfRotationMilliseconds)
+            try c.encode(step.error, forKey: .error)
+        }
+    }
+
+    enum Keys: String, CodingKey {
+        case deployment, ok, message, steps
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(report.deployment, forKey: .deployment)
+        try c.encode(report.ok, forKey: .ok)
+        try c.encode(report.message, forKey: .message)
+        try c.encode(report.steps.map(Step.init), forKey: .steps)
+    }
+}
+
+struct InstancesAnswer: Encodable {
+    var message: String
+    var instances: [ProcessEntry]
+}
+
+struct ReloadAnswer: Encodable {
+    var ok: Bool
+    var changes: [String]
+}
+
+struct ShutdownAnswer: Encodable {
+    var shuttingDown: Bool
+    var timeoutSeconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case shuttingDown = "shutting_down"
+        case timeoutSeconds = "timeout_s"
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,82 @@
+import Logging
+import RequestControl
+
+/// Which backends are in rotation, per deployment: the configured addresses, plus the supervised
+/// instances that passed their first health check.
+///
+/// Every change is published the same way: RequestControl is reconciled (new counters for new
+/// addresses, the counters of the others kept), a new immutable `Router` is built, and every
+/// event loop swaps it in. Requests already routed keep the backend they hold.
+actor BackendMembership {
+    private(set) var config: GatewayConfig
+    private let controller: RequestController
+    private let server: ProxyServer
+    private let logger: Logger
+    /// Ready supervised instances, in the order they joined.
+    private var instances: [String: [HostPort]] = [:]
+
+    init(config: GatewayConfig, controller: RequestController, server: ProxyServer, logger: Logger) {
+        self.config = config
+        self.controller = controller
+        self.server = server
+        self.logger = logger
+    }
+
+    /// The controller's configuration for a gateway configuration and the instances in rotation.
+    static func requestControlConfiguration(_ config: GatewayConfig, instances: [String: [HostPort]] = [:]) -> RequestControlConfiguration {
+        RequestControlConfiguration(
+            globalLimit: config.limits.maxRequests,
+            deployments: config.deployments.map { d in
+                .init(
+                    name: d.name,
+                    limit: d.maxRequests,
+                    entryPoints: d.entryPoints.map { .init(name: $0.name, limit: $0.maxRequests) },
+                    backends: (d.backends + (instances[d.name] ?? [])).map(\.description)
+                )
+            }
+        )
+    }
+
+    func add(deployment: String, address: HostPort) async {
+        guard config.deployments.contains(where: { $0.name == deployment }) else { return }
+        var list = instances[deployment] ?? []
+        guard !list.contains(address) else { return }
+        list.append(address)
+        instances[deployment] = list
+        await publish()
+        // A counter left over from an earlier instance on the same port would be SUSPENDED.
+        _ = try? await controller.resume(.backend(deployment: deployment, address: address.description))
+    }
+
+    func remove(deployment: String, address: HostPort) async {
+        guard var list = instances[deployment], list.contains(address) else { return }
+        list.removeAll { $0 == address }
+        instances[deployment] = list
+        await publish()
+    }
+
+    /// A new configuration (reload): limits, timeouts, routes and fixed backends change in place.
+    /// Supervised instances of deployments that are gone are forgotten.
+    func apply(_ newConfig: GatewayConfig) async {
+        config = newConfig
+        let names = Set(newConfig.deployments.map(\.name))
+        instances = instances.filter { names.contains($0.key) }
+        await publish()
+    }
+
+    private func publish() async {
+        controller.reconcile(Self.requestControlConfiguration(config, instances: instances))
+        var backends: [String: [HostPort]] = [:]
+        for deployment in config.deployments {
+            backends[deployment.name] = deployment.backends + (instances[deployment.name] ?? [])
+        }
+        let router = Router(config: config, controller: controller, backends: backends)
+        let timeouts = config.timeouts
+        let limits = config.limits
+        await server.forEachLoop { loop in
+            loop.router = router
+            loop.timeouts = timeouts
+            loop.limits = limits
+        }
+    }
+}

@@ -1,0 +1,139 @@
+import Logging
+import RequestControl
+import Supervisor
+import Synchronization
+
+/// What the admin API and SIGHUP can ask of the running gateway beyond RequestControl: the
+/// supervisor's operations, a configuration reload, a shutdown.
+final class GatewayOperations: Sendable {
+    let supervisor: ProcessSupervisor
+    let membership: BackendMembership
+    let controller: RequestController
+    /// The file `reload` reads again; nil when the gateway was not started from a file.
+    let configPath: String?
+    private let logger: Logger
+    private let shutdownRequests: AsyncStream<Duration?>.Continuation
+    private let reloading = Mutex(false)
+    /// How `command[0] == "gateway"` is run: the running binary itself, so the bundled example
+    /// works whether or not `gateway` is on PATH.
+    let executablePath: String
+
+    init(
+        supervisor: ProcessSupervisor, membership: BackendMembership, controller: RequestController,
+        configPath: String?, executablePath: String, logger: Logger, shutdownRequests: AsyncStream<Duration?>.Continuation
+    ) {
+        self.supervisor = supervisor
+        self.membership = membership
+        self.controller = controller
+        self.configPath = configPath
+        self.executablePath = executablePath
+        self.logger = logger
+        self.shutdownRequests = shutdownRequests
+    }
+
+    /// The spec as the supervisor runs it.
+    func resolve(_ spec: ProcessSpec) -> ProcessSpec {
+        var spec = spec
+        if spec.command.first == "gateway" { spec.command[0] = executablePath }
+        return spec
+    }
+
+    /// Starts a graceful shutdown, as SIGTERM does; `timeout` replaces `shutdown_timeout`.
+    func requestShutdown(timeout: Duration?) {
+        shutdownRequests.yield(timeout)
+    }
+
+    enum ReloadError: Error, CustomStringConvertible {
+        case noConfigFile
+        case busy
+        case invalid(ConfigError)
+
+        var description: String {
+            switch self {
+            case .noConfigFile: return "the gateway was not started from a configuration file"
+            case .busy: return "a reload is already in progress"
+            case .invalid(let error): return "invalid configuration, nothing changed: \(error)"
+            }
+        }
+    }
+
+    /// Reads the configuration file again and applies the difference: deployments removed are
+    /// drained and their processes stopped; added ones start; a deployment whose process spec
+    /// changed is rolled (a changed instance count alone scales it); everything else (limits,
+    /// timeouts, routes, fixed backends) changes in place without a restart. An invalid file
+    /// changes nothing. Returns one line per change.
+    func reload() async throws(ReloadError) -> [String] {
+        guard let configPath else { throw .noConfigFile }
+        let started = reloading.withLock { busy in
+            if busy { return false }
+            busy = true
+            return true
+        }
+        guard started else { throw .busy }
+        defer { reloading.withLock { $0 = false } }
+
+        var new: GatewayConfig
+        do {
+            new = try ConfigLoader.load(path: configPath)
+        } catch {
+            logger.error("reload refused; the running configuration stays", metadata: ["error": "\(error)"])
+            throw .invalid(error)
+        }
+        let old = await membership.config
+        var changes: [String] = []
+        if new.listen != old.listen {
+            changes.append("listen \(new.listen) takes a restart; still listening on \(old.listen)")
+            new.listen = old.listen
+        }
+        if new.admin != old.admin {
+            changes.append("admin listen \(new.admin.listen) takes a restart; still on \(old.admin.listen)")
+            new.admin = old.admin
+        }
+        if new.threads != old.threads {
+            changes.append("threads take a restart; still \(old.threads.map(String.init) ?? "one per core")")
+            new.threads = old.threads
+        }
+        if new.limits != old.limits || new.timeouts != old.timeouts || new.shutdownTimeout != old.shutdownTimeout {
+            changes.append("limits and timeouts updated in place")
+        }
+        let oldByName = Dictionary(uniqueKeysWithValues: old.deployments.map { ($0.name, $0) })
+        let newNames = Set(new.deployments.map(\.name))
+
+        // Removed: refuse new requests (503 draining), let those in flight finish, stop processes.
+        for deployment in old.deployments where !newNames.contains(deployment.name) {
+            let result = try? await controller.suspend(.deployment(deployment.name), timeout: .after(new.shutdownTimeout))
+            if deployment.process != nil { await supervisor.remove(deployment: deployment.name) }
+            changes.append(
+                "deployment '\(deployment.name)' removed (drained: \(result?.drained ?? true)"
+                    + (deployment.process != nil ? ", processes stopped)" : ")"))
+        }
+        await membership.apply(new)
+        for deployment in new.deployments {
+            guard let before = oldByName[deployment.name] else {
+                if let spec = deployment.process { await supervisor.add(deployment: deployment.name, spec: resolve(spec)) }
+                changes.append("deployment '\(deployment.name)' added" + (deployment.process != nil ? " (instances starting)" : ""))
+                continue
+            }
+            switch (before.process, deployment.process) {
+            case (nil, nil):
+                if before != deployment { changes.append("deployment '\(deployment.name)' updated in place") }
+            case (nil, let spec?):
+                await supervisor.add(deployment: deployment.name, spec: resolve(spec))
+                changes.append("deployment '\(deployment.name)' now runs its own processes (instances starting)")
+            case (_?, nil):
+                await supervisor.remove(deployment: deployment.name)
+                changes.append("deployment '\(deployment.name)' no longer runs processes (stopped)")
+            case (let previous?, let spec?):
+                if previous == spec {
+                    if before != deployment { changes.append("deployment '\(deployment.name)' updated in place") }
+                } else {
+                    let what = await supervisor.update(deployment: deployment.name, spec: resolve(spec))
+                    changes.append("deployment '\(deployment.name)': \(what)")
+                }
+            }
+        }
+        if changes.isEmpty { changes.append("no changes") }
+        logger.info("configuration reloaded", metadata: ["changes": "\(changes.joined(separator: "; "))"])
+        return changes
+    }
+}

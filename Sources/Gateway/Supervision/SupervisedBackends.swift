@@ -1,0 +1,48 @@
+import Logging
+import RequestControl
+import Supervisor
+
+/// The gateway's side of the supervisor: a ready instance joins the rotation, a gone one leaves
+/// it, and every planned stop is first a drain through RequestControl (preSuspend takes the
+/// instance out of rotation and closes its idle upstream connections; suspend waits for its
+/// requests in flight).
+struct SupervisedBackends: SupervisorDelegate {
+    let membership: BackendMembership
+    let controller: RequestController
+    let prober: HealthProber
+    let server: ProxyServer
+    let logger: Logger
+
+    func instanceReady(_ instance: InstanceEndpoint) async {
+        await membership.add(deployment: instance.deployment, address: Self.address(instance))
+        logger.info("backend joined the rotation", metadata: ["instance": "\(instance.name)", "backend": "\(instance.address)"])
+    }
+
+    func instanceGone(_ instance: InstanceEndpoint) async {
+        let address = Self.address(instance)
+        await membership.remove(deployment: instance.deployment, address: address)
+        await server.forEachLoop { $0.pool.closeIdle(backend: address) }
+        logger.info("backend left the rotation", metadata: ["instance": "\(instance.name)", "backend": "\(instance.address)"])
+    }
+
+    func drain(_ instance: InstanceEndpoint, timeout: Duration) async -> DrainReport {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let scope = SuspendScope.backend(deployment: instance.deployment, address: Self.address(instance).description)
+        do {
+            let result = try await controller.suspend(scope, timeout: .after(timeout))
+            return DrainReport(drained: result.drained, active: result.active, duration: clock.now - started)
+        } catch {
+            // Not counted (never joined the rotation): nothing can be in flight to it.
+            return DrainReport(drained: true, active: 0, duration: clock.now - started)
+        }
+    }
+
+    func probe(_ instance: InstanceEndpoint, check: HealthCheckSpec) async -> HealthProbeResult {
+        await prober.probe(instance, check: check)
+    }
+
+    static func address(_ instance: InstanceEndpoint) -> HostPort {
+        HostPort(host: instance.host, port: instance.port)
+    }
+}

@@ -1,0 +1,65 @@
+/// One row of the process table (`GET /processes`, `gateway status`).
+public struct InstanceStatus: Sendable, Equatable {
+    public var deployment: String
+    public var index: Int
+    public var name: String
+    public var pid: Int32?
+    public var port: Int?
+    public var state: Supervisor.InstanceState
+    /// Why it is in that state: the last exit, the failed check, the operator's stop...
+    public var reason: String
+    /// In the load-balancer rotation (passed its health check, not being drained).
+    public var ready: Bool
+    /// Times this slot was started again after its first start (crashes, health kills, restarts).
+    public var restarts: Int
+    public var uptime: Duration?
+    public var rssBytes: Int?
+    public var cpuPercent: Double?
+    /// `exited with signal 9 (KILL) after 12.4 s`
+    public var lastExit: String?
+}
+
+/// What one step of a rolling restart did.
+public struct RollStep: Sendable, Equatable {
+    public var instance: String
+    public var oldPid: Int32?
+    public var newPid: Int32?
+    public var oldPort: Int?
+    public var newPort: Int?
+    /// The old instance had no request in flight when it got its stop signal.
+    public var drained: Bool
+    public var drainTime: Duration
+    /// From the old instance leaving the rotation to its replacement joining it (zero for a
+    /// surge: the new one joins before the old one leaves).
+    public var outOfRotation: Duration
+    public var error: String?
+}
+
+/// The answer to a rolling restart: all steps, and whether the roll finished.
+public struct RollReport: Sendable, Equatable {
+    public var deployment: String
+    public var ok: Bool
+    public var message: String
+    public var steps: [RollStep]
+}
+
+/// Why an operation on the supervisor was refused; the message names the deployment or instance.
+public struct SupervisorError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// No such deployment or instance (HTTP 404).
+        case notFound
+        /// Not possible now: a roll is already running, the deployment is not supervised... (409)
+        case conflict
+        /// Tried and failed: an instance did not get ready (500).
+        case failed
+    }
+
+    public var kind: Kind
+    public var message: String
+    public var description: String { message }
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+}
