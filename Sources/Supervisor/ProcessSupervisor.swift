@@ -519,6 +519,9 @@ public actor ProcessSupervisor {
         }
         generation.stopping = true
         generation.health?.cancel()
+        // A probe already sent finishes first (bounded by its timeout), so no health check is in
+        // flight when the stop signal goes out.
+        await generation.health?.value
         let spec = generation.spec
         if generation === slot.current {
             slot.state = .stopping
@@ -538,7 +541,7 @@ public actor ProcessSupervisor {
         }
         if generation.exit.value == nil {
             logger.info(
-                "[\(slot.name)] sending \(ExitStatus.signalName(spec.stopSignal)) to its process group",
+                "[\(slot.name)] sending \(ExitStatus.signalName(spec.stopSignal) ?? "signal \(spec.stopSignal)") to its process group",
                 metadata: ["pid": "\(generation.process.pid)"])
             generation.process.signalGroup(spec.stopSignal)
             let timer = Task {

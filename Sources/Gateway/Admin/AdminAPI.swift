@@ -104,7 +104,7 @@ struct AdminAPI: Sendable {
 
     private func suspend(_ request: AdminRequest) async -> AdminResponse {
         let scope: SuspendScope
-        switch await scope(from: request.query, allowing: ["timeout"]) {
+        switch await resolveScope(from: request.query, allowing: ["timeout"]) {
         case .success(let s): scope = s
         case .failure(let error): return .error(error.status, error.message)
         }
@@ -125,7 +125,7 @@ struct AdminAPI: Sendable {
 
     private func resume(_ request: AdminRequest) async -> AdminResponse {
         let scope: SuspendScope
-        switch await scope(from: request.query, allowing: []) {
+        switch await resolveScope(from: request.query, allowing: []) {
         case .success(let s): scope = s
         case .failure(let error): return .error(error.status, error.message)
         }
@@ -145,7 +145,7 @@ struct AdminAPI: Sendable {
 
     /// `instance=N` (with `deployment`) names the backend of a supervised instance by the name
     /// operators know, whatever port it has now.
-    private func scope(from query: [String: String], allowing extra: Set<String>) async -> Result<SuspendScope, ParameterError> {
+    private func resolveScope(from query: [String: String], allowing extra: Set<String>) async -> Result<SuspendScope, ParameterError> {
         guard let instance = query["instance"] else { return Self.scope(from: query, allowing: extra) }
         var rest = query
         rest["instance"] = nil
