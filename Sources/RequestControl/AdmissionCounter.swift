@@ -15,6 +15,12 @@ import Synchronization
 ///
 /// The decrement that brings a paused counter to zero wakes the drain waiters (the slow path,
 /// a mutex of waiters).
+///
+/// The limit is an atomic of its own, so a configuration reload can change it under live
+/// traffic without replacing the counter (and losing its count). `acquire` reads it with one
+/// relaxed load: a limit is a policy, not a synchronisation point, so seeing the new value a
+/// few requests late is harmless, while the exactness of the count itself still comes from
+/// the CAS on `word`.
 final class AdmissionCounter: Sendable {
     /// Set while the scope is SUSPENDING or SUSPENDED: admission refuses.
     static let pausedBit: UInt64 = 1 << 63
@@ -29,8 +35,9 @@ final class AdmissionCounter: Sendable {
     }
 
     private let word: Atomic<UInt64>
-    /// The in-flight limit (countMask when unlimited).
-    let limit: UInt64
+    /// The in-flight limit (countMask when unlimited). Next to `word`, so the load in `acquire`
+    /// hits the cache line the CAS needs anyway.
+    private let limitWord: Atomic<UInt64>
     private let waiters: Mutex<[SuspendPhase]>
     /// Keeps each counter's object over 128 bytes, so the hot words of two counters never share
     /// a cache line (no false sharing between, e.g., two backends picked by two threads). A
@@ -41,13 +48,28 @@ final class AdmissionCounter: Sendable {
     /// `limit`: nil = unlimited; negative counts as 0 (refuse all).
     init(limit: Int?) {
         self.word = Atomic(0)
-        self.limit = limit.map { UInt64(max(0, $0)) } ?? Self.countMask
+        self.limitWord = Atomic(Self.encode(limit))
         self.waiters = Mutex([])
     }
 
-    /// Takes one slot unless paused or full. Lock-free, exact.
+    private static func encode(_ limit: Int?) -> UInt64 {
+        limit.map { UInt64(max(0, $0)) } ?? countMask
+    }
+
+    /// The in-flight limit now (countMask when unlimited).
+    var limit: UInt64 { limitWord.load(ordering: .relaxed) }
+
+    /// Changes the limit in place, same encoding as `init`. Requests in flight keep their
+    /// slots: a limit lowered below the current count refuses new admissions until enough of
+    /// them complete; nothing is revoked and no waiter needs waking.
+    func setLimit(_ limit: Int?) {
+        limitWord.store(Self.encode(limit), ordering: .relaxed)
+    }
+
+    /// Takes one slot unless paused or full. Lock-free, exact against the limit it read.
     @inline(__always)
     func acquire() -> Acquisition {
+        let limit = limitWord.load(ordering: .relaxed)
         var current = word.load(ordering: .relaxed)
         while true {
             if current & Self.pausedBit != 0 { return .paused }

@@ -5,8 +5,13 @@ import Synchronization
 ///
 /// Looked up once (``RequestController/controlPoint(deployment:entryPoint:)``) and kept by the
 /// listener, so the request path never touches a dictionary. `beginRequest` and token
-/// completion are lock-free and allocation-free: three CAS to admit, three decrements, one
-/// status-class add and one histogram add to complete, plus two clock reads.
+/// completion are lock-free and allocation-free: three CAS (and three relaxed limit loads) to
+/// admit, three decrements, one status-class add and one histogram add to complete, plus two
+/// clock reads.
+///
+/// A reconcile that keeps the entry point keeps this object; one that removes it leaves it
+/// working (it still counts into its deployment's and the gateway's counters), so a listener
+/// that holds it until its routes are rebuilt never loses a count.
 public final class ControlPoint: Sendable {
     public let deployment: String
     public let entryPoint: String

@@ -1,7 +1,8 @@
 /// The shape the controller counts: which deployments, entry points and backends exist, and
 /// their in-flight limits.
 ///
-/// The controller builds all its counters up front from this, so the request path never looks
+/// The controller builds the counters from this before any request can use them (in `init`, or
+/// in `reconcile` for the scopes a new configuration adds), so the request path never looks
 /// anything up by name or allocates.
 public struct RequestControlConfiguration: Sendable, Equatable {
     /// Gateway-wide in-flight limit; `nil` = unlimited.

@@ -10,9 +10,11 @@ public struct RequestControlSnapshot: Sendable, Equatable {
     public var active: Int
     /// Gateway-wide limit; `nil` = unlimited.
     public var limit: Int?
-    /// Admitted requests, ever.
+    /// Admitted requests, ever, including those of entry points a reconcile has since removed
+    /// (as counted when they were removed), so it never goes backwards.
     public var total: Int
-    /// Rejections by reason, summed over all entry points; every reason present.
+    /// Rejections by reason, summed over all entry points, removed ones included like `total`;
+    /// every reason present.
     public var rejected: [RejectionReason: Int]
     /// The deployments, in configuration order.
     public var deployments: [DeploymentSnapshot]

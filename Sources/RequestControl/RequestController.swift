@@ -3,30 +3,24 @@ import Synchronization
 /// Counts, limits and drains the gateway's requests: admission per (deployment, entry point),
 /// in-flight counts per backend, and suspend/resume per scope with WildFly's two phases.
 ///
-/// Built once from a ``RequestControlConfiguration``: every counter exists up front and the
-/// request path (``ControlPoint``, ``BackendCounter``) is lock-free. Suspend and resume are the
-/// slow path; they use mutexes and tasks, never polling.
+/// Counts the scopes of a ``RequestControlConfiguration``, which ``reconcile(_:)`` can replace
+/// at run time (supervised instances come and go, a reload changes deployments and limits)
+/// without losing the counters of the scopes that stay. The request path (``ControlPoint``,
+/// ``BackendCounter``) is lock-free and never sees the membership: it works on the objects the
+/// gateway looked up once. Lookups, snapshots, reconcile, suspend and resume are the slow path;
+/// they use mutexes and tasks, never polling.
 public final class RequestController: Sendable {
-    private struct DeploymentControl: Sendable {
-        let name: String
-        let limit: Int?
-        let scope: ScopeControl
-        let entryPoints: [(limit: Int?, point: ControlPoint, scope: ScopeControl)]
-        let backends: [(counter: BackendCounter, scope: ScopeControl)]
-    }
-
     private struct Registration: Sendable {
         let group: Int
         let order: Int
         let activity: any SuspendableActivity
     }
 
-    private let globalLimit: Int?
     private let gatewayScope: ScopeControl
-    private let deployments: [DeploymentControl]
-    private let scopes: [SuspendScope: ScopeControl]
-    private let points: [SuspendScope: ControlPoint]
-    private let backends: [SuspendScope: BackendCounter]
+    /// Membership and configured limits. A mutex rather than atomics: it is only read on the
+    /// slow path, and a reconcile must replace the dictionaries, the order and the limits as one
+    /// step so no lookup or snapshot sees half a configuration.
+    private let registry: Mutex<ScopeRegistry>
     private let activities: Mutex<[Registration]>
     private let relay: StateChangeRelay
     private let preSuspendTimeout: Duration
@@ -43,59 +37,44 @@ public final class RequestController: Sendable {
         onStateChange: (@Sendable (SuspendScope, SuspendState) -> Void)? = nil
     ) {
         let relay = StateChangeRelay(onStateChange)
-        let global = AdmissionCounter(limit: configuration.globalLimit)
-        let gatewayScope = ScopeControl(scope: .gateway, counter: global, relay: relay)
-        var scopes: [SuspendScope: ScopeControl] = [.gateway: gatewayScope]
-        var points: [SuspendScope: ControlPoint] = [:]
-        var backends: [SuspendScope: BackendCounter] = [:]
-        var deployments: [DeploymentControl] = []
-
-        for deployment in configuration.deployments {
-            let deploymentScope = SuspendScope.deployment(deployment.name)
-            guard scopes[deploymentScope] == nil else { continue }
-            let deploymentCounter = AdmissionCounter(limit: deployment.limit)
-            let deploymentControl = ScopeControl(scope: deploymentScope, counter: deploymentCounter, relay: relay)
-            scopes[deploymentScope] = deploymentControl
-
-            var entryPoints: [(limit: Int?, point: ControlPoint, scope: ScopeControl)] = []
-            for entryPoint in deployment.entryPoints {
-                let scope = SuspendScope.entryPoint(deployment: deployment.name, entryPoint: entryPoint.name)
-                guard scopes[scope] == nil else { continue }
-                let counter = AdmissionCounter(limit: entryPoint.limit)
-                let point = ControlPoint(
-                    deployment: deployment.name, entryPoint: entryPoint.name,
-                    global: global, deploymentCounter: deploymentCounter, counter: counter)
-                let control = ScopeControl(scope: scope, counter: counter, relay: relay)
-                scopes[scope] = control
-                points[scope] = point
-                entryPoints.append((entryPoint.limit, point, control))
-            }
-
-            var backendControls: [(counter: BackendCounter, scope: ScopeControl)] = []
-            for address in deployment.backends {
-                let scope = SuspendScope.backend(deployment: deployment.name, address: address)
-                guard scopes[scope] == nil else { continue }
-                let backend = BackendCounter(deployment: deployment.name, address: address)
-                let control = ScopeControl(scope: scope, counter: backend.counter, relay: relay)
-                scopes[scope] = control
-                backends[scope] = backend
-                backendControls.append((backend, control))
-            }
-
-            deployments.append(DeploymentControl(
-                name: deployment.name, limit: deployment.limit, scope: deploymentControl,
-                entryPoints: entryPoints, backends: backendControls))
-        }
-
-        self.globalLimit = configuration.globalLimit
+        let gatewayScope = ScopeControl(scope: .gateway, counter: AdmissionCounter(limit: nil), relay: relay)
         self.gatewayScope = gatewayScope
-        self.deployments = deployments
-        self.scopes = scopes
-        self.points = points
-        self.backends = backends
+        self.registry = Mutex(ScopeRegistry(gateway: gatewayScope))
         self.activities = Mutex([])
         self.relay = relay
         self.preSuspendTimeout = preSuspendTimeout
+        // One construction path: a new controller is an empty one reconciled to its first
+        // configuration.
+        reconcile(configuration)
+    }
+
+    /// Makes the controller count `configuration` from now on, keeping every counter, state and
+    /// statistic of the scopes that stay.
+    ///
+    /// - A deployment, entry point or backend named before and after is the same object
+    ///   afterwards: a ``ControlPoint`` or ``BackendCounter`` the gateway holds stays the live
+    ///   one, with its counts, statistics and suspend state (a suspend in progress goes on).
+    /// - A new scope starts RUNNING. Under a suspended gateway (or deployment) its requests are
+    ///   still refused, because admission checks every level.
+    /// - A removed scope disappears from lookups, ``state(of:)``, suspend/resume (which throw
+    ///   ``RequestControlError/unknownScope(_:)``) and snapshots, with its suspend state.
+    ///   Removal is not a drain: objects already handed out keep admitting and completing (and
+    ///   still count into the gateway's counter), and a suspend already waiting on a removed
+    ///   scope still ends when its count drains or its timeout expires. Suspend a scope first
+    ///   if its requests must have finished before it goes. Name it again later and it comes
+    ///   back as a new, RUNNING scope with fresh counters.
+    /// - Limits change in place. A limit lowered below the current count refuses new requests
+    ///   until enough complete; nothing in flight is cut.
+    /// - Snapshots list deployments, entry points and backends in the new order. The gateway's
+    ///   `total` and `rejected` keep what removed entry points had counted, so they never go
+    ///   backwards.
+    ///
+    /// Safe to call at any time from any task, concurrently with requests, lookups, snapshots,
+    /// suspend and resume; reconciles are serialised. A name given twice is counted once (the
+    /// first wins).
+    public func reconcile(_ configuration: RequestControlConfiguration) {
+        let relay = self.relay
+        registry.withLock { $0.reconcile(configuration, relay: relay) }
     }
 
     /// Called once for every state change of every scope, in the order the changes happen,
@@ -110,18 +89,24 @@ public final class RequestController: Sendable {
     // MARK: Lookup
 
     /// The admission point of an entry point; nil if the configuration has no such entry point.
-    /// Look it up once and keep it: this is a dictionary lookup.
+    /// Look it up once and keep it: this is a dictionary lookup under the registry's mutex.
+    /// The same object comes back until a reconcile removes the entry point.
     public func controlPoint(deployment: String, entryPoint: String) -> ControlPoint? {
-        points[.entryPoint(deployment: deployment, entryPoint: entryPoint)]
+        let scope = SuspendScope.entryPoint(deployment: deployment, entryPoint: entryPoint)
+        return registry.withLock { $0.points[scope] }
     }
 
-    /// The counter of a backend address; nil if the deployment has no such backend.
+    /// The counter of a backend address; nil if the deployment has no such backend. The same
+    /// object comes back until a reconcile removes the backend.
     public func backend(deployment: String, address: String) -> BackendCounter? {
-        backends[.backend(deployment: deployment, address: address)]
+        let scope = SuspendScope.backend(deployment: deployment, address: address)
+        return registry.withLock { $0.backends[scope] }
     }
 
+    /// The scope's control as the registry holds it now. Suspend and resume keep the object
+    /// they got, so a reconcile that removes the scope meanwhile does not disturb them.
     private func control(for scope: SuspendScope) throws(RequestControlError) -> ScopeControl {
-        guard let control = scopes[scope] else { throw .unknownScope(scope) }
+        guard let control = registry.withLock({ $0.scopes[scope] }) else { throw .unknownScope(scope) }
         return control
     }
 
@@ -261,7 +246,8 @@ public final class RequestController: Sendable {
         return control.state
     }
 
-    /// The current state of a scope. Lock-free.
+    /// The current state of a scope. Takes the registry's mutex for the lookup only; the state
+    /// itself is read lock-free.
     public func state(of scope: SuspendScope) throws(RequestControlError) -> SuspendState {
         try control(for: scope).state
     }
@@ -269,10 +255,15 @@ public final class RequestController: Sendable {
     // MARK: Snapshot
 
     /// Every counter, for the admin API and metrics. Not an atomic cut under load (see
-    /// ``RequestControlSnapshot``).
+    /// ``RequestControlSnapshot``), but always of one configuration: the membership is copied
+    /// under the registry's mutex, the counters are then read without it.
     public func snapshot() -> RequestControlSnapshot {
+        let (globalLimit, deployments, retired) = registry.withLock {
+            ($0.globalLimit, $0.deployments, $0.retired)
+        }
         var rejected = Dictionary(uniqueKeysWithValues: RejectionReason.allCases.map { ($0, 0) })
-        var total = 0
+        rejected.merge(retired.rejected, uniquingKeysWith: +)
+        var total = retired.total
         let deploymentSnapshots = deployments.map { deployment -> DeploymentSnapshot in
             let entryPoints = deployment.entryPoints.map { entry -> EntryPointSnapshot in
                 let status = entry.point.statusClassCounts
