@@ -128,7 +128,7 @@ import Glibc
 
         // 1. A limit only: updated in place, the instance keeps running.
         try harness.rewriteConfig(original.replacingOccurrences(of: "max_requests: 50", with: "max_requests: 7"))
-        var reload = try await harness.adminJSON(.POST, "/reload")
+        let reload = try await harness.adminJSON(.POST, "/reload")
         #expect(reload.status == 200, "\(reload.json)")
         #expect((reload.json["changes"] as? [String] ?? []).contains("deployment 'shop' updated in place"))
         let stats = try await harness.stats()
