@@ -47,6 +47,16 @@ public final class SpawnedProcess: Sendable {
         }
     }
 
+    /// Memory and CPU use now; `nil` once the leader was reaped (or is a zombie).
+    ///
+    /// Prefer this to ``ProcessSampler/sample(pid:)``: it reads procfs under the same lock that
+    /// reaping takes, so it can never sample another process that was given the recycled pid.
+    public func sample() -> ProcessSample? {
+        state.withLock { state in
+            state.leaderReaped ? nil : ProcessSampler.sample(pid: pid)
+        }
+    }
+
     /// Whether ``exitStatus()`` would answer at once.
     public var hasExited: Bool {
         state.withLock { $0.exit != nil }

@@ -15,10 +15,12 @@ import Testing
         let sample = try #require(ProcessSampler.sample(pid: process.pid))
         #expect(sample.rssBytes > 0)
         #expect(sample.cpuSeconds >= 0)
+        #expect((process.sample()?.rssBytes ?? 0) > 0)
 
         process.signalGroup(SIGKILL)
         #expect(await process.exitStatus(within: .seconds(10)) == .signaled(SIGKILL, coreDumped: false))
         #expect(ProcessSampler.sample(pid: process.pid) == nil)
+        #expect(process.sample() == nil)
     }
 
     @Test func samplesTheTestProcessItself() {
