@@ -26,6 +26,11 @@ enum GNULibC {
         UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32
     ) -> Int32)? = symbol("posix_spawn_file_actions_addclosefrom_np")
 
+    /// `int pidfd_open(pid_t pid, unsigned int flags)` (glibc 2.36, Linux 5.3): a descriptor that
+    /// polls readable once the process has exited, so one `poll` can wait for output and exit
+    /// together. Close-on-exec always.
+    static let pidfdOpen: (@convention(c) (pid_t, UInt32) -> Int32)? = symbol("pidfd_open")
+
     private static func symbol<Function>(_ name: String) -> Function? {
         // A nil handle is RTLD_DEFAULT: search the process's global symbol scope.
         guard let address = dlsym(nil, name) else { return nil }

@@ -1,13 +1,13 @@
-import Dispatch
 import Glibc
 import Synchronization
 
 /// Relays a child's stdout and stderr as whole lines, prefixed with the instance name.
 ///
-/// One relay serves every process of a spawner. Reading uses one Dispatch read source per pipe
-/// (on a serial queue per process) rather than a poll thread of our own: Dispatch already
-/// multiplexes all sources over one epoll, wakes only for ready pipes, and the serial queue makes
-/// each process's two line buffers single-threaded without further locking.
+/// One relay serves every process of a spawner. The pipes are read by each process's own
+/// dedicated thread (the one that spawned it and reaps it, see `ChildWatch`), with one `poll` over
+/// both pipes and the exit: no extra thread, no dependence on Dispatch's shared pool (a busy pool
+/// would delay the relay and with it the exit), the exit is published strictly after the tail of
+/// the output, and a slow sink slows down only the process whose output it is writing.
 public final class OutputRelay: Sendable {
     /// Which of the child's streams a line came from.
     public enum OutputStream: Sendable, Equatable {
@@ -43,83 +43,30 @@ public final class OutputRelay: Sendable {
         }
     }
 
-    /// Starts relaying from two pipe read ends (non-blocking), taking ownership of them: each is
-    /// closed at its end of file. The returned group is left once per pipe at end of file, after
-    /// the last line was passed to the sink.
-    func attach(name: String, stdout: Int32, stderr: Int32) -> DispatchGroup {
-        let drained = DispatchGroup()
-        let queue = DispatchQueue(label: "gateway.relay.\(name)")
-        for (descriptor, stream) in [(stdout, OutputStream.stdout), (stderr, .stderr)] {
-            drained.enter()
-            let reader = PipeReader(
-                descriptor: descriptor,
-                prefix: "[\(name)] ",
-                stream: stream,
-                maxLineBytes: maxLineBytes,
-                sink: sink
-            )
-            let source = DispatchSource.makeReadSource(fileDescriptor: descriptor, queue: queue)
-            // The handler keeps the source alive until it cancels itself at end of file, which
-            // also releases the handlers and so the source.
-            source.setEventHandler {
-                if reader.readAvailable() == .ended {
-                    source.cancel()
-                }
-            }
-            source.setCancelHandler {
-                close(descriptor)
-                drained.leave()
-            }
-            source.resume()
-        }
-        return drained
+    /// The line splitter for one stream of one process. It is used by that process's own thread
+    /// only (see `ChildWatch`), so it needs no lock.
+    func channel(name: String, stream: OutputStream) -> RelayChannel {
+        RelayChannel(prefix: "[\(name)] ", stream: stream, assembler: LineAssembler(maxLineBytes: maxLineBytes), sink: sink)
     }
 }
 
-/// Reads one pipe and turns it into prefixed lines for the sink.
-private final class PipeReader: Sendable {
-    enum Progress { case more, ended }
-
-    let descriptor: Int32
+/// One stream of one process: bytes in, prefixed lines out to the sink.
+struct RelayChannel {
     let prefix: String
     let stream: OutputRelay.OutputStream
+    var assembler: LineAssembler
     let sink: @Sendable (String, OutputRelay.OutputStream) -> Void
-    /// Only touched from the process's serial relay queue; the lock is uncontended and makes that
-    /// provable to the compiler instead of asserted.
-    let assembler: Mutex<LineAssembler>
 
-    init(
-        descriptor: Int32,
-        prefix: String,
-        stream: OutputRelay.OutputStream,
-        maxLineBytes: Int,
-        sink: @escaping @Sendable (String, OutputRelay.OutputStream) -> Void
-    ) {
-        self.descriptor = descriptor
-        self.prefix = prefix
-        self.stream = stream
-        self.sink = sink
-        self.assembler = Mutex(LineAssembler(maxLineBytes: maxLineBytes))
+    mutating func consume(_ bytes: UnsafeRawBufferPointer) {
+        for line in assembler.append(bytes) {
+            sink(prefix + line, stream)
+        }
     }
 
-    func readAvailable() -> Progress {
-        withUnsafeTemporaryAllocation(byteCount: 64 * 1024, alignment: 1) { buffer in
-            let count = read(descriptor, buffer.baseAddress, buffer.count)
-            if count > 0 {
-                let lines = assembler.withLock {
-                    $0.append(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
-                }
-                lines.forEach { sink(prefix + $0, stream) }
-                return .more
-            }
-            if count < 0 && (errno == EAGAIN || errno == EINTR) {
-                return .more
-            }
-            // End of file, or a read error that will not go away: flush and stop either way.
-            if let last = assembler.withLock({ $0.finish() }) {
-                sink(prefix + last, stream)
-            }
-            return .ended
+    /// End of file: flush the partial last line.
+    mutating func finish() {
+        if let last = assembler.finish() {
+            sink(prefix + last, stream)
         }
     }
 }

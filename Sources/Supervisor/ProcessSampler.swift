@@ -5,8 +5,8 @@ import Glibc
 /// Direct reads of two small files rather than a library: no dependency, and it costs two
 /// syscalls per file, cheap enough to sample every instance every few seconds.
 public enum ProcessSampler {
-    /// `nil` when the process is gone or a zombie. Sample only while ``SpawnedProcess/hasExited``
-    /// is false: after the reap the pid may belong to another process.
+    /// `nil` when the process is gone or a zombie. For a spawned child use
+    /// ``SpawnedProcess/sample()``, which cannot hit a recycled pid.
     public static func sample(pid: Int32) -> ProcessSample? {
         guard pid > 0,
               let stat = readSmallFile("/proc/\(pid)/stat"),

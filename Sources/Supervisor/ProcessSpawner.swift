@@ -22,7 +22,7 @@ public struct ProcessSpawner: Sendable {
     private let watchdog: GroupWatchdogClient?
     /// How long the exit waits for the pipes to reach end of file after the group was killed;
     /// only a process that left the group (setsid) can hold them open that long.
-    var drainGrace: DispatchTimeInterval = .seconds(1)
+    var drainGrace: Duration = .seconds(1)
 
     /// - Parameters:
     ///   - launcher: argv put before the command. The gateway passes
@@ -89,8 +89,8 @@ public struct ProcessSpawner: Sendable {
             close(output.write)
             throw failure(code, "output pipe")
         }
-        // Only our ends are non-blocking (the relay reads them from Dispatch); the child's ends
-        // stay blocking, as programs expect of their stdout.
+        // Only our ends are non-blocking (a spurious wake-up must not block the relay); the
+        // child's ends stay blocking, as programs expect of their stdout.
         for descriptor in [output.read, errors.read] {
             _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
         }
@@ -129,7 +129,7 @@ public struct ProcessSpawner: Sendable {
         stderr: Int32,
         relay: OutputRelay,
         watchdog: GroupWatchdogClient?,
-        drainGrace: DispatchTimeInterval,
+        drainGrace: Duration,
         handoff: Handoff
     ) {
         let startedAt = ContinuousClock.now
@@ -150,17 +150,19 @@ public struct ProcessSpawner: Sendable {
 
         let process = SpawnedProcess(name: name, pid: pid, startedAt: startedAt)
         watchdog?.register(pid)
-        let drained = relay.attach(name: name, stdout: stdout, stderr: stderr)
         handoff.finish(.success(process))
 
-        // From here on this thread only has to outlive the child (see the type's comment).
-        let reapedHere = process.waitForLeaderExit()
-        let status = process.reapLeader(reapedElsewhere: !reapedHere)
-        watchdog?.unregister(pid)
-        // The group is dead, so the pipes normally reach end of file at once; wait for that so
-        // the last lines are out before anyone logs the exit.
-        _ = drained.wait(timeout: .now() + drainGrace)
-        process.publish(status)
+        // From here on this thread has to outlive the child (see the type's comment); meanwhile
+        // it relays the output, and once the leader exits it kills the group, reaps, lets the
+        // tail of the output through and publishes the exit.
+        var watch = ChildWatch(
+            process: process,
+            channels: [relay.channel(name: name, stream: .stdout), relay.channel(name: name, stream: .stderr)],
+            descriptors: [stdout, stderr],
+            watchdog: watchdog,
+            drainGrace: drainGrace
+        )
+        watch.run()
     }
 }
 

@@ -47,6 +47,16 @@ public final class SpawnedProcess: Sendable {
         }
     }
 
+    /// Memory and CPU use now; `nil` once the leader was reaped (or is a zombie).
+    ///
+    /// Prefer this to ``ProcessSampler/sample(pid:)``: it reads procfs under the same lock that
+    /// reaping takes, so it can never sample another process that was given the recycled pid.
+    public func sample() -> ProcessSample? {
+        state.withLock { state in
+            state.leaderReaped ? nil : ProcessSampler.sample(pid: pid)
+        }
+    }
+
     /// Whether ``exitStatus()`` would answer at once.
     public var hasExited: Bool {
         state.withLock { $0.exit != nil }
@@ -134,20 +144,25 @@ public final class SpawnedProcess: Sendable {
 
     // MARK: - Called by the spawner's dedicated thread only
 
-    /// Blocks until the leader has exited, without reaping it, so its pid (and with it the group
-    /// id) stays reserved for ``reapLeader()``. Returns false if the child was reaped by someone
-    /// else (a `waitpid(-1)` elsewhere in the process, or SIGCHLD set to SIG_IGN).
-    func waitForLeaderExit() -> Bool {
-        var info = siginfo_t()
+    /// Whether the leader has exited, without reaping it, so its pid (and with it the group id)
+    /// stays reserved for ``reapLeader(reapedElsewhere:)``. With `block` it waits for the exit.
+    /// `.reapedElsewhere` when the child was reaped by someone else (a `waitpid(-1)` elsewhere in
+    /// the process, or SIGCHLD set to SIG_IGN).
+    func leaderState(block: Bool) -> LeaderState {
         while true {
-            if waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) == 0 {
-                return true
+            var info = siginfo_t()
+            let options = WEXITED | WNOWAIT | (block ? 0 : WNOHANG)
+            if waitid(P_PID, id_t(pid), &info, options) == 0 {
+                // With WNOHANG and nothing to report, Linux leaves the siginfo zeroed.
+                return info.si_signo == SIGCHLD ? .exited : .running
             }
             if errno != EINTR {
-                return false
+                return .reapedElsewhere
             }
         }
     }
+
+    enum LeaderState { case running, exited, reapedElsewhere }
 
     /// Kills the leader's process group (stragglers a crashed or careless leader left behind must
     /// not outlive it) and then reaps the leader, both under the lock that ``signalGroup(_:)``

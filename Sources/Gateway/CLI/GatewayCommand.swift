@@ -12,6 +12,7 @@ struct GatewayCommand: AsyncParsableCommand {
             CheckConfigCommand.self,
             VersionCommand.self,
             DemoBackendCommand.self,
+            LaunchCommand.self, WatchdogCommand.self,
         ]
     )
 }

@@ -1,0 +1,95 @@
+import ArgumentParser
+import Supervisor
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `gateway _launch -- CMD ARGS...`: the first thing a supervised backend runs.
+///
+/// The spawner puts this in front of every command. It makes the backend die with the gateway:
+/// it sets PR_SET_PDEATHSIG to SIGKILL, checks that the gateway is still its parent (it may have
+/// died before the prctl took effect), and execs the command, which keeps the death signal.
+/// Run from the gateway's own binary because posix_spawn cannot run code in the child before exec.
+struct LaunchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "_launch",
+        abstract: "Run a command that dies with the gateway (internal).",
+        shouldDisplay: false
+    )
+
+    @Argument(parsing: .postTerminator, help: "The command and its arguments, after '--'.")
+    var command: [String] = []
+
+    func run() throws {
+        guard let program = command.first else {
+            throw ValidationError("no command given after '--'")
+        }
+        #if os(Linux)
+        // prctl and exec must happen on the same thread: the kernel keeps the death signal per
+        // thread and exec keeps only the calling thread. Both happen in this function, no await.
+        guard ParentDeathSignal.set(SIGKILL) else {
+            Self.fail("gateway: cannot set the parent-death signal: \(String(cString: strerror(errno)))", status: 1)
+        }
+        // The parent may have died before the prctl: then we are already orphaned (adopted by
+        // init, pid 1, or by a subreaper, hence the comparison with the pid the spawner gave us),
+        // the death signal will never come, and the command must not start.
+        let parent = getppid()
+        guard let expected = getenv(ProcessSpawner.parentPIDVariable).flatMap({ Int32(String(cString: $0)) }) else {
+            Self.fail("gateway: \(ProcessSpawner.parentPIDVariable) is not set; _launch is for the gateway's own use", status: 1)
+        }
+        guard parent != 1, parent == expected else {
+            Glibc.exit(1)
+        }
+        // The backend's environment is exactly what the configuration asked for.
+        unsetenv(ProcessSpawner.parentPIDVariable)
+        #endif
+
+        var argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) }
+        argv.append(nil)
+        execvp(program, argv)
+        Self.fail("gateway: cannot run '\(program)': \(String(cString: strerror(errno)))", status: 127)
+    }
+
+    private static func fail(_ message: String, status: Int32) -> Never {
+        // One write(2) on fd 2: the relay reads it as one whole line.
+        let line = Array((message + "\n").utf8)
+        _ = line.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+        Glibc.exit(status)
+    }
+}
+
+#if os(Linux)
+/// Calls `prctl(PR_SET_PDEATHSIG, signal)`.
+///
+/// Swift does not import `prctl` because it is variadic in C (`int prctl(int option, ...)`), so it
+/// is resolved with `dlsym` and called through a non-variadic pointer type with four `unsigned
+/// long` arguments after the option. That is sound on the two Linux ABIs we run on:
+/// - glibc's `prctl` takes the four arguments after `option` with `va_arg(ap, unsigned long)` and
+///   passes them to the syscall (older glibc: a syscall stub that reads the registers directly);
+///   it never reads a floating-point argument.
+/// - x86_64 System V: integer arguments of a variadic call travel in the same registers as those
+///   of a normal call (rdi, rsi, rdx, rcx, r8). The only extra is %al, an upper bound on the
+///   vector registers used, which the callee's prologue only uses to decide whether to spill
+///   xmm0-7 into the register save area; with a non-zero garbage value it spills needlessly,
+///   and va_arg for `unsigned long` reads only the general-register save area.
+/// - aarch64 Linux (AAPCS64; not Apple's arm64, which puts variadic arguments on the stack):
+///   variadic integer arguments go in x0-x7 exactly like named ones, and the callee's va_start
+///   saves x0-x7, so `va_arg` finds them where a normal call put them.
+/// UInt is 64 bits there, the width of `unsigned long`, so no argument is truncated or widened.
+enum ParentDeathSignal {
+    private typealias Prctl = @convention(c) (Int32, UInt, UInt, UInt, UInt) -> Int32
+    /// From <linux/prctl.h>, which the Glibc module does not import.
+    private static let setParentDeathSignal: Int32 = 1
+
+    static func set(_ signal: Int32) -> Bool {
+        // A nil handle is RTLD_DEFAULT.
+        guard let symbol = dlsym(nil, "prctl") else {
+            errno = ENOSYS
+            return false
+        }
+        let prctl = unsafeBitCast(symbol, to: Prctl.self)
+        return prctl(setParentDeathSignal, UInt(signal), 0, 0, 0) == 0
+    }
+}
+#endif
