@@ -10,6 +10,14 @@ struct GatewayCommand: AsyncParsableCommand {
         subcommands: [
             RunCommand.self,
             CheckConfigCommand.self,
+            StatusCommand.self,
+            RestartCommand.self,
+            StopCommand.self,
+            StartCommand.self,
+            ReloadCommand.self,
+            ShutdownCommand.self,
+            SuspendCommand.self,
+            ResumeCommand.self,
             VersionCommand.self,
             DemoBackendCommand.self,
         ]
