@@ -29,7 +29,8 @@ final class AdminCLICannedServer: Sendable {
 
     /// Starts on 127.0.0.1, port 0. `reply` is sent as the body of every answer; with `raw`
     /// set, the server answers with those bytes instead of HTTP and closes (for the "not HTTP" case).
-    init(status: Int, reply: String, raw: String? = nil) async throws {
+    /// With `silent` set, requests are recorded and never answered (for the request timeout).
+    init(status: Int, reply: String, raw: String? = nil, silent: Bool = false) async throws {
         let recorder = Recorder()
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -40,7 +41,7 @@ final class AdminCLICannedServer: Sendable {
                     } else {
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                         try channel.pipeline.syncOperations.addHandler(
-                            CannedReplyHandler(status: status, body: Array(reply.utf8), recorder: recorder)
+                            CannedReplyHandler(status: status, body: Array(reply.utf8), silent: silent, recorder: recorder)
                         )
                     }
                 }
@@ -73,12 +74,14 @@ private final class CannedReplyHandler: ChannelInboundHandler {
 
     let status: Int
     let body: [UInt8]
+    let silent: Bool
     let recorder: AdminCLICannedServer.Recorder
     private var head: HTTPRequestHead?
 
-    init(status: Int, body: [UInt8], recorder: AdminCLICannedServer.Recorder) {
+    init(status: Int, body: [UInt8], silent: Bool, recorder: AdminCLICannedServer.Recorder) {
         self.status = status
         self.body = body
+        self.silent = silent
         self.recorder = recorder
     }
 
@@ -91,6 +94,7 @@ private final class CannedReplyHandler: ChannelInboundHandler {
         case .end:
             guard let head = self.head else { return }
             self.recorder.append(Self.record(head))
+            guard !self.silent else { return }
             var headers = HTTPHeaders()
             headers.add(name: "content-type", value: "application/json")
             headers.add(name: "content-length", value: String(self.body.count))

@@ -256,6 +256,18 @@ struct AdminCLIClientTests {
         #expect(run.stderr == ["gateway: \(server.url) does not answer like the gateway's admin API: HTTP 200 with unexpected JSON: not JSON"])
     }
 
+    @Test func noAnswerWithinTheTimeoutExitsTwo() async throws {
+        let server = try await AdminCLICannedServer(status: 200, reply: "", silent: true)
+        defer { Task { await server.close() } }
+        let started = ContinuousClock.now
+        let run = try await Self.gateway(["restart", "shop", "--timeout", "1", "--admin", server.url])
+        #expect(run.status == 2)
+        #expect(run.stderr == ["gateway: no answer from the admin API at \(server.url) within 1 s"])
+        // The request did arrive; the client gave up on its own deadline, not later.
+        #expect(server.requests.count == 1)
+        #expect(ContinuousClock.now - started < .seconds(10))
+    }
+
     // MARK: bad usage: exit 64, naming the value
 
     @Test(arguments: [
