@@ -8,10 +8,11 @@ struct SuspendCommand: AsyncParsableCommand {
         discussion: """
             POST /suspend. SCOPE: none = the whole gateway; DEPLOYMENT; DEPLOYMENT/ENTRY_POINT; \
             DEPLOYMENT#N (one instance); DEPLOYMENT@HOST:PORT (one backend). The gateway first \
-            takes the scope out of rotation and flips /ready, then refuses new requests with 503 \
-            and answers when nothing is in flight or --timeout has passed (0 = do not wait, \
-            negative = wait for ever; default: its shutdown_timeout). The command waits that \
-            long plus 30 s. A suspend that timed out (drained: no) or was cancelled by a resume \
+            takes the scope out of rotation (for the whole gateway, /ready turns 503), then \
+            refuses new requests with 503 and answers when nothing is in flight or --timeout \
+            has passed (0 = do not wait, negative = wait for ever; default: its \
+            shutdown_timeout). The command waits --timeout plus 30 s (15 min without \
+            --timeout, for ever with a negative one). A suspend that timed out (drained: no) or was cancelled by a resume \
             exits 1. Undo with `gateway resume` and the same SCOPE.
 
             \(AdminExitCode.discussion)
