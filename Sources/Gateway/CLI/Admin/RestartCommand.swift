@@ -1,0 +1,58 @@
+import ArgumentParser
+
+/// `gateway restart D`: a rolling restart of one deployment's instances.
+struct RestartCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restart",
+        abstract: "Roll a deployment's instances, one at a time, without dropping a request.",
+        discussion: """
+            POST /deployments/DEPLOYMENT/restart. The gateway answers when the roll is done; one \
+            line per instance is printed, then a summary. If an instance does not get ready, the \
+            roll stops, the old instance keeps serving, and the exit code is 1.
+
+            \(AdminExitCode.discussion)
+            """
+    )
+
+    @OptionGroup var connection: AdminConnectionOptions
+
+    @Argument(help: "The deployment to restart.")
+    var deployment: String
+
+    @Option(help: ArgumentHelp("Seconds to wait for the gateway to finish the roll (default 900).", valueName: "seconds"))
+    var timeout: Double?
+
+    func validate() throws {
+        guard AdminScope.isName(self.deployment) else {
+            throw ValidationError(
+                "invalid deployment '\(self.deployment)': a name has only letters, digits, '_', '.' and '-'"
+            )
+        }
+        try AdminCommandRunner.validateTimeout(self.timeout, allowNegative: false, allowZero: false)
+    }
+
+    func run() async throws {
+        try await AdminCommandRunner.run {
+            let client = try self.connection.client()
+            let wait = self.timeout.map { Duration.milliseconds(Int64(($0 * 1000).rounded(.up))) }
+            let response = try await client.send(
+                .POST,
+                "/deployments/\(AdminClient.percentEncode(self.deployment))/restart",
+                timeout: wait ?? AdminCommandRunner.operationTimeout
+            )
+            // A failed roll is a 500 that still carries the report; other errors are `{"error"}`.
+            let answer: AdminAnswer.Restart
+            if response.status == 500,
+                let report = try? AdminJSON.decoder.decode(AdminAnswer.Restart.self, from: response.body)
+            {
+                answer = report
+            } else {
+                answer = try response.decoded(AdminAnswer.Restart.self, from: client.endpoint)
+            }
+            AdminOutput.lines((answer.steps ?? []).map(AdminReport.restartStep))
+            let summary = AdminReport.restartSummary(answer, deployment: self.deployment)
+            guard answer.ok, response.isSuccess else { throw AdminFailure(message: summary) }
+            AdminOutput.lines([summary])
+        }
+    }
+}

@@ -1,0 +1,36 @@
+import ArgumentParser
+
+/// `gateway status`: the supervised processes, like `pm2 ls`.
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show the processes the gateway supervises (GET /processes).",
+        discussion: """
+            Columns: NAME (instance), PID, PORT, STATE, READY, ACTIVE (requests in flight), \
+            REQUESTS (total), RESTARTS, UPTIME, MEMORY (resident), CPU, and REASON / LAST EXIT \
+            when the terminal is wide enough; '-' where the gateway does not know. --json prints \
+            the gateway's JSON unchanged.
+
+            \(AdminExitCode.discussion)
+            """
+    )
+
+    @OptionGroup var connection: AdminConnectionOptions
+
+    @Flag(help: "Print the gateway's JSON answer unchanged.")
+    var json = false
+
+    func run() async throws {
+        try await AdminCommandRunner.run {
+            let client = try self.connection.client()
+            let response = try await client.send(.GET, "/processes", timeout: AdminCommandRunner.queryTimeout)
+            if self.json {
+                try response.requireSuccess()
+                AdminOutput.raw(response.body)
+                return
+            }
+            let list = try response.decoded(AdminAnswer.ProcessList.self, from: client.endpoint)
+            AdminOutput.lines(ProcessTable.render(list.processes, width: AdminOutput.terminalWidth))
+        }
+    }
+}
