@@ -130,8 +130,8 @@ struct AdminAPI: Sendable {
         case .failure(let error): return .error(error.status, error.message)
         }
         do {
-            let previous = try await controller.resume(scope)
-            let state = try controller.state(of: scope)
+            let previous = try controller.state(of: scope)
+            let state = try await controller.resume(scope)
             return .json(200, ["scope": scope.description, "state": state.rawValue, "previous_state": previous.rawValue])
         } catch {
             return .error(404, error.description)
