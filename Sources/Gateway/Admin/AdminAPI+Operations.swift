@@ -6,7 +6,7 @@ import Supervisor
 /// reload and shutdown.
 extension AdminAPI {
     func processes() async -> AdminResponse {
-        guard let operations else { return .json(200, ProcessTable(processes: [])) }
+        guard let operations else { return .json(200, ProcessTableAnswer(processes: [])) }
         let rows = await operations.supervisor.status()
         var backends: [String: BackendSnapshot] = [:]
         for deployment in controller.snapshot().deployments {
@@ -16,7 +16,7 @@ extension AdminAPI {
             let backend = row.port.flatMap { backends["\(row.deployment) \(HostPort(host: "127.0.0.1", port: $0))"] }
             return ProcessEntry(row, active: backend?.active ?? 0, total: backend?.total ?? 0)
         }
-        return .json(200, ProcessTable(processes: entries))
+        return .json(200, ProcessTableAnswer(processes: entries))
     }
 
     func reload() async -> AdminResponse {
@@ -112,7 +112,7 @@ extension AdminAPI {
     }
 }
 
-struct ProcessTable: Encodable {
+struct ProcessTableAnswer: Encodable {
     var processes: [ProcessEntry]
 }
 
