@@ -45,6 +45,17 @@ struct LaunchCommand: ParsableCommand {
         unsetenv(ProcessSpawner.parentPIDVariable)
         #endif
 
+        // The command must start with the signal state posix_spawn gave this process, but this
+        // code may run on a thread of the Swift runtime's pool, which blocks most signals (and
+        // exec keeps the calling thread's mask): a backend that inherited it would never see
+        // SIGTERM and could only be stopped by SIGKILL. Unblock everything, default everything.
+        var none = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, nil)
+        for signal: Int32 in 1..<32 where signal != SIGKILL && signal != SIGSTOP {
+            Glibc.signal(signal, SIG_DFL)
+        }
+
         var argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) }
         argv.append(nil)
         execvp(program, argv)

@@ -48,7 +48,7 @@ final class GatewayService: Service {
         var watchdog: GroupWatchdogClient?
         if config.deployments.contains(where: { $0.process != nil }) || configPath != nil {
             do {
-                watchdog = try GroupWatchdogClient.start(executable: [executable, "_watchdog"])
+                watchdog = try GroupWatchdogClient.start(executable: [executable])
             } catch {
                 logger.warning("no process-group watchdog; children may outlive a gateway killed with SIGKILL", metadata: ["error": "\(error)"])
             }
