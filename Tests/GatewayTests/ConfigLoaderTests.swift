@@ -256,7 +256,7 @@ import Testing
         #expect(self.error("listen: 127.0.0.1:8080")?.message == "missing required key \"deployments\"")
         let noBackends = try #require(self.error("listen: 127.0.0.1:8080\ndeployments:\n  - name: app\n"))
         #expect(noBackends.keyPath == "deployments[0]")
-        #expect(noBackends.message == "missing required key \"backends\"")
+        #expect(noBackends.message == "give the deployment's `backends` (addresses) or a `process` the gateway runs")
         #expect(noBackends.line == 3)
         let noName = try #require(self.error("listen: 127.0.0.1:8080\ndeployments:\n  - backends: [127.0.0.1:1]\n"))
         #expect(noName.message == "missing required key \"name\"")

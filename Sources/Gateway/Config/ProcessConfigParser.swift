@@ -131,11 +131,10 @@ enum ProcessConfigParser {
         else {
             throw node.error("expected a port range such as 9100-9199 (ports 1-65535), got \(node.shown)")
         }
-        let range = numbers[0]...(numbers.last!)
         guard numbers[0] <= numbers.last! else {
             throw node.error("the range is empty: \(numbers[0]) is above \(numbers.last!)")
         }
-        return range
+        return numbers[0]...(numbers.last!)
     }
 
     static let signalNames: [String: Int32] = [

@@ -112,7 +112,7 @@ import Glibc
             shutdown_timeout: 5s
             deployments:
               - name: fixed
-                path_prefix: /fixed
+                hosts: [fixed.test]
                 backends: [{backend0}]
               - name: shop
                 path_prefix: /
@@ -124,7 +124,9 @@ import Glibc
             """
         let harness = try await GatewayHarness(backends: 1, yaml: original)
         let shopPid = try await harness.waitForReady(1)[0]["pid"] as! Int
-        #expect(try await harness.get("/fixed/x").status == .ok)
+        let fixedAnswer = try await harness.get("/", headers: [("Host", "fixed.test")])
+        #expect(fixedAnswer.status == .ok)
+        #expect(String(decoding: fixedAnswer.body, as: UTF8.self).contains("b0"))
 
         // 1. A limit only: updated in place, the instance keeps running.
         try harness.rewriteConfig(original.replacingOccurrences(of: "max_requests: 50", with: "max_requests: 7"))
@@ -152,7 +154,7 @@ import Glibc
                   ports: \(ports)
                   health: {http: /health, interval: 200ms}
               - name: extra
-                path_prefix: /extra
+                hosts: [extra.test]
                 process:
                   command: ["gateway", "demo-backend"]
                   ports: \(GatewayHarness.portRange())
@@ -166,8 +168,11 @@ import Glibc
                 && rows.contains { $0["instance"] as? String == "shop#1" && $0["state"] as? String == "READY" && $0["pid"] as? Int != shopPid }
         }
         #expect(rows.count == 2)
-        #expect(try await harness.get("/fixed/x").status == .ok)  // now shop's: "/" catches it
-        let extra = try await harness.get("/extra/hello")
+        // fixed.test is now served by shop (any host), no longer by the fixed backend b0.
+        let formerlyFixed = try await harness.get("/", headers: [("Host", "fixed.test")])
+        #expect(formerlyFixed.status == .ok)
+        #expect(String(decoding: formerlyFixed.body, as: UTF8.self).contains("shop#1"))
+        let extra = try await harness.get("/", headers: [("Host", "extra.test")])
         #expect(extra.status == .ok)
         #expect(String(decoding: extra.body, as: UTF8.self).contains("extra#1"))
         let deployments = (try await harness.stats()["deployments"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
