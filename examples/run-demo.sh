@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the gateway on the bundled example: installs what a fresh Debian machine lacks, builds,
-# starts two demo backends on 9001 and 9002 and the gateway on 8080 (admin on 9901).
-# Ctrl-C (or SIGTERM to this script) drains the gateway first, then stops the backends.
+# and starts the gateway on 8080 (admin on 9901). The gateway itself starts the three demo
+# backend instances of examples/gateway.yaml, health-checks them and puts them in rotation.
+# Ctrl-C (or SIGTERM) drains the gateway, stops the instances and exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,18 +19,8 @@ fi
 swift build -c release --product gateway
 BIN=$(swift build -c release --show-bin-path)/gateway
 
-# Each child in its own session: Ctrl-C reaches only this script, which stops them in order.
-setsid "$BIN" demo-backend --port 9001 --name shop-1 & B1=$!
-setsid "$BIN" demo-backend --port 9002 --name shop-2 & B2=$!
-setsid "$BIN" run --config examples/gateway.yaml & GATEWAY=$!
-
-stop() {
-    trap - EXIT INT TERM
-    kill -TERM "$GATEWAY" 2>/dev/null || true
-    wait "$GATEWAY" 2>/dev/null || true
-    kill -TERM "$B1" "$B2" 2>/dev/null || true
-    wait 2>/dev/null || true
-}
-trap stop EXIT INT TERM
-echo "gateway on http://127.0.0.1:8080 (admin http://127.0.0.1:9901/stats); Ctrl-C to stop"
-wait "$GATEWAY"
+echo "gateway on http://127.0.0.1:8080 (admin http://127.0.0.1:9901); in another shell:"
+echo "  $BIN status            # the process table"
+echo "  $BIN restart shop      # a rolling restart"
+echo "Ctrl-C to stop"
+exec "$BIN" run --config examples/gateway.yaml

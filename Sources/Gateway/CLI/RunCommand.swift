@@ -33,7 +33,8 @@ struct RunCommand: AsyncParsableCommand {
         let service = GatewayService(config: loaded, configPath: config, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: service)],
+                // POST /shutdown ends `run` by itself; that is a normal end, not a failure.
+                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

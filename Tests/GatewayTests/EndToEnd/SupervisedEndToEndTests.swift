@@ -184,3 +184,38 @@ import Glibc
         try await harness.gateway.waitForOutput(containing: "[shop#1] tail-without-newline", in: .stdout)
     }
 }
+
+/// The CLI as an operator uses it against a real gateway with real instances.
+@Suite(.serialized) struct SupervisedCLIEndToEndTests {
+    func cli(_ harness: GatewayHarness, _ arguments: [String]) async throws -> (status: Int32, output: [String]) {
+        let child = try ChildProcess.gateway(arguments + ["--admin", "http://127.0.0.1:\(harness.adminPort)"])
+        let status = try await child.waitForExit(timeout: .seconds(60))
+        try await child.waitForOutputToEnd()
+        return (status, child.stdoutLines + child.stderrLines)
+    }
+
+    @Test func statusRestartAndShutdownThroughTheCLI() async throws {
+        let harness = try await GatewayHarness(backends: 0, yaml: GatewayHarness.supervisedConfig(instances: 2))
+        let before = try await harness.waitForReady(2)
+        let status = try await cli(harness, ["status"])
+        #expect(status.status == 0)
+        #expect(status.output.first?.hasPrefix("NAME") == true)
+        for row in before {
+            let name = row["instance"] as! String
+            let pid = row["pid"] as! Int
+            #expect(status.output.contains { $0.hasPrefix(name) && $0.contains(" \(pid) ") && $0.contains("READY") }, "\(status.output)")
+        }
+        let restart = try await cli(harness, ["restart", "shop"])
+        #expect(restart.status == 0, "\(restart.output)")
+        #expect(restart.output.contains { $0.contains("rolled 2 instances") }, "\(restart.output)")
+        let unknown = try await cli(harness, ["restart", "nosuch"])
+        #expect(unknown.status == 1)
+        #expect(unknown.output.contains { $0.contains("no deployment 'nosuch'") }, "\(unknown.output)")
+
+        let pids = try await harness.waitForReady(2).map { Int32($0["pid"] as! Int) }
+        let shutdown = try await cli(harness, ["shutdown", "--timeout", "5"])
+        #expect(shutdown.status == 0)
+        #expect(try await harness.gateway.waitForExit(timeout: .seconds(30)) == 0)
+        #expect(await waitUntilGone(pids).isEmpty)
+    }
+}
