@@ -136,6 +136,11 @@ public actor ProcessSupervisor {
     /// other change rolls the deployment onto the new spec. Returns what was done.
     public func update(deployment name: String, spec: ProcessSpec) async -> String {
         guard let state = deployments[name] else { return "deployment '\(name)' is not supervised" }
+        // A roll in progress (an operator's restart) finishes first; this one then rolls onto
+        // the new spec, so the running processes always end up matching the configuration.
+        while state.rolling {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
         let old = state.spec
         guard old != spec else { return "unchanged" }
         if old.sameExceptInstances(spec) {
@@ -334,6 +339,8 @@ public actor ProcessSupervisor {
     /// A spawn that fails counts as a crash of the slot. Returns nil then.
     @discardableResult
     private func start(_ slot: Slot, spec: ProcessSpec, asSurge: Bool = false) -> Generation? {
+        // A roll or an operator's start that was waiting when the shutdown began starts nothing.
+        guard !shuttingDown else { return nil }
         let inUse = Set(deployments.values.flatMap(\.slots).flatMap(\.live).map(\.endpoint.port))
         guard let port = PortAllocator.pick(range: spec.ports, inUse: inUse, preferred: asSurge ? nil : slot.lastPort, host: host) else {
             let reason = "no free port in \(spec.ports.lowerBound)-\(spec.ports.upperBound)"
@@ -570,8 +577,9 @@ public actor ProcessSupervisor {
                 slot.wanted = false
                 slot.backoff?.cancel()
                 slot.backoff = nil
-                if slot.current == nil || slot.state == .failed {
-                    if slot.state != .failed { slot.state = .stopped; slot.reason = reason }
+                if slot.live.isEmpty {
+                    slot.state = .stopped
+                    slot.reason = reason
                 }
                 for generation in slot.live {
                     let id = ObjectIdentifier(generation)

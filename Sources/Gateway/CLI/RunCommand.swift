@@ -22,6 +22,9 @@ struct RunCommand: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
+        // The relay writes the instances' output to our stdout; if that is a pipe whose reader
+        // went away, the write must fail, not kill the gateway. (Children get default signals.)
+        signal(SIGPIPE, SIG_IGN)
         let logger = Logger(label: "gateway")
         let loaded: GatewayConfig
         do {
