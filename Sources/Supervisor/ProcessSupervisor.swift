@@ -34,6 +34,9 @@ public actor ProcessSupervisor {
         let ready = Completion<Bool>()
         let exit = Completion<ExitStatus>()
         var health: Task<Void, Never>?
+        /// The `instanceReady` call in progress or done; `instanceGone` waits for it, so the
+        /// gateway never hears "gone" before "ready".
+        var readyNotice: Task<Void, Never>?
         var lastSample: (sample: ProcessSample, at: ContinuousClock.Instant)?
 
         init(number: Int, process: SpawnedProcess, spec: ProcessSpec, endpoint: InstanceEndpoint) {
@@ -56,6 +59,8 @@ public actor ProcessSupervisor {
         var reason = "not started yet"
         /// The slot should run (false after an operator's stop, FAILED, removal, shutdown).
         var wanted = true
+        /// An operator stopped it: a roll leaves it stopped (a FAILED slot is rolled back up).
+        var operatorStopped = false
         var tracker: RespawnTracker
         var restarts = 0
         var lastExit: String?
@@ -139,7 +144,11 @@ public actor ProcessSupervisor {
         // A roll in progress (an operator's restart) finishes first; this one then rolls onto
         // the new spec, so the running processes always end up matching the configuration.
         while state.rolling {
-            try? await Task.sleep(for: .milliseconds(50))
+            do {
+                try await Task.sleep(for: .milliseconds(50))
+            } catch {
+                return "not applied: cancelled while a rolling restart of '\(name)' was running"
+            }
         }
         let old = state.spec
         guard old != spec else { return "unchanged" }
@@ -156,8 +165,10 @@ public actor ProcessSupervisor {
         let count = max(1, count)
         if state.slots.count > count {
             let extra = Array(state.slots[count...])
-            state.slots.removeLast(state.slots.count - count)
+            // Stopped while still listed (the stop finds generations through the slots), then
+            // removed.
             await stopSlots(extra, reason: "scaled down", drain: true)
+            state.slots.removeAll { slot in extra.contains { $0 === slot } }
         } else {
             for index in (state.slots.count + 1)...count {
                 let slot = Slot(deployment: name, index: index, policy: state.spec.respawn)
@@ -194,6 +205,7 @@ public actor ProcessSupervisor {
     private func roll(_ state: DeploymentState, name: String, spec: ProcessSpec, countChange: Bool) async -> RollReport {
         state.rolling = true
         defer { state.rolling = false }
+        let previousSpec = state.spec
         state.spec = spec
         logger.info("rolling restart started", metadata: ["deployment": "\(name)", "instances": "\(state.slots.count)"])
         var steps: [RollStep] = []
@@ -220,6 +232,9 @@ public actor ProcessSupervisor {
             let untouched = state.slots.filter { slot in !steps.contains { $0.instance == slot.name } }.map(\.name)
             message = (failed.error ?? "failed")
                 + (untouched.isEmpty ? "" : "; the roll stopped, \(untouched.joined(separator: ", ")) kept serving")
+            // The instances not reached keep the spec they run, also when they respawn; the next
+            // reload of the same file tries the roll again.
+            state.spec = previousSpec
             logger.error("rolling restart failed", metadata: ["deployment": "\(name)", "error": "\(message)"])
         } else {
             message = "rolled \(steps.count) instance\(steps.count == 1 ? "" : "s")"
@@ -231,7 +246,10 @@ public actor ProcessSupervisor {
     /// Stops one or all instances of a deployment (drained first); they stay STOPPED.
     public func stop(deployment name: String, index: Int?) async throws(SupervisorError) -> [InstanceStatus] {
         let slots = try slots(of: name, index: index)
-        for slot in slots { slot.wanted = false }
+        for slot in slots {
+            slot.wanted = false
+            slot.operatorStopped = true
+        }
         await stopSlots(slots, reason: "stopped by operator", drain: true)
         return slots.map(status(of:)).flatMap { $0 }
     }
@@ -244,6 +262,7 @@ public actor ProcessSupervisor {
         var waits: [(Slot, Generation?)] = []
         for slot in slots {
             slot.wanted = true
+            slot.operatorStopped = false
             slot.tracker.reset()
             if let current = slot.current, current.exit.value == nil {
                 waits.append((slot, current))
@@ -289,6 +308,11 @@ public actor ProcessSupervisor {
         return [slot]
     }
 
+    /// The spec a deployment's instances run now (after a failed roll: the one before it).
+    public func spec(of deployment: String) -> ProcessSpec? {
+        deployments[deployment]?.spec
+    }
+
     /// The deployments this supervisor runs, in the order they were added.
     public var deploymentNames: [String] { order }
 
@@ -307,7 +331,7 @@ public actor ProcessSupervisor {
             var sample: ProcessSample?
             var cpu: Double?
             if let generation, generation.exit.value == nil {
-                sample = ProcessSampler.sample(pid: generation.process.pid)
+                sample = generation.process.sample()
                 if let sample {
                     let (previous, at) = generation.lastSample ?? (ProcessSample(rssBytes: 0, cpuSeconds: 0), generation.startedAt)
                     let elapsed = Self.seconds(now - at)
@@ -340,7 +364,9 @@ public actor ProcessSupervisor {
     @discardableResult
     private func start(_ slot: Slot, spec: ProcessSpec, asSurge: Bool = false) -> Generation? {
         // A roll or an operator's start that was waiting when the shutdown began starts nothing.
-        guard !shuttingDown else { return nil }
+        guard !shuttingDown, let owner = deployments[slot.deployment], owner.slots.contains(where: { $0 === slot }) else {
+            return nil
+        }
         let inUse = Set(deployments.values.flatMap(\.slots).flatMap(\.live).map(\.endpoint.port))
         guard let port = PortAllocator.pick(range: spec.ports, inUse: inUse, preferred: asSurge ? nil : slot.lastPort, host: host) else {
             let reason = "no free port in \(spec.ports.lowerBound)-\(spec.ports.upperBound)"
@@ -428,7 +454,11 @@ public actor ProcessSupervisor {
         logger.info(
             "[\(slot.name)] ready after \(Self.format(now - generation.startedAt)); in rotation",
             metadata: ["pid": "\(generation.process.pid)", "port": "\(generation.endpoint.port)", "state": "READY"])
-        await delegate.instanceReady(generation.endpoint)
+        let delegate = self.delegate
+        let endpoint = generation.endpoint
+        let notice = Task { await delegate.instanceReady(endpoint) }
+        generation.readyNotice = notice
+        await notice.value
         generation.ready.complete(generation.exit.value == nil)
     }
 
@@ -440,6 +470,7 @@ public actor ProcessSupervisor {
         logger.error("[\(slot.name)] \(reason); killing its process group", metadata: ["pid": "\(generation.process.pid)"])
         if generation.inRotation {
             generation.inRotation = false
+            await generation.readyNotice?.value
             await delegate.instanceGone(generation.endpoint)
         }
         generation.process.signalGroup(SIGKILL)
@@ -474,7 +505,10 @@ public actor ProcessSupervisor {
                 crashed(slot, reason: generation.killReason ?? text, healthyFor: healthyFor)
             }
         }
-        if wasInRotation { await delegate.instanceGone(generation.endpoint) }
+        if wasInRotation {
+            await generation.readyNotice?.value
+            await delegate.instanceGone(generation.endpoint)
+        }
         generation.exit.complete(status)
     }
 
@@ -606,12 +640,14 @@ public actor ProcessSupervisor {
 
     /// Stop-then-start of one slot of a multi-instance deployment.
     private func replace(_ slot: Slot, spec: ProcessSpec) async -> RollStep {
-        slot.backoff?.cancel()
-        slot.backoff = nil
         let old = slot.current
         var step = RollStep(
             instance: slot.name, oldPid: old?.process.pid, newPid: nil, oldPort: old?.endpoint.port, newPort: nil,
             drained: true, drainTime: .zero, outOfRotation: .zero, error: nil)
+        // An operator's stop stands: a roll does not bring the instance back.
+        guard !slot.operatorStopped else { return step }
+        slot.backoff?.cancel()
+        slot.backoff = nil
         let leftRotation = ContinuousClock.now
         if let old, old.exit.value == nil {
             if let report = await stop(slot, old, reason: "rolling restart", drain: true) {
@@ -622,6 +658,10 @@ public actor ProcessSupervisor {
         if slot.current === old { slot.current = nil }
         guard slot.current == nil else {
             step.error = "\(slot.name) was started by someone else during the roll"
+            return step
+        }
+        // Stopped by an operator, removed or shut down while it drained: nothing to start.
+        guard !slot.operatorStopped, !shuttingDown, deployments[slot.deployment]?.slots.contains(where: { $0 === slot }) == true else {
             return step
         }
         slot.wanted = true
@@ -649,6 +689,7 @@ public actor ProcessSupervisor {
         var step = RollStep(
             instance: slot.name, oldPid: old?.process.pid, newPid: nil, oldPort: old?.endpoint.port, newPort: nil,
             drained: true, drainTime: .zero, outOfRotation: .zero, error: nil)
+        guard !slot.operatorStopped else { return step }
         guard let old, old.exit.value == nil else {
             // Nothing to keep serving: a plain start.
             slot.current = nil
@@ -660,7 +701,16 @@ public actor ProcessSupervisor {
         }
         step.newPid = replacement.process.pid
         step.newPort = replacement.endpoint.port
-        guard await replacement.ready.wait() else {
+        let replacementReady = await replacement.ready.wait()
+        // Between its check and now an operator may have stopped the slot (or it was removed):
+        // the replacement goes too. A replacement that died meanwhile takes the not-ready path.
+        if replacementReady, slot.operatorStopped || !slot.wanted {
+            if slot.surge === replacement { slot.surge = nil }
+            _ = await stop(slot, replacement, reason: "the slot was stopped during the roll", drain: true)
+            step.error = "\(slot.name) was stopped during the roll"
+            return step
+        }
+        guard replacementReady, replacement.exit.value == nil else {
             if slot.surge === replacement { slot.surge = nil }
             if replacement.exit.value == nil {
                 await kill(slot, replacement, reason: "replacement not ready")

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import Synchronization
 import Testing
@@ -90,6 +93,54 @@ import Testing
         #expect(starts.allSatisfy { $0.hasSuffix("instance=job#1") && $0.contains("port=312") })
         // Each run was ready (the probe passes at once) and so left the rotation when it ended.
         #expect(recorder.log.filter { $0 == "ready job#1" }.count == recorder.log.filter { $0 == "gone job#1" }.count)
+        await supervisor.shutdown(drain: false)
+    }
+
+    static func waitForReady(_ supervisor: ProcessSupervisor, count: Int) async throws -> [InstanceStatus] {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            let rows = await supervisor.status()
+            if rows.filter({ $0.state == .ready }).count == count { return rows }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw SupervisorTestError("not \(count) READY: \(await supervisor.status())")
+    }
+
+    @Test func scalingDownStopsTheInstancesItRemoves() async throws {
+        let recorder = Recorder()
+        let supervisor = Self.supervisor(recorder)
+        var spec = ProcessSpec(
+            command: ["sh", "-c", Self.termScript], instances: 3, ports: 31_300...31_400,
+            health: HealthCheckSpec(kind: .tcp, interval: .milliseconds(50)))
+        await supervisor.add(deployment: "app", spec: spec)
+        let rows = try await Self.waitForReady(supervisor, count: 3)
+        let pids = rows.compactMap(\.pid)
+        spec.instances = 1
+        let what = await supervisor.update(deployment: "app", spec: spec)
+        #expect(what == "scaled from 3 to 1 instances")
+        let after = await supervisor.status()
+        #expect(after.map(\.name) == ["app#1"])
+        #expect(recorder.log.contains("gone app#2") && recorder.log.contains("gone app#3"))
+        for pid in pids.dropFirst() { #expect(kill(pid, 0) != 0) }
+        await supervisor.shutdown(drain: false)
+        #expect(kill(pids[0], 0) != 0)
+    }
+
+    @Test func aRollLeavesAnInstanceTheOperatorStoppedStopped() async throws {
+        let recorder = Recorder()
+        let supervisor = Self.supervisor(recorder)
+        let spec = ProcessSpec(
+            command: ["sh", "-c", Self.termScript], instances: 2, ports: 31_500...31_600,
+            health: HealthCheckSpec(kind: .tcp, interval: .milliseconds(50)))
+        await supervisor.add(deployment: "app", spec: spec)
+        _ = try await Self.waitForReady(supervisor, count: 2)
+        _ = try await supervisor.stop(deployment: "app", index: 2)
+        let report = try await supervisor.restart(deployment: "app")
+        #expect(report.ok)
+        let rows = await supervisor.status()
+        #expect(rows.first { $0.name == "app#1" }?.state == .ready)
+        #expect(rows.first { $0.name == "app#2" }?.state == .stopped)
+        #expect(rows.first { $0.name == "app#2" }?.pid == nil)
         await supervisor.shutdown(drain: false)
     }
 }

@@ -33,7 +33,7 @@ extension AdminAPI {
         }
     }
 
-    func shutdown(_ request: AdminRequest) -> AdminResponse {
+    func shutdown(_ request: AdminRequest) async -> AdminResponse {
         if let unknown = request.query.keys.sorted().first(where: { $0 != "timeout" }) {
             return .error(400, "unknown parameter '\(unknown)'; expected timeout")
         }
@@ -46,8 +46,13 @@ extension AdminAPI {
         }
         guard let operations else { return .error(409, "this gateway cannot be shut down through the admin API") }
         operations.requestShutdown(timeout: timeout)
-        let seconds = timeout.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
-            ?? Double(defaultSuspendTimeout.components.seconds)
+        let effective: Duration
+        if let timeout {
+            effective = timeout
+        } else {
+            effective = await operations.membership.config.shutdownTimeout
+        }
+        let seconds = effective.seconds
         return .json(202, ShutdownAnswer(shuttingDown: true, timeoutSeconds: seconds))
     }
 

@@ -74,7 +74,7 @@ struct AdminAPI: Sendable {
         case ("POST", "/reload"):
             return await reload()
         case ("POST", "/shutdown"):
-            return shutdown(request)
+            return await shutdown(request)
         case (_, _) where request.path.hasPrefix("/deployments/"):
             return await deploymentOperation(request)
         case (_, "/health"), (_, "/ready"), (_, "/stats"), (_, "/metrics"), (_, "/suspend"), (_, "/resume"),

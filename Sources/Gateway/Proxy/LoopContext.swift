@@ -9,6 +9,8 @@ import RequestControl
 final class LoopContext {
     let eventLoop: EventLoop
     var router: Router
+    /// Which publication `router` came from (see `BackendMembership`).
+    var routerVersion = 0
     var timeouts: TimeoutsConfig
     var limits: LimitsConfig
     let pool: UpstreamPool

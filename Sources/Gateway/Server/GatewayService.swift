@@ -109,31 +109,47 @@ final class GatewayService: Service {
 
         // Wait for SIGTERM/SIGINT (the ServiceGroup turns them into a graceful shutdown) or for
         // POST /shutdown, whichever comes first.
-        let requestedTimeout: Duration? = await withTaskGroup(of: Duration??.self) { waits in
+        enum Cause: Sendable {
+            case signal
+            case request(Duration?)
+        }
+        let cause: Cause = await withTaskGroup(of: Cause?.self) { waits in
             waits.addTask {
                 try? await gracefulShutdown()
-                return .some(nil)
+                return .signal
             }
             waits.addTask {
-                for await timeout in shutdownRequests { return .some(timeout) }
+                for await timeout in shutdownRequests { return .request(timeout) }
                 return nil
             }
-            var result: Duration?? = nil
+            var first: Cause = .signal
             while let next = await waits.next() {
-                if let value = next {
-                    result = value
+                if let next {
+                    first = next
                     break
                 }
             }
             waits.cancelAll()
-            return result ?? nil
+            return first
         }
-        let shutdownTimeout = requestedTimeout ?? config.shutdownTimeout
+        // A reload may have changed it.
+        var shutdownTimeout = await membership.config.shutdownTimeout
+        if case .request(let requested?) = cause { shutdownTimeout = requested }
 
-        // Trapped before anything is logged, so a second signal is never missed.
+        // Trapped before anything is logged, so a second signal is never missed. After a
+        // shutdown by signal, the next signal means "now"; after POST /shutdown, the first
+        // signal (a service manager's stop, say) is only the request again, the second one is "now".
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let signalsBeforeExit: Int
+        if case .signal = cause { signalsBeforeExit = 1 } else { signalsBeforeExit = 2 }
         let secondSignal = Task {
+            var seen = 0
             for await signal in signals {
+                seen += 1
+                guard seen >= signalsBeforeExit else {
+                    self.logger.info("signal during shutdown; already draining (another one exits at once)", metadata: ["signal": "\(signal)"])
+                    continue
+                }
                 self.logger.warning("second signal during shutdown; exiting now", metadata: ["signal": "\(signal)"])
                 exit(1)
             }

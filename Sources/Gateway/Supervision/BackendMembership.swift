@@ -14,6 +14,9 @@ actor BackendMembership {
     private let logger: Logger
     /// Ready supervised instances, in the order they joined.
     private var instances: [String: [HostPort]] = [:]
+    /// Numbers the published routers: publishing awaits the loops, so two publications can
+    /// overlap, and a loop must never swap an older router in over a newer one.
+    private var version = 0
 
     init(config: GatewayConfig, controller: RequestController, server: ProxyServer, logger: Logger) {
         self.config = config
@@ -73,7 +76,11 @@ actor BackendMembership {
         let router = Router(config: config, controller: controller, backends: backends)
         let timeouts = config.timeouts
         let limits = config.limits
+        version += 1
+        let version = self.version
         await server.forEachLoop { loop in
+            guard version > loop.routerVersion else { return }
+            loop.routerVersion = version
             loop.router = router
             loop.timeouts = timeouts
             loop.limits = limits

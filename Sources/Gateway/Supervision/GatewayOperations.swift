@@ -96,6 +96,9 @@ final class GatewayOperations: Sendable {
         if new.limits != old.limits || new.timeouts != old.timeouts || new.shutdownTimeout != old.shutdownTimeout {
             changes.append("limits and timeouts updated in place")
         }
+        if new.timeouts.connect != old.timeouts.connect || new.timeouts.preSuspend != old.timeouts.preSuspend {
+            changes.append("timeouts.connect and timeouts.pre_suspend take a restart; the running values stay")
+        }
         let oldByName = Dictionary(uniqueKeysWithValues: old.deployments.map { ($0.name, $0) })
         let newNames = Set(new.deployments.map(\.name))
 
@@ -123,8 +126,11 @@ final class GatewayOperations: Sendable {
             case (_?, nil):
                 await supervisor.remove(deployment: deployment.name)
                 changes.append("deployment '\(deployment.name)' no longer runs processes (stopped)")
-            case (let previous?, let spec?):
-                if previous == spec {
+            case (_?, let spec?):
+                // Compared with what the instances run (a failed roll kept the previous spec),
+                // so reloading the same file retries that roll.
+                let running = await supervisor.spec(of: deployment.name)
+                if running == resolve(spec) {
                     if before != deployment { changes.append("deployment '\(deployment.name)' updated in place") }
                 } else {
                     let what = await supervisor.update(deployment: deployment.name, spec: resolve(spec))

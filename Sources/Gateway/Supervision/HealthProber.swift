@@ -41,6 +41,9 @@ struct HealthProber: Sendable {
             channel.close(promise: nil)
             return result
         } catch {
+            // The channel closed before the reader was added: the promise must still complete
+            // (an abandoned NIO promise is a crash in debug builds).
+            promise.succeed(.failed("\(instance.address)\(path): \(error)"))
             channel.close(promise: nil)
             return .failed("\(instance.address)\(path): \(error)")
         }

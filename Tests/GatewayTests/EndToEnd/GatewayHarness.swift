@@ -114,22 +114,25 @@ final class GatewayHarness: Sendable {
 
     /// Polls `/stats` until `condition` holds (every 20 ms, bounded): how a test waits for
     /// requests to be in flight without sleeping and hoping.
+    @discardableResult
     func waitForStats(
         timeout: Duration = .seconds(10),
         _ what: String,
         _ condition: ([String: Any]) -> Bool
-    ) async throws {
+    ) async throws -> [String: Any] {
         let deadline = ContinuousClock.now + timeout
         var last: [String: Any] = [:]
         while ContinuousClock.now < deadline {
             last = try await stats()
-            if condition(last) { return }
+            if condition(last) { return last }
             try await Task.sleep(for: .milliseconds(20))
         }
         throw TestSupportError("timed out waiting for \(what); last stats: \(last)")
     }
 
-    func waitForActive(_ count: Int) async throws {
+    /// Returns the stats document that showed it, so a test can look at the same moment.
+    @discardableResult
+    func waitForActive(_ count: Int) async throws -> [String: Any] {
         try await waitForStats("\(count) requests in flight") { stats in
             (stats["global"] as? [String: Any])?["active"] as? Int == count
         }
