@@ -108,7 +108,8 @@ struct AdminAPI: Sendable {
         case .success(let s): scope = s
         case .failure(let error): return .error(error.status, error.message)
         }
-        var timeout = SuspendTimeout.after(defaultSuspendTimeout)
+        // The configured shutdown timeout, as the last reload left it.
+        var timeout = SuspendTimeout.after(await operations?.membership.config.shutdownTimeout ?? defaultSuspendTimeout)
         if let raw = request.query["timeout"] {
             guard let seconds = Double(raw), seconds.isFinite else {
                 return .error(400, "timeout must be a number of seconds (0 = do not wait, <0 = wait for ever), got '\(raw)'")
