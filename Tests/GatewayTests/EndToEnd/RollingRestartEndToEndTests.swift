@@ -92,8 +92,15 @@ import Glibc
     /// backend's own view of the drain, independent of the gateway's counters.
     private static func expectNoRequestInFlightAtStop(_ harness: GatewayHarness, pids: Set<Int>) async throws {
         // The restart answered after each old instance exited, and an exit is reported only
-        // after the instance's last output was relayed.
-        let shutdowns = harness.gateway.stdoutLines.filter { $0.contains("shutting down: stopped accepting") }
+        // after the instance's last output was relayed; this process may still be reading it.
+        func shutdownLines() -> [String] {
+            harness.gateway.stdoutLines.filter { $0.contains("shutting down: stopped accepting") }
+        }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while shutdownLines().count < pids.count, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let shutdowns = shutdownLines()
         #expect(shutdowns.count == pids.count, "\(shutdowns)")
         for line in shutdowns {
             #expect(line.hasSuffix(", 0 requests in flight"), "\(line)")
