@@ -274,9 +274,8 @@ public actor ProcessSupervisor {
         }
         var problems: [String] = []
         for (slot, generation) in waits {
-            guard let generation, await generation.ready.wait() else {
+            if await generation?.ready.wait() != true {
                 problems.append("\(slot.name) did not get ready: \(slot.reason)")
-                continue
             }
         }
         guard problems.isEmpty else { throw SupervisorError(.failed, problems.joined(separator: "; ")) }
@@ -334,8 +333,7 @@ public actor ProcessSupervisor {
                 sample = generation.process.sample()
                 if let sample {
                     let (previous, at) = generation.lastSample ?? (ProcessSample(rssBytes: 0, cpuSeconds: 0), generation.startedAt)
-                    let elapsed = Self.seconds(now - at)
-                    if elapsed > 0 { cpu = max(0, (sample.cpuSeconds - previous.cpuSeconds) / elapsed * 100) }
+                    cpu = sample.cpuPercent(since: previous, elapsed: now - at)
                     generation.lastSample = (sample, now)
                 }
             }
@@ -343,6 +341,7 @@ public actor ProcessSupervisor {
             return InstanceStatus(
                 deployment: slot.deployment, index: slot.index, name: slot.name,
                 pid: alive ? generation?.process.pid : nil, port: alive ? generation?.endpoint.port : nil,
+                address: alive ? generation?.endpoint.address : nil,
                 state: state, reason: reason, ready: generation?.inRotation ?? false && !(generation?.stopping ?? false),
                 restarts: slot.restarts, uptime: alive ? generation.map { now - $0.startedAt } : nil,
                 rssBytes: sample?.rssBytes, cpuPercent: cpu, lastExit: slot.lastExit)
