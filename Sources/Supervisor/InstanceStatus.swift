@@ -5,6 +5,8 @@ public struct InstanceStatus: Sendable, Equatable {
     public var name: String
     public var pid: Int32?
     public var port: Int?
+    /// `127.0.0.1:9101`: the backend address the gateway routes to (nil when not running).
+    public var address: String?
     public var state: Supervisor.InstanceState
     /// Why it is in that state: the last exit, the failed check, the operator's stop...
     public var reason: String

@@ -32,7 +32,7 @@ import Testing
                 """,
             source: "test.yaml"
         )
-        let controller = RequestController(configuration: GatewayService.requestControlConfiguration(config))
+        let controller = RequestController(configuration: BackendMembership.requestControlConfiguration(config))
         let channel = EmbeddedChannel()
         let loop = LoopContext(
             eventLoop: channel.eventLoop,

@@ -13,7 +13,7 @@ extension AdminAPI {
             for backend in deployment.backends { backends["\(deployment.name) \(backend.address)"] = backend }
         }
         let entries = rows.map { row -> ProcessEntry in
-            let backend = row.port.flatMap { backends["\(row.deployment) \(HostPort(host: "127.0.0.1", port: $0))"] }
+            let backend = row.address.flatMap { backends["\(row.deployment) \($0)"] }
             return ProcessEntry(row, active: backend?.active ?? 0, total: backend?.total ?? 0)
         }
         return .json(200, ProcessTableAnswer(processes: entries))
@@ -26,8 +26,7 @@ extension AdminAPI {
             return .json(200, ReloadAnswer(ok: true, changes: changes))
         } catch {
             switch error {
-            case .busy: return .error(409, error.description)
-            case .noConfigFile: return .error(409, error.description)
+            case .busy, .noConfigFile: return .error(409, error.description)
             case .invalid: return .error(400, error.description)
             }
         }

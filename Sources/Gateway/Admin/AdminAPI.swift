@@ -164,11 +164,11 @@ struct AdminAPI: Sendable {
         }
         let rows = await operations.supervisor.status()
         guard let row = rows.first(where: { $0.deployment == deployment && $0.index == index && $0.pid != nil }),
-            let port = row.port
+            let address = row.address
         else {
             return .failure(ParameterError(message: "no running instance \(deployment)#\(index)", status: 404))
         }
-        rest["backend"] = HostPort(host: "127.0.0.1", port: port).description
+        rest["backend"] = address
         return Self.scope(from: rest, allowing: extra)
     }
 

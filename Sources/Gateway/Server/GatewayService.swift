@@ -22,16 +22,12 @@ final class GatewayService: Service {
         self.logger = logger
         let stateLogger = logger
         self.controller = RequestController(
-            configuration: Self.requestControlConfiguration(config),
+            configuration: BackendMembership.requestControlConfiguration(config),
             preSuspendTimeout: config.timeouts.preSuspend,
             onStateChange: { scope, state in
                 stateLogger.info("suspend state changed", metadata: ["scope": "\(scope)", "state": "\(state.rawValue)"])
             }
         )
-    }
-
-    static func requestControlConfiguration(_ config: GatewayConfig) -> RequestControlConfiguration {
-        BackendMembership.requestControlConfiguration(config)
     }
 
     func run() async throws {
