@@ -101,10 +101,7 @@ final class DemoRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if case .sleeping(_, let timer) = self.state {
             timer.cancel()
         }
-        switch self.state {
-        case .idle, .closed: break
-        default: Self.inFlight.wrappingSubtract(1, ordering: .relaxed)
-        }
+        self.leaveRequest()
         self.state = .closed
         context.fireChannelInactive()
     }
@@ -296,10 +293,16 @@ final class DemoRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return HTTPResponseHead(version: request.head.version, status: status, headers: headers)
     }
 
-    private func endResponse(context: ChannelHandlerContext, request: Request) {
-        if case .idle = self.state {} else if case .closed = self.state {} else {
-            Self.inFlight.wrappingSubtract(1, ordering: .relaxed)
+    /// The request being served (if any) is no longer in flight.
+    private func leaveRequest() {
+        switch self.state {
+        case .idle, .closed: break
+        default: Self.inFlight.wrappingSubtract(1, ordering: .relaxed)
         }
+    }
+
+    private func endResponse(context: ChannelHandlerContext, request: Request) {
+        self.leaveRequest()
         self.state = .idle
         self.needsFlush = false
         let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
