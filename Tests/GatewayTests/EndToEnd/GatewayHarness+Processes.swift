@@ -18,14 +18,7 @@ extension GatewayHarness {
     func waitForProcesses(
         timeout: Duration = .seconds(20), _ what: String, _ condition: ([[String: Any]]) -> Bool
     ) async throws -> [[String: Any]] {
-        let deadline = ContinuousClock.now + timeout
-        var last: [[String: Any]] = []
-        while ContinuousClock.now < deadline {
-            last = try await processes()
-            if condition(last) { return last }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        throw TestSupportError("timed out waiting for \(what); last /processes: \(last)\n\(gateway.outputDescription)")
+        try await poll(timeout: timeout, what, fetch: { try await self.processes() }, until: condition)
     }
 
     /// Waits until `count` instances of `deployment` are READY and returns them.

@@ -120,14 +120,24 @@ final class GatewayHarness: Sendable {
         _ what: String,
         _ condition: ([String: Any]) -> Bool
     ) async throws -> [String: Any] {
+        try await poll(timeout: timeout, what, fetch: { try await self.stats() }, until: condition)
+    }
+
+    /// Fetches every 20 ms until `condition` holds (bounded by `timeout`) and returns what
+    /// satisfied it; the error shows the last value fetched.
+    func poll<Value>(
+        timeout: Duration, _ what: String, fetch: () async throws -> Value, until condition: (Value) -> Bool
+    ) async throws -> Value {
         let deadline = ContinuousClock.now + timeout
-        var last: [String: Any] = [:]
-        while ContinuousClock.now < deadline {
-            last = try await stats()
-            if condition(last) { return last }
+        var last = try await fetch()
+        while !condition(last) {
+            guard ContinuousClock.now < deadline else {
+                throw TestSupportError("timed out waiting for \(what); last: \(last)\n\(gateway.outputDescription)")
+            }
             try await Task.sleep(for: .milliseconds(20))
+            last = try await fetch()
         }
-        throw TestSupportError("timed out waiting for \(what); last stats: \(last)")
+        return last
     }
 
     /// Returns the stats document that showed it, so a test can look at the same moment.
