@@ -17,7 +17,6 @@ public actor ProcessSupervisor {
     /// One started process of a slot. A slot has one current generation; during a surge also
     /// the replacement, and while an old one drains after a surge, that one too (`retiring`).
     final class Generation {
-        let number: Int
         let process: SpawnedProcess
         let spec: ProcessSpec
         let endpoint: InstanceEndpoint
@@ -39,8 +38,7 @@ public actor ProcessSupervisor {
         var readyNotice: Task<Void, Never>?
         var lastSample: (sample: ProcessSample, at: ContinuousClock.Instant)?
 
-        init(number: Int, process: SpawnedProcess, spec: ProcessSpec, endpoint: InstanceEndpoint) {
-            self.number = number
+        init(process: SpawnedProcess, spec: ProcessSpec, endpoint: InstanceEndpoint) {
             self.process = process
             self.spec = spec
             self.endpoint = endpoint
@@ -66,7 +64,6 @@ public actor ProcessSupervisor {
         var lastExit: String?
         var lastPort: Int?
         var backoff: Task<Void, Never>?
-        var generations = 0
 
         init(deployment: String, index: Int, policy: RespawnPolicy) {
             self.deployment = deployment
@@ -312,9 +309,6 @@ public actor ProcessSupervisor {
         deployments[deployment]?.spec
     }
 
-    /// The deployments this supervisor runs, in the order they were added.
-    public var deploymentNames: [String] { order }
-
     // MARK: Status
 
     /// The process table: one row per slot, plus a row for a surge replacement or a retiring
@@ -387,9 +381,8 @@ public actor ProcessSupervisor {
             if !asSurge { crashed(slot, reason: "\(error)", healthyFor: .zero) }
             return nil
         }
-        slot.generations += 1
         let endpoint = InstanceEndpoint(deployment: slot.deployment, index: slot.index, host: host, port: port, pid: process.pid)
-        let generation = Generation(number: slot.generations, process: process, spec: spec, endpoint: endpoint)
+        let generation = Generation(process: process, spec: spec, endpoint: endpoint)
         if asSurge {
             slot.surge = generation
         } else {
