@@ -154,7 +154,9 @@ import Glibc
         try await harness.gateway.waitForOutput(containing: "[shop#2] grandchild ", in: .stdout)
         try await harness.gateway.waitForOutput(containing: "[shop#1] grandchild ", in: .stdout)
         let pids = harness.gateway.stdoutLines.filter { $0.contains("] grandchild ") }.compactMap { Int32($0.split(separator: " ").last!) }
-        #expect(pids.count == count)
+        // More than one per instance if an instance was respawned before it got ready (its port
+        // taken by a parallel test, say); every one of them must be gone in the end.
+        #expect(pids.count >= count)
         return pids
     }
 
