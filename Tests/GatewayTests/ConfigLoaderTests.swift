@@ -57,7 +57,7 @@ import Testing
     @Test func referenceConfig() throws {
         let config = try self.parse(Self.reference)
         let expected = GatewayConfig(
-            listen: HostPort(host: "127.0.0.1", port: 8080),
+            listeners: [.cleartext(HostPort(host: "127.0.0.1", port: 8080))],
             admin: AdminConfig(listen: HostPort(host: "127.0.0.1", port: 9901)),
             limits: LimitsConfig(maxRequests: 1000, maxHeaderBytes: 65536, maxBodyBytes: nil),
             shutdownTimeout: .seconds(30),
@@ -204,7 +204,7 @@ import Testing
         #expect(nested.message.contains("did you mean \"idle\"?"))
 
         let unrelated = try #require(self.error("listen: 127.0.0.1:8080\nfrobnicate: yes\n"))
-        #expect(unrelated.message.hasPrefix("unknown key \"frobnicate\" (known keys: listen, admin,"))
+        #expect(unrelated.message.hasPrefix("unknown key \"frobnicate\" (known keys: listen, listeners, admin,"))
     }
 
     @Test func wrongTypes() throws {
@@ -252,7 +252,7 @@ import Testing
     }
 
     @Test func missingRequiredKeys() throws {
-        #expect(self.error("threads: 2")?.description == "gateway.yaml:1:1: missing required key \"listen\"")
+        #expect(self.error("threads: 2")?.description == "gateway.yaml:1:1: give `listen` (one HTTP/1.1 address) or `listeners`")
         #expect(self.error("listen: 127.0.0.1:8080")?.message == "missing required key \"deployments\"")
         let noBackends = try #require(self.error("listen: 127.0.0.1:8080\ndeployments:\n  - name: app\n"))
         #expect(noBackends.keyPath == "deployments[0]")

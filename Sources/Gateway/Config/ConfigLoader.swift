@@ -49,10 +49,10 @@ enum ConfigLoader {
 
     private static func gateway(_ node: ConfigNode) throws(ConfigError) -> GatewayConfig {
         let map = try node.mapping(known: [
-            "listen", "admin", "limits", "shutdown_timeout", "threads", "timeouts", "deployments",
+            "listen", "listeners", "admin", "limits", "shutdown_timeout", "threads", "timeouts", "deployments",
         ])
-        let listenNode = try map.required("listen")
-        let listen = try listenNode.hostPort(allowAnyPort: true)
+        let (listeners, listenNode) = try Self.listeners(node, map)
+        let listen = listeners[0].listen
         var admin = AdminConfig(listen: HostPort(host: "127.0.0.1", port: 9901))
         var adminListenNode = listenNode
         if let adminNode = map.optional("admin") {
@@ -62,8 +62,8 @@ enum ConfigLoader {
                 adminListenNode = node
             }
         }
-        if admin.listen == listen, listen.port != 0 {
-            throw adminListenNode.error("the admin API cannot listen on \(listen) too: the proxy listens there")
+        for listener in listeners where admin.listen == listener.listen && listener.listen.port != 0 {
+            throw adminListenNode.error("the admin API cannot listen on \(listener.listen) too: the proxy listens there")
         }
         var limits = LimitsConfig(maxRequests: nil, maxHeaderBytes: GatewayConfig.defaultMaxHeaderBytes, maxBodyBytes: nil)
         if let limitsNode = map.optional("limits") {
@@ -80,7 +80,7 @@ enum ConfigLoader {
         }
         let deployments = try Self.deployments(map.required("deployments"))
         return GatewayConfig(
-            listen: listen,
+            listeners: listeners,
             admin: admin,
             limits: limits,
             shutdownTimeout: shutdownTimeout,
@@ -88,6 +88,92 @@ enum ConfigLoader {
             timeouts: timeouts,
             deployments: deployments
         )
+    }
+
+    /// `listen: ADDRESS` (one cleartext HTTP/1.1 listener) or `listeners: [...]`; returns the
+    /// listeners and the node the first address came from.
+    private static func listeners(
+        _ node: ConfigNode, _ map: ConfigMapping
+    ) throws(ConfigError) -> ([ListenerConfig], ConfigNode) {
+        switch (map.optional("listen"), map.optional("listeners")) {
+        case (nil, nil):
+            throw node.error("give `listen` (one HTTP/1.1 address) or `listeners`")
+        case (_?, _?):
+            throw node.error("give `listen` or `listeners`, not both")
+        case (let listenNode?, nil):
+            return ([.cleartext(try listenNode.hostPort(allowAnyPort: true))], listenNode)
+        case (nil, let listNode?):
+            let items = try listNode.list()
+            guard !items.isEmpty else { throw listNode.error("expected at least one listener") }
+            var result: [ListenerConfig] = []
+            var firstAddress = listNode
+            for (index, item) in items.enumerated() {
+                let map = try item.mapping(known: ["listen", "protocols", "tls"])
+                let addressNode = try map.required("listen")
+                if index == 0 { firstAddress = addressNode }
+                let listen = try addressNode.hostPort(allowAnyPort: true)
+                if listen.port != 0, let other = result.firstIndex(where: { $0.listen == listen }) {
+                    throw addressNode.error("listeners[\(other)] already listens on \(listen)")
+                }
+                let tls = try map.optional("tls").map { (tlsNode) throws(ConfigError) in
+                    try Self.tls(tlsNode, baseDirectory: Self.directory(of: node.source))
+                }
+                var protocols: [ListenerProtocol] = tls == nil ? [.http1] : [.h2, .http1]
+                if let protocolsNode = map.optional("protocols") {
+                    protocols = try Self.protocols(protocolsNode, tls: tls != nil)
+                }
+                result.append(ListenerConfig(listen: listen, protocols: protocols, tls: tls))
+            }
+            return (result, firstAddress)
+        }
+    }
+
+    private static func protocols(_ node: ConfigNode, tls: Bool) throws(ConfigError) -> [ListenerProtocol] {
+        let items = try node.list()
+        guard !items.isEmpty else { throw node.error("expected at least one protocol (http1, h2c, h2)") }
+        var protocols: [ListenerProtocol] = []
+        for item in items {
+            let name = try item.string(expected: "a protocol name")
+            guard let value = ListenerProtocol(rawValue: name) else {
+                throw item.error("unknown protocol \(ConfigNode.quoted(name)); expected http1, h2c or h2")
+            }
+            if value == .h2c, tls {
+                throw item.error("h2c is HTTP/2 without TLS; a TLS listener offers HTTP/2 as h2")
+            }
+            if value == .h2, !tls {
+                throw item.error("h2 is HTTP/2 over TLS and needs `tls`; cleartext HTTP/2 is h2c")
+            }
+            if protocols.contains(value) { throw item.error("protocol \(name) is listed twice") }
+            protocols.append(value)
+        }
+        return protocols
+    }
+
+    /// `tls: {cert: PATH, key: PATH}` or `tls: {certificates: [{cert, key}, ...]}`; relative paths
+    /// are taken from the configuration file's directory. The files are read when the listener
+    /// starts (and on reload), where a bad one is refused with its name.
+    private static func tls(_ node: ConfigNode, baseDirectory: String) throws(ConfigError) -> TLSListenerConfig {
+        let map = try node.mapping(known: ["cert", "key", "certificates"])
+        func pair(_ map: ConfigMapping) throws(ConfigError) -> TLSCertificateFiles {
+            func path(_ key: String) throws(ConfigError) -> String {
+                let value = try map.required(key).string(expected: "a file path")
+                return value.hasPrefix("/") ? value : ProcessConfigParser.join(baseDirectory, value)
+            }
+            return TLSCertificateFiles(cert: try path("cert"), key: try path("key"))
+        }
+        if let list = map.optional("certificates") {
+            if map.optional("cert") != nil || map.optional("key") != nil {
+                throw node.error("give `cert` and `key`, or `certificates`, not both")
+            }
+            let items = try list.list()
+            guard !items.isEmpty else { throw list.error("expected at least one {cert, key}") }
+            var certificates: [TLSCertificateFiles] = []
+            for item in items {
+                certificates.append(try pair(try item.mapping(known: ["cert", "key"])))
+            }
+            return TLSListenerConfig(certificates: certificates)
+        }
+        return TLSListenerConfig(certificates: [try pair(map)])
     }
 
     private static func timeouts(_ node: ConfigNode) throws(ConfigError) -> TimeoutsConfig {

@@ -5,8 +5,8 @@ import Supervisor
 /// Plain values only: the parser (`ConfigLoader`) turns a file into this, the rest of the
 /// gateway reads it. Every duration is a `Duration`; every address a `HostPort`.
 struct GatewayConfig: Sendable, Equatable {
-    /// The client-facing listener (cleartext HTTP/1.1).
-    var listen: HostPort
+    /// The client-facing listeners; never empty. The first one is the one logged as `listen`.
+    var listeners: [ListenerConfig]
     var admin: AdminConfig
     var limits: LimitsConfig
     /// How long a graceful shutdown waits for in-flight requests before it gives up.
@@ -15,6 +15,46 @@ struct GatewayConfig: Sendable, Equatable {
     var threads: Int?
     var timeouts: TimeoutsConfig
     var deployments: [DeploymentConfig]
+}
+
+extension GatewayConfig {
+    /// The first listener's address (the single `listen:` of a one-listener configuration).
+    var listen: HostPort { listeners[0].listen }
+}
+
+/// One client-facing socket: which protocols it speaks and whether it terminates TLS.
+struct ListenerConfig: Sendable, Equatable {
+    var listen: HostPort
+    /// Without TLS: `http1` and/or `h2c` (HTTP/2 with prior knowledge). With TLS: `h2` and/or
+    /// `http1`, offered by ALPN in that order.
+    var protocols: [ListenerProtocol]
+    var tls: TLSListenerConfig?
+
+    static func cleartext(_ listen: HostPort) -> ListenerConfig {
+        ListenerConfig(listen: listen, protocols: [.http1], tls: nil)
+    }
+
+    /// The ALPN names a TLS listener offers, in the server's order of preference.
+    var alpn: [String] {
+        var names: [String] = []
+        if protocols.contains(.h2) { names.append("h2") }
+        if protocols.contains(.http1) { names.append("http/1.1") }
+        return names
+    }
+}
+
+enum ListenerProtocol: String, Sendable, Equatable, CaseIterable {
+    case http1
+    /// HTTP/2 over TLS, chosen by ALPN.
+    case h2
+    /// HTTP/2 over cleartext TCP with prior knowledge (the client starts with the HTTP/2 preface).
+    case h2c
+}
+
+struct TLSListenerConfig: Sendable, Equatable {
+    /// The first is served when the client sends no server name or one no certificate covers;
+    /// the others are chosen by SNI against the names in their certificates.
+    var certificates: [TLSCertificateFiles]
 }
 
 struct HostPort: Sendable, Hashable, CustomStringConvertible {

@@ -149,7 +149,7 @@ enum ProcessConfigParser {
         throw node.error("expected a signal name (\(signalNames.keys.sorted().joined(separator: ", "))), got \(node.shown)")
     }
 
-    private static func join(_ base: String, _ relative: String) -> String {
+    static func join(_ base: String, _ relative: String) -> String {
         var path = relative
         while path.hasPrefix("./") { path.removeFirst(2) }
         if path == "." || path.isEmpty { return base }

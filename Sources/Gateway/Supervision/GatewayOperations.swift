@@ -81,9 +81,13 @@ final class GatewayOperations: Sendable {
         }
         let old = await membership.config
         var changes: [String] = []
-        if new.listen != old.listen {
-            changes.append("listen \(new.listen) takes a restart; still listening on \(old.listen)")
-            new.listen = old.listen
+        if new.listeners.map(\.listen) != old.listeners.map(\.listen)
+            || new.listeners.map(\.protocols) != old.listeners.map(\.protocols)
+            || new.listeners.map({ $0.tls == nil }) != old.listeners.map({ $0.tls == nil })
+        {
+            let addresses = old.listeners.map(\.listen.description).joined(separator: ", ")
+            changes.append("listener addresses, protocols and TLS on/off take a restart; still listening on \(addresses)")
+            new.listeners = old.listeners
         }
         if new.admin != old.admin {
             changes.append("admin listen \(new.admin.listen) takes a restart; still on \(old.admin.listen)")
