@@ -49,7 +49,7 @@ enum ConfigLoader {
 
     private static func gateway(_ node: ConfigNode) throws(ConfigError) -> GatewayConfig {
         let map = try node.mapping(known: [
-            "listen", "listeners", "admin", "limits", "shutdown_timeout", "threads", "timeouts", "deployments",
+            "listen", "listeners", "admin", "limits", "shutdown_timeout", "threads", "timeouts", "http2", "deployments",
         ])
         let (listeners, listenNode) = try Self.listeners(node, map)
         let listen = listeners[0].listen
@@ -78,6 +78,10 @@ enum ConfigLoader {
         if let timeoutsNode = map.optional("timeouts") {
             timeouts = try Self.timeouts(timeoutsNode)
         }
+        var http2 = HTTP2Config()
+        if let http2Node = map.optional("http2") {
+            http2 = try Self.http2(http2Node)
+        }
         let deployments = try Self.deployments(map.required("deployments"))
         return GatewayConfig(
             listeners: listeners,
@@ -86,6 +90,7 @@ enum ConfigLoader {
             shutdownTimeout: shutdownTimeout,
             threads: threads,
             timeouts: timeouts,
+            http2: http2,
             deployments: deployments
         )
     }
@@ -174,6 +179,26 @@ enum ConfigLoader {
             return TLSListenerConfig(certificates: certificates)
         }
         return TLSListenerConfig(certificates: [try pair(map)])
+    }
+
+    private static func http2(_ node: ConfigNode) throws(ConfigError) -> HTTP2Config {
+        let map = try node.mapping(known: ["max_concurrent_streams", "initial_window_bytes", "max_frame_bytes", "stall_timeout"])
+        var http2 = HTTP2Config()
+        if let value = map.optional("max_concurrent_streams") { http2.maxConcurrentStreams = try value.positiveInt() }
+        if let value = map.optional("initial_window_bytes") {
+            http2.initialWindowBytes = try value.positiveInt()
+            guard http2.initialWindowBytes <= Int(Int32.max) else {
+                throw value.error("at most \(Int32.max) (2^31-1), the largest HTTP/2 window")
+            }
+        }
+        if let value = map.optional("max_frame_bytes") {
+            http2.maxFrameBytes = try value.positiveInt()
+            guard (16_384...16_777_215).contains(http2.maxFrameBytes) else {
+                throw value.error("HTTP/2 frame sizes go from 16384 to 16777215 bytes, got \(http2.maxFrameBytes)")
+            }
+        }
+        if let value = map.optional("stall_timeout") { http2.stallTimeout = try value.duration(allowZero: false) }
+        return http2
     }
 
     private static func timeouts(_ node: ConfigNode) throws(ConfigError) -> TimeoutsConfig {

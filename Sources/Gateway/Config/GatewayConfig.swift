@@ -14,7 +14,28 @@ struct GatewayConfig: Sendable, Equatable {
     /// Event-loop threads; `nil` means one per core.
     var threads: Int?
     var timeouts: TimeoutsConfig
+    var http2 = HTTP2Config()
     var deployments: [DeploymentConfig]
+}
+
+/// HTTP/2 limits announced in the server's SETTINGS and enforced on each connection.
+struct HTTP2Config: Sendable, Equatable {
+    var maxConcurrentStreams = 128
+    /// Each stream's receive window: how much of one upload may wait in the gateway.
+    var initialWindowBytes = 65_535
+    var maxFrameBytes = 16_384
+    /// How long responses may wait on a client that keeps its flow-control window at zero.
+    var stallTimeout: Duration = .seconds(10)
+
+    var session: H2Session.Settings {
+        var settings = H2Session.Settings()
+        settings.maxConcurrentStreams = UInt32(maxConcurrentStreams)
+        settings.initialWindowSize = UInt32(initialWindowBytes)
+        settings.maxFrameSize = UInt32(maxFrameBytes)
+        // Room for every stream's window, so one slow upload cannot hold the others.
+        settings.connectionWindowSize = UInt32(clamping: max(1 << 20, maxConcurrentStreams * initialWindowBytes))
+        return settings
+    }
 }
 
 extension GatewayConfig {

@@ -2,6 +2,16 @@ import Logging
 import NIOCore
 import RequestControl
 
+/// A client connection as a drain sees it: HTTP/1.1 (`ProxyHandler`) or HTTP/2 (`H2ConnectionHandler`).
+protocol ClientConnection: AnyObject {
+    /// The scope (`nil`: the gateway) started draining: an idle HTTP/1.1 connection closes, an
+    /// HTTP/2 connection sends its GOAWAYs and closes when its streams are done.
+    func closeIfIdle(deployment: String?)
+    func closeTunnel(deployment: String?)
+    /// Closes at once; what is still in flight is cut.
+    func closeNow()
+}
+
 /// Everything a client connection needs that belongs to its event loop: the routes, the upstream
 /// pool and the connections themselves (so a drain can close the idle ones).
 ///
@@ -13,11 +23,18 @@ final class LoopContext {
     var routerVersion = 0
     var timeouts: TimeoutsConfig
     var limits: LimitsConfig
+    var http2: HTTP2Config
     let pool: UpstreamPool
     let logger: Logger
-    private var connections: [ObjectIdentifier: ProxyHandler] = [:]
+    let traffic: TrafficCounters
+    private var connections: [ObjectIdentifier: any ClientConnection] = [:]
 
-    init(eventLoop: EventLoop, router: Router, timeouts: TimeoutsConfig, limits: LimitsConfig, logger: Logger) {
+    init(
+        eventLoop: EventLoop, router: Router, timeouts: TimeoutsConfig, limits: LimitsConfig,
+        http2: HTTP2Config = HTTP2Config(), traffic: TrafficCounters, logger: Logger
+    ) {
+        self.http2 = http2
+        self.traffic = traffic
         self.eventLoop = eventLoop
         self.router = router
         self.timeouts = timeouts
@@ -26,11 +43,11 @@ final class LoopContext {
         self.logger = logger
     }
 
-    func register(_ handler: ProxyHandler) {
+    func register(_ handler: any ClientConnection) {
         connections[ObjectIdentifier(handler)] = handler
     }
 
-    func unregister(_ handler: ProxyHandler) {
+    func unregister(_ handler: any ClientConnection) {
         connections[ObjectIdentifier(handler)] = nil
     }
 

@@ -13,7 +13,7 @@ import RequestControl
 ///
 /// Backpressure: while the backend connection cannot take more bytes, `read` calls from the
 /// client are held; `UpstreamHandler` does the same for the other direction.
-final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
+final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnection {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -605,28 +605,28 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private func respondRejected(reason: RejectionReason, route: Router.Route) {
-        let text: String
-        let retryAfter: Int
-        switch reason {
-        case .suspended:
-            text = "draining: \(route.deployment.name)/\(route.controlPoint.entryPoint) is not accepting requests"
-            retryAfter = 5
-        case .globalLimit:
-            text = "overloaded: the gateway's request limit is reached"
-            retryAfter = 1
-        case .deploymentLimit:
-            text = "overloaded: deployment \(route.deployment.name) is at its request limit"
-            retryAfter = 1
-        case .entryPointLimit:
-            text = "overloaded: entry point \(route.deployment.name)/\(route.controlPoint.entryPoint) is at its request limit"
-            retryAfter = 1
-        }
+        let rejection = Self.rejection(reason, route: route)
         writeLocalResponse(
             status: .serviceUnavailable,
-            reason: text,
-            retryAfter: retryAfter,
+            reason: rejection.text,
+            retryAfter: rejection.retryAfter,
             extraHeaders: [("x-gateway-reject", reason.rawValue)]
         )
+    }
+
+    /// What a refused client is told, and when it should try again (seconds); the same for
+    /// HTTP/1.1 requests and HTTP/2 streams.
+    static func rejection(_ reason: RejectionReason, route: Router.Route) -> (text: String, retryAfter: Int) {
+        switch reason {
+        case .suspended:
+            ("draining: \(route.deployment.name)/\(route.controlPoint.entryPoint) is not accepting requests", 5)
+        case .globalLimit:
+            ("overloaded: the gateway's request limit is reached", 1)
+        case .deploymentLimit:
+            ("overloaded: deployment \(route.deployment.name) is at its request limit", 1)
+        case .entryPointLimit:
+            ("overloaded: entry point \(route.deployment.name)/\(route.controlPoint.entryPoint) is at its request limit", 1)
+        }
     }
 
     /// A response the gateway produces itself: routing misses, refusals, backend failures.

@@ -15,6 +15,7 @@ final class GatewayService: Service {
     let configPath: String?
     let logger: Logger
     let controller: RequestController
+    let traffic = TrafficCounters()
 
     init(config: GatewayConfig, configPath: String? = nil, logger: Logger) {
         self.config = config
@@ -36,7 +37,7 @@ final class GatewayService: Service {
         let threads = config.threads ?? System.coreCount
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let router = Router(config: config, controller: controller)
-        let server = try ProxyServer(group: group, config: config, router: router, logger: logger)
+        let server = try ProxyServer(group: group, config: config, router: router, traffic: traffic, logger: logger)
         controller.register(ProxyActivity(server: server), group: 0)
         let membership = BackendMembership(config: config, controller: controller, server: server, logger: logger)
 
@@ -62,10 +63,12 @@ final class GatewayService: Service {
             supervisor: supervisor, membership: membership, controller: controller, configPath: configPath,
             executablePath: executable, logger: logger, shutdownRequests: shutdownContinuation)
 
-        let listener: Channel
+        var listeners: [Channel] = []
         let admin: Channel
         do {
-            listener = try await server.bind()
+            for listener in config.listeners {
+                listeners.append(try await server.bind(listener))
+            }
             admin = try await AdminServer.bind(
                 host: config.admin.listen.host,
                 port: config.admin.listen.port,
@@ -73,13 +76,24 @@ final class GatewayService: Service {
                 group: group
             )
         } catch {
+            for listener in listeners { try? await listener.close() }
             try? await group.shutdownGracefully()
             throw GatewayStartError(message: "cannot listen: \(error)")
+        }
+        for (channel, listener) in zip(listeners, config.listeners) {
+            logger.info(
+                "listener ready",
+                metadata: [
+                    "listen": "\(Self.bound(channel, listener.listen))",
+                    "protocols": "\(listener.protocols.map(\.rawValue).joined(separator: ","))",
+                    "tls": "\(listener.tls != nil)",
+                ]
+            )
         }
         logger.info(
             "gateway listening",
             metadata: [
-                "listen": "\(Self.bound(listener, config.listen))", "admin": "\(Self.bound(admin, config.admin.listen))",
+                "listen": "\(Self.bound(listeners[0], config.listen))", "admin": "\(Self.bound(admin, config.admin.listen))",
                 "threads": "\(threads)",
                 "deployments": "\(config.deployments.map(\.name).joined(separator: ","))",
                 "pid": "\(getpid())",
@@ -153,7 +167,7 @@ final class GatewayService: Service {
         defer { secondSignal.cancel() }
 
         logger.info("shutting down: no longer accepting", metadata: ["timeout": "\(shutdownTimeout)"])
-        try? await listener.close()
+        for listener in listeners { try? await listener.close() }
         let result = try await controller.suspend(.gateway, timeout: .after(shutdownTimeout))
         logger.info(
             "shutdown drain finished",

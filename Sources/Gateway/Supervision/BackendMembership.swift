@@ -76,6 +76,7 @@ actor BackendMembership {
         let router = Router(config: config, controller: controller, backends: backends)
         let timeouts = config.timeouts
         let limits = config.limits
+        let http2 = config.http2
         version += 1
         let version = self.version
         await server.forEachLoop { loop in
@@ -84,6 +85,7 @@ actor BackendMembership {
             loop.router = router
             loop.timeouts = timeouts
             loop.limits = limits
+            loop.http2 = http2
         }
     }
 }

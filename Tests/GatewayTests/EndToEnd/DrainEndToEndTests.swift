@@ -165,6 +165,7 @@ struct DrainEndToEndTests {
             .write(toFile: path, atomically: true, encoding: .utf8)
         let run = try ChildProcess.gateway(["run", "--config", path])
         let status = try await run.waitForExit(timeout: .seconds(10))
+        try await run.waitForOutputToEnd()
         #expect(status != 0)
         #expect(run.stderrLines.joined(separator: "\n").contains("max_requests"))
     }

@@ -1,0 +1,357 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// The client side of one HTTP/2 connection (h2 over TLS, or h2c with prior knowledge): feeds
+/// the bytes to an `H2Session`, turns its events into stream exchanges, and writes what the
+/// session produces.
+///
+/// Drain (RFC 9113 6.8): when the gateway or a deployment this connection sent requests to starts
+/// draining, a GOAWAY with the largest stream id tells the client to stop opening streams, a PING
+/// measures one round trip, and the PING's ACK (or a second, whichever first) brings the GOAWAY
+/// with the real last stream id. Streams in flight finish; the connection closes when none is
+/// left. `closeNow` resets what remains.
+///
+/// Abuse: rapid reset and CONTINUATION floods are caught by nghttp2 (its reset rate limit and
+/// continuation cap), PING/SETTINGS floods by the session's token bucket, and a client that keeps
+/// its window at zero while responses wait is cut off after `stallTimeout`. Each closes the
+/// connection with GOAWAY ENHANCE_YOUR_CALM; other connections are not affected.
+final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    struct Options {
+        var session = H2Session.Settings()
+        /// How long responses may wait on a client's zero window before the connection is cut.
+        var stallTimeout: Duration = .seconds(10)
+        /// A connection without streams for this long is closed (GOAWAY first).
+        var idleTimeout: Duration = .seconds(60)
+    }
+
+    private enum Drain: Equatable {
+        case open
+        /// GOAWAY(2^31-1) and a PING sent.
+        case noticed(since: NIODeadline)
+        /// GOAWAY with the last stream id sent; no new streams.
+        case goingAway
+    }
+
+    private static let drainPing: UInt64 = 0x6761_7465_7761_7921  // "gateway!"
+    private static let enhanceYourCalm: UInt32 = 0xB
+    private static let cancel: UInt32 = 0x8
+
+    private let loop: LoopContext
+    private let scheme: String
+    private let options: Options
+    private var session: H2Session!
+    private var context: ChannelHandlerContext!
+    private var streams: [Int32: H2StreamExchange] = [:]
+    private var clientAddress = ""
+    private var drain = Drain.open
+    private var peerWentAway = false
+    private var closing = false
+    private var flushScheduled = false
+    private var writePending = false
+    private var tick: Scheduled<Void>?
+    private var lastActivity = NIODeadline.now()
+    /// Deployments this connection's streams went to: a drain of one of them sends GOAWAY.
+    private var deployments: Set<String> = []
+    private(set) var allocator = ByteBufferAllocator()
+
+    init(loop: LoopContext, scheme: String, options: Options) {
+        self.loop = loop
+        self.scheme = scheme
+        self.options = options
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        allocator = context.channel.allocator
+        clientAddress = context.channel.remoteAddress?.ipAddress ?? ""
+        do {
+            session = try H2Session(settings: options.session, allocator: allocator)
+        } catch {
+            loop.logger.error("cannot create HTTP/2 session", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+            return
+        }
+        loop.register(self)
+        loop.traffic.h2Connections.add(1, ordering: .relaxed)
+        scheduleTick()
+        // The server's SETTINGS go first.
+        flushOutput()
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        flushOutput()
+        context.fireChannelActive()
+    }
+
+    /// One timer per connection, once a second: drain PING timeout, idle, stalls, backend deadlines.
+    private func scheduleTick() {
+        tick = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { [self] in
+            guard tick != nil else { return }
+            onTick()
+            if !closing { scheduleTick() }
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        tearDown()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        tearDown()
+        context.fireChannelInactive()
+    }
+
+    private func tearDown() {
+        tick?.cancel()
+        tick = nil
+        closing = true
+        let open = streams
+        streams.removeAll()
+        for stream in open.values { stream.closed(errorCode: Self.cancel) }
+        loop.unregister(self)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        loop.logger.debug("HTTP/2 connection error", metadata: ["client": "\(clientAddress)", "error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing, let session else { return }
+        lastActivity = .now()
+        do {
+            try session.receive(unwrapInboundIn(data))
+        } catch {
+            processEvents()
+            fatal(error)
+            return
+        }
+        processEvents()
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        for stream in streams.values { stream.flushUpstream() }
+        flushOutput()
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            flushOutput()
+            for stream in streams.values { stream.sendQueueShrank() }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Session events
+
+    private func processEvents() {
+        while session.hasEvents {
+            let events = session.takeEvents()
+            // Streams opened and reset in the same read (rapid reset) never reach a backend.
+            var closedNow = Set<Int32>()
+            for event in events {
+                if case .streamClosed(let id, _) = event { closedNow.insert(id) }
+            }
+            for event in events { handle(event, skipping: closedNow) }
+        }
+    }
+
+    private func handle(_ event: H2Session.Event, skipping closedNow: Set<Int32>) {
+        switch event {
+        case .request(let streamID, let head, let endStream):
+            loop.traffic.h2Requests.add(1, ordering: .relaxed)
+            if closedNow.contains(streamID) { return }
+            let stream = H2StreamExchange(streamID: streamID, connection: self, loop: loop)
+            streams[streamID] = stream
+            stream.start(head, endStream: endStream, clientAddress: clientAddress, scheme: scheme)
+            if let name = stream.deploymentName { deployments.insert(name) }
+        case .data(let streamID, let buffer, _):
+            if let stream = streams[streamID] {
+                stream.receiveBody(buffer)
+            } else {
+                session.consume(streamID: streamID, count: buffer.readableBytes)
+            }
+        case .end(let streamID, let trailers):
+            streams[streamID]?.receiveEnd(trailers: trailers)
+        case .streamClosed(let streamID, let errorCode):
+            if errorCode != 0 { loop.traffic.h2StreamsReset.add(1, ordering: .relaxed) }
+            streams.removeValue(forKey: streamID)?.closed(errorCode: errorCode)
+            if streams.isEmpty { lastActivity = .now() }
+        case .sendQueueShrank(let streamID):
+            streams[streamID]?.sendQueueShrank()
+        case .pingAck(let opaque):
+            if opaque == Self.drainPing, case .noticed = drain { sendFinalGoAway() }
+        case .goAwayReceived:
+            peerWentAway = true
+        case .controlFlood(let kind):
+            abuse("\(kind) flood")
+        }
+    }
+
+    private func fatal(_ error: H2Session.Failure) {
+        if error.isBadPreface {
+            loop.logger.debug("not an HTTP/2 client", metadata: ["client": "\(clientAddress)"])
+            closing = true
+            context.close(promise: nil)
+            return
+        }
+        abuse(error.isFlood ? "flood: \(error)" : "protocol error: \(error)", errorCode: error.isFlood ? Self.enhanceYourCalm : 0x1)
+    }
+
+    /// Closes a misbehaving connection: GOAWAY with `errorCode`, its streams reset, nothing more read.
+    private func abuse(_ reason: String, errorCode: UInt32 = H2ConnectionHandler.enhanceYourCalm) {
+        guard !closing else { return }
+        loop.logger.warning("closing HTTP/2 connection", metadata: ["client": "\(clientAddress)", "reason": "\(reason)"])
+        loop.traffic.h2AbusiveConnections.add(1, ordering: .relaxed)
+        session.terminate(errorCode: errorCode)
+        closeAfterOutput()
+    }
+
+    // MARK: Output
+
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    func scheduleFlush() {
+        guard !flushScheduled, let context else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute { [self] in
+            flushScheduled = false
+            flushOutput()
+        }
+    }
+
+    /// Writes what the session has to send, acting on the events sending causes (streams that
+    /// closed with their last frame, queues that shrank).
+    private func flushOutput() {
+        guard let context, let session, context.channel.isActive else { return }
+        var out = context.channel.allocator.buffer(capacity: 0)
+        // Sending can close streams and free queue space; acting on that can submit more.
+        while context.channel.isWritable || closing {
+            let wrote = session.produceOutput(into: &out)
+            let hadEvents = session.hasEvents
+            processEvents()
+            if !wrote && !hadEvents { break }
+        }
+        if out.readableBytes > 0 {
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        }
+        if closing {
+            return
+        }
+        if session.isFinished || (drain == .goingAway || peerWentAway) && streams.isEmpty && !session.wantsWrite {
+            closeAfterOutput()
+        }
+    }
+
+    /// Closes once what is queued has been written.
+    private func closeAfterOutput() {
+        guard let context else { return }
+        var out = context.channel.allocator.buffer(capacity: 0)
+        session.produceOutput(into: &out)
+        closing = true
+        context.writeAndFlush(wrapOutboundOut(out)).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: Called by stream exchanges
+
+    func submitResponse(streamID: Int32, status: Int, headers: HTTPHeaders, hasBody: Bool) -> Bool {
+        let ok = session.submitResponse(streamID: streamID, status: status, headers: headers, hasBody: hasBody)
+        scheduleFlush()
+        return ok
+    }
+
+    func sendBody(streamID: Int32, _ buffer: ByteBuffer) {
+        session.sendBody(streamID: streamID, buffer)
+    }
+
+    func finishBody(streamID: Int32, trailers: HTTPHeaders?) {
+        session.finishBody(streamID: streamID, trailers: trailers)
+        scheduleFlush()
+    }
+
+    func queuedBytes(streamID: Int32) -> Int { session.queuedBytes(streamID: streamID) }
+
+    func consume(streamID: Int32, count: Int) {
+        guard !closing else { return }
+        session.consume(streamID: streamID, count: count)
+        scheduleFlush()
+    }
+
+    func resetStream(_ streamID: Int32, errorCode: UInt32) {
+        session.resetStream(streamID: streamID, errorCode: errorCode)
+        scheduleFlush()
+    }
+
+    // MARK: Drain (ClientConnection)
+
+    func closeIfIdle(deployment: String?) {
+        if let deployment, !deployments.contains(deployment) { return }
+        startDrain()
+        if streams.isEmpty, drain == .goingAway { flushOutput() }
+    }
+
+    func closeTunnel(deployment: String?) {}
+
+    /// The drain timed out (or the gateway is stopping): reset what is left and close.
+    func closeNow() {
+        guard let context, !closing else { return }
+        for id in streams.keys { session.resetStream(streamID: id, errorCode: Self.cancel) }
+        if drain != .goingAway {
+            session.submitGoAway(errorCode: 0)
+            drain = .goingAway
+        }
+        closeAfterOutput()
+    }
+
+    private func startDrain() {
+        guard case .open = drain, !closing else { return }
+        session.submitShutdownNotice()
+        session.submitPing(Self.drainPing)
+        drain = .noticed(since: .now())
+        loop.traffic.h2GoAways.add(1, ordering: .relaxed)
+        flushOutput()
+    }
+
+    private func sendFinalGoAway() {
+        drain = .goingAway
+        session.submitGoAway(errorCode: 0)
+        scheduleFlush()
+    }
+
+    // MARK: Timer
+
+    private func onTick() {
+        guard !closing else { return }
+        let now = NIODeadline.now()
+        if case .noticed(let since) = drain, now - since >= .seconds(1) {
+            sendFinalGoAway()
+        }
+        if streams.isEmpty, drain == .open, now - lastActivity >= TimeAmount(options.idleTimeout) {
+            startDrain()
+            sendFinalGoAway()
+            return
+        }
+        for stream in streams.values {
+            stream.checkResponseDeadline(now: now)
+            if session.isBlockedByPeerWindow(streamID: stream.streamID) {
+                let since = stream.stalledSince ?? now
+                stream.stalledSince = since
+                if now - since >= TimeAmount(options.stallTimeout) {
+                    abuse("responses stalled on a zero flow-control window for \(options.stallTimeout)")
+                    return
+                }
+            } else {
+                stream.stalledSince = nil
+            }
+        }
+    }
+}

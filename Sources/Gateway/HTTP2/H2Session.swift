@@ -1,0 +1,472 @@
+import CNghttp2
+import NIOCore
+import NIOHTTP1
+
+/// One nghttp2 server session: bytes in, events and bytes out.
+///
+/// nghttp2 reports through callbacks that run inside `mem_recv` and `mem_send`. Here they only
+/// copy what nghttp2 lends (header fields, DATA chunks) and append an `Event`; the connection
+/// handler acts on the events after the C call has returned, so nothing re-enters the session or
+/// the channel pipeline from inside nghttp2. The one exception is the DATA read callback, which
+/// must answer nghttp2 on the spot: it copies from this object's own per-stream queues.
+///
+/// Automatic window updates are off: DATA counts against the client's windows until the handler
+/// calls `consume`, which it does once the backend has taken the bytes. That is the upload
+/// backpressure; a slow backend holds the client at its window, not the gateway's memory.
+///
+/// Used on one event loop only.
+final class H2Session {
+    struct Settings: Sendable, Equatable {
+        var maxConcurrentStreams: UInt32 = 128
+        /// Per-stream receive window; also the most a stream's upload can have waiting in the gateway.
+        var initialWindowSize: UInt32 = 65_535
+        /// Receive window of the whole connection.
+        var connectionWindowSize: UInt32 = 1 << 20
+        var maxFrameSize: UInt32 = 16_384
+        /// RFC 9113 size (name + value + 32 per field) of a request's header list.
+        var maxHeaderListSize: UInt32 = 64 * 1024
+        /// RST_STREAMs a client may send: a burst, then so many per second (rapid reset).
+        var resetBurst: UInt64 = 200
+        var resetRate: UInt64 = 33
+        /// PING and SETTINGS frames a client may send: a burst, then so many per second.
+        var controlFrameBurst: Int = 100
+        var controlFrameRate: Int = 10
+        /// CONTINUATION frames after one HEADERS frame.
+        var maxContinuations: Int = 8
+    }
+
+    /// A request's head, with the pseudo-header fields taken apart from the others.
+    struct RequestHead {
+        var method = ""
+        var path = ""
+        var authority: String?
+        var scheme: String?
+        var headers = HTTPHeaders()
+        /// RFC 9113 size of the list so far.
+        var size = 0
+        var tooLarge = false
+    }
+
+    enum Event {
+        case request(streamID: Int32, head: RequestHead, endStream: Bool)
+        case data(streamID: Int32, ByteBuffer, endStream: Bool)
+        /// END_STREAM arrived without data (on an empty DATA frame) or with trailers.
+        case end(streamID: Int32, trailers: HTTPHeaders?)
+        case streamClosed(streamID: Int32, errorCode: UInt32)
+        case pingAck(UInt64)
+        case goAwayReceived(errorCode: UInt32)
+        /// A PING or SETTINGS flood: more control frames than `controlFrameBurst`/`controlFrameRate` allow.
+        case controlFlood(kind: String)
+        /// A response's queued bytes were taken by nghttp2 (its queue shrank).
+        case sendQueueShrank(streamID: Int32)
+    }
+
+    /// Why `receive` failed: the session cannot go on.
+    struct Failure: Error, CustomStringConvertible {
+        var code: Int32
+        var description: String { String(cString: nghttp2_strerror(Int32(code))) }
+        var isFlood: Bool { code == NGHTTP2_ERR_FLOODED.rawValue || code == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue }
+        var isBadPreface: Bool { code == NGHTTP2_ERR_BAD_CLIENT_MAGIC.rawValue }
+    }
+
+    /// A response body waiting for nghttp2 to pull it into DATA frames.
+    private struct SendQueue {
+        var buffers = CircularBuffer<ByteBuffer>()
+        var bytes = 0
+        var ended = false
+        var trailers: HTTPHeaders?
+        /// nghttp2 was told there is nothing yet; `resume_data` is needed before it asks again.
+        var deferred = false
+    }
+
+    private(set) var events: [Event] = []
+    let settings: Settings
+    private var session: OpaquePointer!
+    private var heads: [Int32: RequestHead] = [:]
+    private var sendQueues: [Int32: SendQueue] = [:]
+    private let allocator: ByteBufferAllocator
+    private var controlTokens: Double
+    private var controlRefilled: NIODeadline
+
+    init(settings: Settings, allocator: ByteBufferAllocator) throws(Failure) {
+        self.settings = settings
+        self.allocator = allocator
+        self.controlTokens = Double(settings.controlFrameBurst)
+        self.controlRefilled = .now()
+
+        var callbacks: OpaquePointer?
+        nghttp2_session_callbacks_new(&callbacks)
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, h2OnBeginHeaders)
+        nghttp2_session_callbacks_set_on_header_callback(callbacks, h2OnHeader)
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, h2OnFrameRecv)
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, h2OnDataChunk)
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, h2OnStreamClose)
+
+        var option: OpaquePointer?
+        nghttp2_option_new(&option)
+        defer { nghttp2_option_del(option) }
+        nghttp2_option_set_no_auto_window_update(option, 1)
+        nghttp2_option_set_no_closed_streams(option, 1)
+        nghttp2_option_set_stream_reset_rate_limit(option, settings.resetBurst, settings.resetRate)
+        nghttp2_option_set_max_continuations(option, settings.maxContinuations)
+        nghttp2_option_set_max_outbound_ack(option, 100)
+        nghttp2_option_set_max_settings(option, 32)
+
+        var created: OpaquePointer?
+        let rv = nghttp2_session_server_new2(&created, callbacks, Unmanaged.passUnretained(self).toOpaque(), option)
+        guard rv == 0, let created else { throw Failure(code: rv) }
+        session = created
+
+        var entries = [
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: settings.maxConcurrentStreams),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: settings.initialWindowSize),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue), value: settings.maxFrameSize),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: settings.maxHeaderListSize),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0),
+        ]
+        let settingsResult = nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &entries, entries.count)
+        guard settingsResult == 0 else { throw Failure(code: settingsResult) }
+        if settings.connectionWindowSize > 65_535 {
+            nghttp2_session_set_local_window_size(
+                session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(clamping: settings.connectionWindowSize))
+        }
+    }
+
+    deinit {
+        nghttp2_session_del(session)
+    }
+
+    // MARK: Input and output
+
+    /// Feeds bytes from the client; the events they caused are in `events` afterwards.
+    func receive(_ buffer: ByteBuffer) throws(Failure) {
+        let result = buffer.withUnsafeReadableBytes { bytes -> Int in
+            guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return 0 }
+            return nghttp2_session_mem_recv(session, base, bytes.count)
+        }
+        if result < 0 { throw Failure(code: Int32(result)) }
+    }
+
+    /// Appends everything nghttp2 has to send to `buffer`; returns whether anything was added.
+    @discardableResult
+    func produceOutput(into buffer: inout ByteBuffer) -> Bool {
+        var wrote = false
+        while true {
+            var pointer: UnsafePointer<UInt8>?
+            let count = nghttp2_session_mem_send(session, &pointer)
+            guard count > 0, let pointer else { break }
+            buffer.writeBytes(UnsafeRawBufferPointer(start: pointer, count: count))
+            wrote = true
+        }
+        return wrote
+    }
+
+    func takeEvents() -> [Event] {
+        defer { events.removeAll(keepingCapacity: true) }
+        return events
+    }
+
+    var hasEvents: Bool { !events.isEmpty }
+
+    /// False once the session has nothing left to do: GOAWAY exchanged and every stream closed.
+    var isFinished: Bool { nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0 }
+
+    var wantsWrite: Bool { nghttp2_session_want_write(session) != 0 }
+
+    // MARK: Flow control
+
+    /// The backend took `count` bytes of the stream's upload: the client may send that much more.
+    func consume(streamID: Int32, count: Int) {
+        guard count > 0 else { return }
+        if nghttp2_session_consume(session, streamID, count) != 0 {
+            // The stream is gone; the connection's window still has to open.
+            nghttp2_session_consume_connection(session, count)
+        }
+    }
+
+    /// Bytes of the stream's response waiting to go out.
+    func queuedBytes(streamID: Int32) -> Int { sendQueues[streamID]?.bytes ?? 0 }
+
+    /// Whether the client's windows stop the stream's queued response bytes from going out.
+    func isBlockedByPeerWindow(streamID: Int32) -> Bool {
+        guard let queue = sendQueues[streamID], queue.bytes > 0 else { return false }
+        return nghttp2_session_get_stream_remote_window_size(session, streamID) <= 0
+            || nghttp2_session_get_remote_window_size(session) <= 0
+    }
+
+    // MARK: Responses
+
+    /// Starts the response; with `hasBody`, DATA follows from `sendBody`/`finishBody`.
+    func submitResponse(streamID: Int32, status: Int, headers: HTTPHeaders, hasBody: Bool) -> Bool {
+        var fields: [(String, String)] = [(":status", String(status))]
+        fields.reserveCapacity(headers.count + 1)
+        for (name, value) in headers { fields.append((name.lowercased(), value)) }
+        let rv: Int32 = Self.withNameValues(fields) { nva, count in
+            if hasBody {
+                sendQueues[streamID] = SendQueue()
+                var provider = nghttp2_data_provider()
+                provider.read_callback = h2ReadBody
+                return nghttp2_submit_response(session, streamID, nva, count, &provider)
+            }
+            return nghttp2_submit_response(session, streamID, nva, count, nil)
+        }
+        if rv != 0 { sendQueues[streamID] = nil }
+        return rv == 0
+    }
+
+    func sendBody(streamID: Int32, _ buffer: ByteBuffer) {
+        guard buffer.readableBytes > 0, sendQueues[streamID] != nil else { return }
+        sendQueues[streamID]!.buffers.append(buffer)
+        sendQueues[streamID]!.bytes += buffer.readableBytes
+        resumeIfDeferred(streamID)
+    }
+
+    func finishBody(streamID: Int32, trailers: HTTPHeaders?) {
+        guard sendQueues[streamID] != nil else { return }
+        sendQueues[streamID]!.ended = true
+        if let trailers, !trailers.isEmpty { sendQueues[streamID]!.trailers = trailers }
+        resumeIfDeferred(streamID)
+    }
+
+    private func resumeIfDeferred(_ streamID: Int32) {
+        if sendQueues[streamID]!.deferred {
+            sendQueues[streamID]!.deferred = false
+            nghttp2_session_resume_data(session, streamID)
+        }
+    }
+
+    func resetStream(streamID: Int32, errorCode: UInt32) {
+        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, errorCode)
+    }
+
+    // MARK: Connection
+
+    /// GOAWAY with the largest stream id: "stop opening streams soon" (RFC 9113 6.8).
+    func submitShutdownNotice() {
+        nghttp2_submit_shutdown_notice(session)
+    }
+
+    /// GOAWAY with the last stream the gateway took up; later ones are refused.
+    func submitGoAway(errorCode: UInt32) {
+        nghttp2_submit_goaway(
+            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session), errorCode, nil, 0)
+    }
+
+    /// Ends the session: GOAWAY with `errorCode`, and nothing more is read.
+    func terminate(errorCode: UInt32) {
+        nghttp2_session_terminate_session(session, errorCode)
+    }
+
+    func submitPing(_ opaque: UInt64) {
+        var bytes = opaque.bigEndian
+        withUnsafeBytes(of: &bytes) { raw in
+            _ = nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), raw.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        }
+    }
+
+    var lastProcessedStreamID: Int32 { nghttp2_session_get_last_proc_stream_id(session) }
+
+    // MARK: Callback bodies (record only)
+
+    fileprivate func beginHeaders(streamID: Int32, category: UInt32) {
+        heads[streamID] = RequestHead()
+    }
+
+    fileprivate func header(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
+        guard heads[streamID] != nil else { return }
+        let size = name.count + value.count + 32
+        heads[streamID]!.size += size
+        if heads[streamID]!.size > Int(settings.maxHeaderListSize) {
+            heads[streamID]!.tooLarge = true
+            return
+        }
+        let name = String(decoding: name, as: UTF8.self)
+        let value = String(decoding: value, as: UTF8.self)
+        if name.utf8.first == UInt8(ascii: ":") {
+            switch name {
+            case ":method": heads[streamID]!.method = value
+            case ":path": heads[streamID]!.path = value
+            case ":authority": heads[streamID]!.authority = value
+            case ":scheme": heads[streamID]!.scheme = value
+            default: break
+            }
+        } else {
+            heads[streamID]!.headers.add(name: name, value: value)
+        }
+    }
+
+    fileprivate func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) {
+        let hd = frame.pointee.hd
+        let endStream = hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+        switch UInt32(hd.type) {
+        case NGHTTP2_HEADERS.rawValue:
+            guard let head = heads.removeValue(forKey: hd.stream_id) else { return }
+            if frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
+                events.append(.request(streamID: hd.stream_id, head: head, endStream: endStream))
+            } else if endStream {
+                events.append(.end(streamID: hd.stream_id, trailers: head.headers))
+            }
+        case NGHTTP2_DATA.rawValue:
+            if endStream { events.append(.end(streamID: hd.stream_id, trailers: nil)) }
+        case NGHTTP2_PING.rawValue:
+            if hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 {
+                let opaque = withUnsafeBytes(of: frame.pointee.ping.opaque_data) { $0.loadUnaligned(as: UInt64.self) }
+                events.append(.pingAck(UInt64(bigEndian: opaque)))
+            } else {
+                countControlFrame("PING")
+            }
+        case NGHTTP2_SETTINGS.rawValue:
+            if hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 { countControlFrame("SETTINGS") }
+        case NGHTTP2_GOAWAY.rawValue:
+            events.append(.goAwayReceived(errorCode: frame.pointee.goaway.error_code))
+        default:
+            break
+        }
+    }
+
+    private func countControlFrame(_ kind: String) {
+        let now = NIODeadline.now()
+        let elapsed = Double((now - controlRefilled).nanoseconds) / 1e9
+        controlRefilled = now
+        controlTokens = min(Double(settings.controlFrameBurst), controlTokens + elapsed * Double(settings.controlFrameRate))
+        controlTokens -= 1
+        if controlTokens < 0 { events.append(.controlFlood(kind: kind)) }
+    }
+
+    fileprivate func dataChunk(streamID: Int32, _ bytes: UnsafeBufferPointer<UInt8>) {
+        var buffer = allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        events.append(.data(streamID: streamID, buffer, endStream: false))
+    }
+
+    fileprivate func streamClosed(streamID: Int32, errorCode: UInt32) {
+        heads[streamID] = nil
+        sendQueues[streamID] = nil
+        events.append(.streamClosed(streamID: streamID, errorCode: errorCode))
+    }
+
+    /// nghttp2 asks for up to `length` bytes of the stream's body.
+    fileprivate func readBody(streamID: Int32, into target: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
+        guard var queue = sendQueues[streamID] else {
+            return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+        }
+        var copied = 0
+        while copied < length, var first = queue.buffers.first {
+            let take = min(length - copied, first.readableBytes)
+            first.withUnsafeReadableBytes { raw in
+                (target + copied).update(from: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), count: take)
+            }
+            first.moveReaderIndex(forwardBy: take)
+            copied += take
+            if first.readableBytes == 0 {
+                queue.buffers.removeFirst()
+            } else {
+                queue.buffers[queue.buffers.startIndex] = first
+            }
+        }
+        queue.bytes -= copied
+        if copied > 0 { events.append(.sendQueueShrank(streamID: streamID)) }
+        if queue.buffers.isEmpty, queue.ended {
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+            if let trailers = queue.trailers {
+                flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+                let fields = trailers.map { ($0.name.lowercased(), $0.value) }
+                _ = Self.withNameValues(fields) { nva, count in nghttp2_submit_trailer(session, streamID, nva, count) }
+            }
+        } else if copied == 0 {
+            queue.deferred = true
+            sendQueues[streamID] = queue
+            return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+        }
+        sendQueues[streamID] = queue
+        return copied
+    }
+
+    // MARK: Header fields for nghttp2
+
+    /// Lays the fields out in one buffer and hands nghttp2 an array of `nghttp2_nv` pointing into
+    /// it; nghttp2 copies them during the call.
+    private static func withNameValues<R>(_ fields: [(String, String)], _ body: (UnsafeMutablePointer<nghttp2_nv>, Int) -> R) -> R {
+        var storage: [UInt8] = []
+        storage.reserveCapacity(fields.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count })
+        var offsets: [(Int, Int, Int, Int)] = []
+        offsets.reserveCapacity(fields.count)
+        for (name, value) in fields {
+            let nameStart = storage.count
+            storage.append(contentsOf: name.utf8)
+            let valueStart = storage.count
+            storage.append(contentsOf: value.utf8)
+            offsets.append((nameStart, valueStart - nameStart, valueStart, storage.count - valueStart))
+        }
+        if storage.isEmpty { storage.append(0) }
+        return storage.withUnsafeMutableBufferPointer { bytes in
+            var nva = offsets.map { field in
+                nghttp2_nv(
+                    name: bytes.baseAddress! + field.0, value: bytes.baseAddress! + field.2,
+                    namelen: field.1, valuelen: field.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+            }
+            return nva.withUnsafeMutableBufferPointer { body($0.baseAddress!, $0.count) }
+        }
+    }
+}
+
+// MARK: C callbacks: recover the session and record.
+
+private func h2Session(_ userData: UnsafeMutableRawPointer?) -> H2Session {
+    Unmanaged<H2Session>.fromOpaque(userData!).takeUnretainedValue()
+}
+
+private func h2OnBeginHeaders(
+    _ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let frame else { return 0 }
+    h2Session(userData).beginHeaders(streamID: frame.pointee.hd.stream_id, category: frame.pointee.headers.cat.rawValue)
+    return 0
+}
+
+private func h2OnHeader(
+    _ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?,
+    _ name: UnsafePointer<UInt8>?, _ nameLength: Int, _ value: UnsafePointer<UInt8>?, _ valueLength: Int,
+    _ flags: UInt8, _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let frame else { return 0 }
+    h2Session(userData).header(
+        streamID: frame.pointee.hd.stream_id,
+        name: UnsafeBufferPointer(start: name, count: nameLength),
+        value: UnsafeBufferPointer(start: value, count: valueLength)
+    )
+    return 0
+}
+
+private func h2OnFrameRecv(
+    _ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let frame else { return 0 }
+    h2Session(userData).frameReceived(frame)
+    return 0
+}
+
+private func h2OnDataChunk(
+    _ session: OpaquePointer?, _ flags: UInt8, _ streamID: Int32, _ data: UnsafePointer<UInt8>?, _ length: Int,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    h2Session(userData).dataChunk(streamID: streamID, UnsafeBufferPointer(start: data, count: length))
+    return 0
+}
+
+private func h2OnStreamClose(
+    _ session: OpaquePointer?, _ streamID: Int32, _ errorCode: UInt32, _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    h2Session(userData).streamClosed(streamID: streamID, errorCode: errorCode)
+    return 0
+}
+
+private func h2ReadBody(
+    _ session: OpaquePointer?, _ streamID: Int32, _ buffer: UnsafeMutablePointer<UInt8>?, _ length: Int,
+    _ flags: UnsafeMutablePointer<UInt32>?, _ source: UnsafeMutablePointer<nghttp2_data_source>?,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int {
+    guard let buffer, let flags else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+    return h2Session(userData).readBody(streamID: streamID, into: buffer, length: length, flags: flags)
+}

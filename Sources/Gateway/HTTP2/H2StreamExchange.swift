@@ -1,0 +1,391 @@
+import NIOCore
+import NIOHTTP1
+import RequestControl
+
+/// One HTTP/2 stream, which is one request: routed, admitted through RequestControl and proxied
+/// to an HTTP/1.1 backend over the loop's connection pool, like `ProxyHandler` does for an
+/// HTTP/1.1 request.
+///
+/// Upload backpressure: every DATA chunk is consumed (the client's window reopened) only when the
+/// backend connection has written it. Download backpressure: while the stream's response queue
+/// in the session holds more than `sendQueueLimit` bytes, or the client connection is not
+/// writable, reads from the backend are held.
+final class H2StreamExchange: UpstreamDelegate {
+    private enum Phase {
+        /// Admitted; waiting for a backend connection.
+        case connecting
+        /// Request forwarded to the backend; response streaming.
+        case proxying
+        /// The response is complete (or was the gateway's own); waiting for the stream to close.
+        case responded
+        case closed
+    }
+
+    let streamID: Int32
+    private unowned let connection: H2ConnectionHandler
+    private let loop: LoopContext
+    private var phase = Phase.connecting
+    private var token: RequestToken?
+    private var route: Router.Route?
+    private var backend: (index: Int, backend: LoadBalancer.Backend)?
+    private var failedBackends: [Int] = []
+    private var upstream: UpstreamConnection?
+    private var upstreamHead: HTTPRequestHead?
+    /// Parts waiting for the backend connection, with the byte count each frees in the client's window.
+    private var pendingParts: [(HTTPClientRequestPart, Int)] = []
+    private var requestEnded = false
+    private var requestBodyBytes = 0
+    private var requestBodyForwarded = false
+    private var retried = false
+    private var upstreamReusable = true
+    private var headRequest = false
+    private(set) var responseStatus: Int?
+    private var responseStarted = false
+    /// When the backend must have answered (or sent more of its body) by; checked by the
+    /// connection's timer.
+    private(set) var responseDeadline = NIODeadline.distantFuture
+    /// Set while the client's flow-control window holds back the response.
+    var stalledSince: NIODeadline?
+
+    /// A response queue above this holds the backend's reads.
+    static let sendQueueLimit = 64 * 1024
+    /// How much of an upload is read and dropped after the gateway answered on its own, before
+    /// the stream is reset.
+    static let discardLimit = 1 << 20
+
+    init(streamID: Int32, connection: H2ConnectionHandler, loop: LoopContext) {
+        self.streamID = streamID
+        self.connection = connection
+        self.loop = loop
+    }
+
+    var deploymentName: String? { route?.deployment.name }
+
+    // MARK: Request
+
+    func start(_ head: H2Session.RequestHead, endStream: Bool, clientAddress: String, scheme: String) {
+        requestEnded = endStream
+        headRequest = head.method == "HEAD"
+        if head.tooLarge {
+            respondLocally(.requestHeaderFieldsTooLarge, reason: "request header fields too large")
+            return
+        }
+        if head.method == "CONNECT" {
+            respondLocally(.notImplemented, reason: "CONNECT is not supported")
+            return
+        }
+        let router = loop.router
+        let authority = head.authority ?? head.headers.first(name: "host")
+        let host = router.usesHosts ? authority.flatMap(HostName.normalize) : nil
+        guard let route = router.route(host: host, path: Substring(head.path), method: head.method) else {
+            respondLocally(.notFound, reason: "no route for host \(authority ?? "(none)") and path \(head.path)")
+            return
+        }
+        self.route = route
+        let declaredLength = head.headers.first(name: "content-length").flatMap(Int.init)
+        if let maxBody = loop.limits.maxBodyBytes, let length = declaredLength, length > maxBody {
+            respondLocally(.payloadTooLarge, reason: "request body of \(length) bytes exceeds \(maxBody)")
+            return
+        }
+        switch route.controlPoint.beginRequest() {
+        case .run(let admitted):
+            token = consume admitted
+        case .rejected(let reason):
+            let rejection = ProxyHandler.rejection(reason, route: route)
+            respondLocally(
+                .serviceUnavailable, reason: rejection.text, retryAfter: rejection.retryAfter,
+                extraHeaders: [("x-gateway-reject", reason.rawValue)])
+            return
+        }
+
+        var headers = HTTPHeaders()
+        var cookies: [String] = []
+        for (name, value) in head.headers {
+            // RFC 9113 8.2.3: cookie crumbs are joined again for an HTTP/1.1 hop; `te` is
+            // HTTP/2's own.
+            if name == "cookie" {
+                cookies.append(value)
+            } else if name != "te" {
+                headers.add(name: name, value: value)
+            }
+        }
+        if !cookies.isEmpty { headers.add(name: "cookie", value: cookies.joined(separator: "; ")) }
+        if !headers.contains(name: "host"), let authority { headers.add(name: "host", value: authority) }
+        let method = HTTPMethod(rawValue: head.method)
+        let inbound = HTTPRequestHead(version: .http1_1, method: method, uri: head.path, headers: headers)
+        var outbound = HTTPRequestHead(version: .http1_1, method: method, uri: head.path)
+        outbound.headers = ProxyHandler.forwardedRequestHeaders(inbound, clientAddress: clientAddress, scheme: scheme)
+        if declaredLength == nil {
+            if !endStream {
+                outbound.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
+            } else if method == .POST || method == .PUT || method == .PATCH {
+                outbound.headers.add(name: "content-length", value: "0")
+            }
+        }
+        upstreamHead = outbound
+        connectUpstream()
+    }
+
+    func receiveBody(_ buffer: ByteBuffer) {
+        let count = buffer.readableBytes
+        requestBodyBytes += count
+        if phase == .connecting || phase == .proxying, let maxBody = loop.limits.maxBodyBytes, requestBodyBytes > maxBody {
+            connection.consume(streamID: streamID, count: count)
+            fail(.payloadTooLarge, reason: "request body exceeds \(maxBody) bytes", backendFailed: false)
+            return
+        }
+        switch phase {
+        case .connecting:
+            pendingParts.append((.body(.byteBuffer(buffer)), count))
+        case .proxying:
+            forward(.body(.byteBuffer(buffer)), freeing: count)
+        case .responded, .closed:
+            // The answer was the gateway's own (or is complete): the rest is dropped, up to a point.
+            connection.consume(streamID: streamID, count: count)
+            if requestBodyBytes > Self.discardLimit { connection.resetStream(streamID, errorCode: 0x8) }  // CANCEL
+        }
+    }
+
+    func receiveEnd(trailers: HTTPHeaders?) {
+        requestEnded = true
+        switch phase {
+        case .connecting:
+            pendingParts.append((.end(trailers), 0))
+        case .proxying:
+            forward(.end(trailers), freeing: 0)
+            upstream?.channel.flush()
+            armResponseDeadline()
+        case .responded, .closed:
+            break
+        }
+    }
+
+    /// Writes a part to the backend; the client's window opens by `freeing` once it is written.
+    private func forward(_ part: HTTPClientRequestPart, freeing count: Int) {
+        guard let upstream else { return }
+        if case .body = part { requestBodyForwarded = true }
+        guard count > 0 else {
+            upstream.channel.write(part, promise: nil)
+            return
+        }
+        let promise = upstream.channel.eventLoop.makePromise(of: Void.self)
+        upstream.channel.write(part, promise: promise)
+        let streamID = self.streamID
+        let connection = self.connection
+        promise.futureResult.assumeIsolated().whenComplete { _ in
+            connection.consume(streamID: streamID, count: count)
+        }
+    }
+
+    /// The end of a batch of DATA frames: push what was written to the backend.
+    func flushUpstream() {
+        if case .proxying = phase { upstream?.channel.flush() }
+    }
+
+    // MARK: Backend
+
+    private func connectUpstream() {
+        guard let route else { return }
+        guard let chosen = route.deployment.balancer.acquire(excluding: failedBackends) else {
+            if failedBackends.isEmpty {
+                fail(
+                    .serviceUnavailable, reason: "no backend of deployment \(route.deployment.name) is in rotation",
+                    backendFailed: false, retryAfter: 1)
+            } else {
+                fail(.badGateway, reason: "no backend of deployment \(route.deployment.name) accepted a connection", backendFailed: false)
+            }
+            return
+        }
+        backend = chosen
+        phase = .connecting
+        if let idle = loop.pool.takeIdle(chosen.backend.address) {
+            attach(idle)
+            return
+        }
+        loop.pool.connect(chosen.backend.address).assumeIsolated().whenComplete { [self] result in
+            guard case .connecting = phase else {
+                if case .success(let connection) = result { connection.close() }
+                return
+            }
+            switch result {
+            case .success(let connection):
+                attach(connection)
+            case .failure(let error):
+                loop.logger.warning(
+                    "backend connect failed",
+                    metadata: ["deployment": "\(route.deployment.name)", "backend": "\(chosen.backend.address)", "error": "\(error)"]
+                )
+                releaseBackend(failed: true)
+                failedBackends.append(chosen.index)
+                connectUpstream()
+            }
+        }
+    }
+
+    private func attach(_ connection: UpstreamConnection) {
+        guard let head = upstreamHead else { return }
+        connection.exchanges += 1
+        connection.handler.delegate = self
+        upstream = connection
+        phase = .proxying
+        connection.channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        let parts = pendingParts
+        pendingParts.removeAll()
+        for (part, count) in parts { forward(part, freeing: count) }
+        connection.channel.flush()
+        if requestEnded { armResponseDeadline() }
+    }
+
+    var clientIsWritable: Bool {
+        connection.isWritable && connection.queuedBytes(streamID: streamID) < Self.sendQueueLimit
+    }
+
+    /// The session took bytes out of this stream's response queue.
+    func sendQueueShrank() {
+        if clientIsWritable { upstream?.handler.resumeReadingIfNeeded() }
+    }
+
+    func upstreamReadComplete() {
+        connection.scheduleFlush()
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {}
+
+    func upstreamReceived(_ part: HTTPClientResponsePart) {
+        guard case .proxying = phase else { return }
+        armResponseDeadline()
+        switch part {
+        case .head(let head):
+            // Interim responses (100, 103) are the backend's business with the gateway.
+            if head.status.code < 200 { return }
+            if !head.isKeepAlive { upstreamReusable = false }
+            let status = Int(head.status.code)
+            responseStatus = status
+            responseStarted = true
+            var headers = ProxyHandler.forwardedResponseHeaders(head.headers)
+            headers.remove(name: "transfer-encoding")
+            let hasBody = !headRequest && status != 204 && status != 304
+            if !connection.submitResponse(streamID: streamID, status: status, headers: headers, hasBody: hasBody) {
+                fail(.badGateway, reason: "response head could not be sent", backendFailed: false)
+            }
+        case .body(let buffer):
+            connection.sendBody(streamID: streamID, buffer)
+        case .end(let trailers):
+            finish(trailers: trailers)
+        }
+    }
+
+    func upstreamClosed(error: Error?) {
+        guard case .proxying = phase, let closed = upstream else { return }
+        upstream = nil
+        if !responseStarted, !retried, closed.exchanges > 1, !requestBodyForwarded, requestEnded,
+            ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"].contains(upstreamHead?.method.rawValue)
+        {
+            // A reused keep-alive connection the backend had closed: nothing was processed.
+            retried = true
+            phase = .connecting
+            loop.pool.connect(closed.backend).assumeIsolated().whenComplete { [self] result in
+                guard case .connecting = phase else {
+                    if case .success(let fresh) = result { fresh.close() }
+                    return
+                }
+                switch result {
+                case .success(let fresh): attach(fresh)
+                case .failure: fail(.badGateway, reason: "backend closed the connection", backendFailed: true)
+                }
+            }
+            return
+        }
+        fail(
+            .badGateway, reason: "backend \(closed.backend) closed the connection" + (error.map { ": \($0)" } ?? ""),
+            backendFailed: true)
+    }
+
+    // MARK: Finishing
+
+    private func finish(trailers: HTTPHeaders?) {
+        responseDeadline = .distantFuture
+        if let done = upstream {
+            upstream = nil
+            if upstreamReusable, requestEnded, backend?.backend.counter.inRotation != false {
+                loop.pool.release(done)
+            } else {
+                done.close()
+            }
+        }
+        releaseBackend(failed: false)
+        phase = .responded
+        connection.finishBody(streamID: streamID, trailers: trailers)
+    }
+
+    /// Ends the exchange with the gateway's own answer, or with a reset once the backend's
+    /// response has started.
+    private func fail(_ status: HTTPResponseStatus, reason: String, backendFailed: Bool, retryAfter: Int? = nil) {
+        responseDeadline = .distantFuture
+        upstream?.close()
+        upstream = nil
+        releaseBackend(failed: backendFailed)
+        pendingParts.removeAll()
+        if responseStarted {
+            phase = .responded
+            connection.resetStream(streamID, errorCode: 0x2)  // INTERNAL_ERROR
+            return
+        }
+        respondLocally(status, reason: reason, retryAfter: retryAfter)
+    }
+
+    private func respondLocally(
+        _ status: HTTPResponseStatus, reason: String, retryAfter: Int? = nil, extraHeaders: [(String, String)] = []
+    ) {
+        let body = "\(status.code) \(status.reasonPhrase): \(reason)\n"
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
+        headers.add(name: "content-length", value: String(body.utf8.count))
+        if let retryAfter { headers.add(name: "retry-after", value: String(retryAfter)) }
+        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
+        responseStatus = Int(status.code)
+        responseStarted = true
+        phase = .responded
+        // Request bytes still waiting for a backend will never go anywhere.
+        for (_, count) in pendingParts { connection.consume(streamID: streamID, count: count) }
+        pendingParts.removeAll()
+        guard connection.submitResponse(streamID: streamID, status: Int(status.code), headers: headers, hasBody: !headRequest)
+        else {
+            connection.resetStream(streamID, errorCode: 0x2)
+            return
+        }
+        if !headRequest {
+            connection.sendBody(streamID: streamID, connection.allocator.buffer(string: body))
+            connection.finishBody(streamID: streamID, trailers: nil)
+        }
+    }
+
+    private func releaseBackend(failed: Bool) {
+        if let chosen = backend {
+            backend = nil
+            chosen.backend.counter.release(failed: failed)
+        }
+    }
+
+    private func armResponseDeadline() {
+        responseDeadline = .now() + TimeAmount(loop.timeouts.backendResponse)
+    }
+
+    /// Called by the connection's timer.
+    func checkResponseDeadline(now: NIODeadline) {
+        guard case .proxying = phase, responseDeadline <= now else { return }
+        fail(.gatewayTimeout, reason: "backend did not answer within \(loop.timeouts.backendResponse)", backendFailed: true)
+    }
+
+    /// The stream closed: completed with its status when it ended cleanly, as aborted when reset.
+    func closed(errorCode: UInt32) {
+        let clean = errorCode == 0 && phase == .responded
+        phase = .closed
+        responseDeadline = .distantFuture
+        upstream?.close()
+        upstream = nil
+        releaseBackend(failed: false)
+        pendingParts.removeAll()
+        token.take()?.complete(status: clean ? responseStatus : nil)
+    }
+}

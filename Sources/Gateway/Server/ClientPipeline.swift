@@ -1,0 +1,103 @@
+import NIOCore
+import NIOHTTP1
+
+/// Builds the handlers of a client connection once its protocol is known: at accept for a
+/// single-protocol listener, after the first bytes for `[http1, h2c]`, after the TLS handshake
+/// (by ALPN) for TLS listeners.
+enum ClientPipeline {
+    /// HTTP/1.1: timeouts, NIO's codec, the proxy handler. Appended at the end of the pipeline.
+    static func addHTTP1(to channel: Channel, loop: LoopContext, scheme: String) throws {
+        // Read per connection: a reload changes them for the connections after it.
+        let timeouts = loop.timeouts
+        let limits = loop.limits
+        let timeoutHandler = ConnectionTimeoutHandler(
+            idleTimeout: TimeAmount(timeouts.idle),
+            headerTimeout: TimeAmount(timeouts.requestHeader)
+        )
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
+        decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(timeoutHandler)
+        try sync.configureHTTPServerPipeline(
+            withPipeliningAssistance: false,
+            withErrorHandling: false,
+            // Response heads are the backend's, already parsed by NIO's decoder (no CR/LF can
+            // survive it), or the gateway's own: a validator pass per response would check what
+            // cannot be wrong.
+            withOutboundHeaderValidation: false,
+            withEncoderConfiguration: .init(),
+            withDecoderLimitConfiguration: decoderLimits
+        )
+        try sync.addHandler(ProxyHandler(loop: loop, timeouts: timeoutHandler, scheme: scheme))
+    }
+
+    /// HTTP/2: one handler that owns the nghttp2 session.
+    static func addHTTP2(to channel: Channel, loop: LoopContext, scheme: String) throws {
+        var options = H2ConnectionHandler.Options()
+        options.session = loop.http2.session
+        options.session.maxHeaderListSize = UInt32(clamping: loop.limits.maxHeaderBytes)
+        options.stallTimeout = loop.http2.stallTimeout
+        options.idleTimeout = loop.timeouts.idle
+        try channel.pipeline.syncOperations.addHandler(H2ConnectionHandler(loop: loop, scheme: scheme, options: options))
+    }
+}
+
+/// On an `[http1, h2c]` listener: reads until the first bytes tell the HTTP/2 connection preface
+/// ("PRI * HTTP/2.0...") from an HTTP/1.1 request line, sets up that protocol after itself, hands
+/// it the bytes and leaves.
+final class PrefaceDetector: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+
+    private let loop: LoopContext
+    private let scheme: String
+    private var buffered: ByteBuffer?
+    private var timer: Scheduled<Void>?
+
+    init(loop: LoopContext, scheme: String) {
+        self.loop = loop
+        self.scheme = scheme
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        // A client that never says enough to tell is closed like one that never sends a head.
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(loop.timeouts.requestHeader)) {
+            context.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        if buffered == nil {
+            buffered = incoming
+        } else {
+            buffered!.writeBuffer(&incoming)
+        }
+        let bytes = buffered!.readableBytesView
+        let compared = min(bytes.count, Self.preface.count)
+        let isPreface = bytes.prefix(compared).elementsEqual(Self.preface.prefix(compared))
+        if isPreface, compared < Self.preface.count { return }  // not enough to tell yet
+        do {
+            if isPreface {
+                try ClientPipeline.addHTTP2(to: context.channel, loop: loop, scheme: scheme)
+            } else {
+                try ClientPipeline.addHTTP1(to: context.channel, loop: loop, scheme: scheme)
+            }
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        let first = buffered!
+        buffered = nil
+        context.fireChannelRead(wrapInboundOut(first))
+        context.fireChannelReadComplete()
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+}
