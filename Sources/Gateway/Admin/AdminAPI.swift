@@ -53,6 +53,8 @@ struct AdminAPI: Sendable {
     let defaultSuspendTimeout: Duration
     /// Processes, reload and shutdown; nil in tests of the RequestControl endpoints alone.
     var operations: GatewayOperations? = nil
+    /// How requests arrived (HTTP/1.1, HTTP/2, TLS).
+    var traffic = TrafficCounters()
 
     func handle(_ request: AdminRequest) async -> AdminResponse {
         switch (request.method, request.path) {
@@ -62,9 +64,9 @@ struct AdminAPI: Sendable {
             let state = gatewayState
             return .json(state == .running ? 200 : 503, ReadyAnswer(ready: state == .running, state: state.rawValue))
         case ("GET", "/stats"):
-            return .json(200, StatsDocument(controller.snapshot()))
+            return .json(200, StatsDocument(controller.snapshot(), traffic: traffic.snapshot()))
         case ("GET", "/metrics"):
-            return AdminResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: MetricsExporter.render(controller.snapshot()))
+            return AdminResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: MetricsExporter.render(controller.snapshot(), traffic: traffic.snapshot()))
         case ("POST", "/suspend"):
             return await suspend(request)
         case ("POST", "/resume"):

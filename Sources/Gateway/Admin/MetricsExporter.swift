@@ -7,8 +7,17 @@ import RequestControl
 /// filled from one snapshot per scrape, so the request path never touches the metrics library
 /// and the library still owns the format (names, labels, escaping, TYPE lines).
 enum MetricsExporter {
-    static func render(_ snapshot: RequestControlSnapshot) -> [UInt8] {
+    static func render(_ snapshot: RequestControlSnapshot, traffic: TrafficCounters.Snapshot) -> [UInt8] {
         let registry = PrometheusCollectorRegistry()
+        for (proto, count) in [("http/1.1", traffic.http1Requests), ("h2", traffic.h2Requests)] {
+            registry.makeCounter(name: "gateway_requests_by_protocol_total", labels: [("protocol", proto)], help: "Requests received, by protocol.")
+                .increment(by: Int64(count))
+        }
+        registry.makeCounter(name: "gateway_h2_connections_total", labels: [], help: "HTTP/2 connections accepted.").increment(by: Int64(traffic.h2Connections))
+        registry.makeCounter(name: "gateway_h2_streams_reset_total", labels: [], help: "HTTP/2 streams ended by RST_STREAM.").increment(by: Int64(traffic.h2StreamsReset))
+        registry.makeCounter(name: "gateway_h2_goaways_total", labels: [], help: "HTTP/2 connections sent the drain's GOAWAY.").increment(by: Int64(traffic.h2GoAways))
+        registry.makeCounter(name: "gateway_h2_abusive_connections_total", labels: [], help: "HTTP/2 connections closed for floods, rapid reset, stalls or protocol errors.")
+            .increment(by: Int64(traffic.h2AbusiveConnections))
         registry.makeGauge(name: "gateway_requests_in_flight_total", help: "Requests in flight in the whole gateway.").set(Double(snapshot.active))
         registry.makeCounter(name: "gateway_requests_admitted_total", help: "Requests admitted by the gateway.").increment(by: Int64(snapshot.total))
         registry.makeGauge(name: "gateway_requests_limit", help: "The global in-flight limit (0 = unlimited).").set(Double(snapshot.limit ?? 0))

@@ -47,11 +47,36 @@ struct StatsDocument: Encodable {
         var max: Double
     }
 
+    /// Requests by the protocol they came in on, and HTTP/2 connection events.
+    struct Protocols: Encodable {
+        struct HTTP1: Encodable {
+            var requests: Int
+        }
+
+        struct H2: Encodable {
+            var requests: Int
+            var connections: Int
+            var streams_reset: Int
+            var goaways_sent: Int
+            var abusive_connections_closed: Int
+        }
+
+        var http1: HTTP1
+        var h2: H2
+    }
+
     var state: String
     var global: Global
+    var protocols: Protocols
     var deployments: [Deployment]
 
-    init(_ snapshot: RequestControlSnapshot) {
+    init(_ snapshot: RequestControlSnapshot, traffic: TrafficCounters.Snapshot) {
+        protocols = Protocols(
+            http1: .init(requests: traffic.http1Requests),
+            h2: .init(
+                requests: traffic.h2Requests, connections: traffic.h2Connections, streams_reset: traffic.h2StreamsReset,
+                goaways_sent: traffic.h2GoAways, abusive_connections_closed: traffic.h2AbusiveConnections)
+        )
         state = snapshot.state.rawValue
         global = Global(
             active: snapshot.active,

@@ -225,6 +225,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
             return
         }
         timeouts?.requestHeadReceived()
+        loop.traffic.http1Requests.add(1, ordering: .relaxed)
         resetRequestState()
         keepAlive = head.isKeepAlive
         let declaredLength = head.headers.first(name: "content-length").flatMap(Int.init)

@@ -72,7 +72,8 @@ final class GatewayService: Service {
             admin = try await AdminServer.bind(
                 host: config.admin.listen.host,
                 port: config.admin.listen.port,
-                api: AdminAPI(controller: controller, defaultSuspendTimeout: config.shutdownTimeout, operations: operations),
+                api: AdminAPI(
+                    controller: controller, defaultSuspendTimeout: config.shutdownTimeout, operations: operations, traffic: traffic),
                 group: group
             )
         } catch {
