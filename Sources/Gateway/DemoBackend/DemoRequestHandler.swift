@@ -84,8 +84,8 @@ final class DemoRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
                 self.needsFlush = true
             }
-        case .end:
-            self.requestEnd(context: context)
+        case .end(let trailers):
+            self.requestEnd(context: context, trailers: trailers)
         }
     }
 
@@ -177,10 +177,12 @@ final class DemoRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.state = .echoing(request)
     }
 
-    private func requestEnd(context: ChannelHandlerContext) {
+    private func requestEnd(context: ChannelHandlerContext, trailers: HTTPHeaders?) {
         switch self.state {
         case .echoing(let request):
-            self.endResponse(context: context, request: request)
+            // A chunked echo returns the request's trailers as its own (a content-length one
+            // has no way to carry them).
+            self.endResponse(context: context, request: request, trailers: request.head.headers.contains(name: "content-length") ? nil : trailers)
         case .awaitingEnd(let request):
             self.answer(context: context, request: request)
         case .idle, .sleeping, .sendingBytes, .closed:
@@ -301,11 +303,11 @@ final class DemoRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func endResponse(context: ChannelHandlerContext, request: Request) {
+    private func endResponse(context: ChannelHandlerContext, request: Request, trailers: HTTPHeaders? = nil) {
         self.leaveRequest()
         self.state = .idle
         self.needsFlush = false
-        let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
+        let written = context.writeAndFlush(self.wrapOutboundOut(.end(trailers)))
         if request.closesConnection {
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }

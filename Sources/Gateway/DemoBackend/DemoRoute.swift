@@ -9,7 +9,7 @@ enum DemoRoute: Equatable, Sendable {
     case headers
     /// `GET /sleep?ms=N`: answer after N milliseconds without holding a thread.
     case sleep(milliseconds: Int64)
-    /// `/echo`, any method: stream the request body back.
+    /// `/echo`, any method: stream the request body back (and a chunked request's trailers).
     case echo
     /// `GET /status/N`: answer with status N.
     case status(Int)

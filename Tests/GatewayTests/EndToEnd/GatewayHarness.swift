@@ -11,6 +11,8 @@ final class GatewayHarness: Sendable {
     let backendPorts: [Int]
     let gateway: ChildProcess
     let port: Int
+    /// Every listener's port, in the order of `listeners:` (just `port` for a `listen:` config).
+    let listenerPorts: [Int]
     let adminPort: Int
     let directory: URL
 
@@ -48,8 +50,12 @@ final class GatewayHarness: Sendable {
         let line = try await gateway.waitForOutput(containing: "gateway listening", timeout: .seconds(20))
         let port = try Self.port(in: line, after: "listen=127.0.0.1:")
         let adminPort = try Self.port(in: line, after: "admin=127.0.0.1:")
+        // Logged one per listener before "gateway listening".
+        let listenerPorts = try gateway.stderrLines.filter { $0.contains("listener ready") }.map {
+            try Self.port(in: $0, after: "listen=127.0.0.1:")
+        }
 
-        self.backends = processes
+        self.listenerPorts = listenerPorts = processes
         self.backendPorts = ports
         self.gateway = gateway
         self.port = port
