@@ -55,7 +55,8 @@ final class GatewayHarness: Sendable {
             try Self.port(in: $0, after: "listen=127.0.0.1:")
         }
 
-        self.listenerPorts = listenerPorts = processes
+        self.listenerPorts = listenerPorts
+        self.backends = processes
         self.backendPorts = ports
         self.gateway = gateway
         self.port = port

@@ -1,0 +1,127 @@
+import Foundation
+import Testing
+
+/// HTTP/2 with prior knowledge (h2c) on an `[http1, h2c]` listener, driven by curl, nghttp and
+/// h2load against a real gateway and real demo backends.
+@Suite struct HTTP2EndToEndTests {
+    static func config(deploymentLimit: Int? = nil, extra: String = "") -> String {
+        var yaml = """
+            admin: {listen: {admin}}
+            shutdown_timeout: 10s
+            listeners:
+              - listen: {listen}
+                protocols: [http1, h2c]
+
+            """
+        yaml += extra
+        yaml += "deployments:\n  - name: shop\n"
+        if let deploymentLimit { yaml += "    max_requests: \(deploymentLimit)\n" }
+        yaml += "    backends: {backends}\n"
+        return yaml
+    }
+
+    static func url(_ h: GatewayHarness, _ path: String) -> String { "http://127.0.0.1:\(h.port)\(path)" }
+
+    @Test func getAndLargePostOverH2CAndHTTP1OnTheSamePort() async throws {
+        let h = try await GatewayHarness(yaml: Self.config())
+        let get = try await ExternalTool.run(
+            "curl", ["-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", Self.url(h, "/")])
+        #expect(get.stdout == ["2 200"], "\(get.output)")
+        let http1 = try await ExternalTool.run("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", Self.url(h, "/")])
+        #expect(http1.stdout == ["1.1 200"], "\(http1.output)")
+
+        // 3 MiB up and back: many windows' worth, so the upload only finishes if consumed
+        // bytes reopen the client's window.
+        let upload = h.directory.appendingPathComponent("upload.bin")
+        var bytes = [UInt8](repeating: 0, count: 3 << 20)
+        for index in bytes.indices { bytes[index] = UInt8(truncatingIfNeeded: index &* 2_654_435_761 >> 13) }
+        try Data(bytes).write(to: upload)
+        let echoed = h.directory.appendingPathComponent("echoed.bin")
+        let post = try await ExternalTool.run(
+            "curl",
+            ["-sS", "--http2-prior-knowledge", "--data-binary", "@\(upload.path)", "-o", echoed.path, "-w", "%{http_code}", Self.url(h, "/echo")]
+        )
+        #expect(post.stdout == ["200"], "\(post.output)")
+        #expect(try Data(contentsOf: echoed) == Data(bytes))
+
+        let stats = try await h.stats()
+        let protocols = stats["protocols"] as? [String: Any] ?? [:]
+        #expect((protocols["h2"] as? [String: Any])?["requests"] as? Int == 2)
+        #expect((protocols["http1"] as? [String: Any])?["requests"] as? Int == 1)
+    }
+
+    @Test func concurrentStreamsOnOneConnectionAreCountedInStats() async throws {
+        let h = try await GatewayHarness(yaml: Self.config())
+        // One connection, 40 streams at once, each held 1.5 s by the backend.
+        let load = try ExternalTool.start(
+            "h2load", ["-n", "40", "-c", "1", "-m", "40", Self.url(h, "/sleep?ms=1500")])
+        let seen = try await h.waitForStats("40 h2 streams in flight") { stats in
+            (stats["global"] as? [String: Any])?["active"] as? Int == 40
+        }
+        #expect((seen["protocols"] as? [String: Any]).flatMap { $0["h2"] as? [String: Any] }?["connections"] as? Int == 1)
+        #expect(try await load.waitForExit(timeout: .seconds(20)) == 0)
+        try await load.waitForOutputToEnd()
+        let output = load.stdoutLines.joined(separator: "\n")
+        #expect(output.contains("requests: 40 total, 40 started, 40 done, 40 succeeded, 0 failed, 0 errored"), "\(output)")
+        #expect(output.contains("status codes: 40 2xx"), "\(output)")
+        _ = try await h.waitForActive(0)
+    }
+
+    @Test func limitRejectsStreamsWith503WhileTheOthersOnTheConnectionFinish() async throws {
+        let h = try await GatewayHarness(yaml: Self.config(deploymentLimit: 5))
+        let run = try await ExternalTool.run(
+            "h2load", ["-n", "20", "-c", "1", "-m", "20", Self.url(h, "/sleep?ms=800")], timeout: .seconds(20))
+        let output = run.output
+        // All 20 on one connection: 5 admitted, 15 refused (h2load counts a 5xx as failed), none errored.
+        #expect(output.contains("requests: 20 total, 20 started, 20 done, 5 succeeded, 15 failed, 0 errored"), "\(output)")
+        #expect(output.contains("status codes: 5 2xx, 0 3xx, 0 4xx, 15 5xx"), "\(output)")
+        let entry = GatewayHarness.entryPoint(try await h.stats(), "default")
+        #expect((entry["rejected"] as? [String: Any])?["deployment_limit"] as? Int == 15)
+
+        // The refusal carries retry-after and the reason, on the stream.
+        let busy = try ExternalTool.start("h2load", ["-n", "5", "-c", "1", "-m", "5", Self.url(h, "/sleep?ms=1500")])
+        _ = try await h.waitForActive(5)
+        let refused = try await ExternalTool.run("nghttp", ["-v", Self.url(h, "/")])
+        #expect(refused.output.contains(":status: 503"), "\(refused.output)")
+        #expect(refused.output.contains("retry-after: 1"), "\(refused.output)")
+        #expect(refused.output.contains("x-gateway-reject: deployment_limit"), "\(refused.output)")
+        #expect(try await busy.waitForExit(timeout: .seconds(20)) == 0)
+    }
+
+    @Test func drainSendsTwoGoAwaysAndLetsTheStreamInFlightFinish() async throws {
+        let h = try await GatewayHarness(yaml: Self.config())
+        let client = try ExternalTool.start("nghttp", ["-v", Self.url(h, "/sleep?ms=1500")])
+        _ = try await h.waitForActive(1)
+        let shutdown = try await h.admin(.POST, "/shutdown?timeout=10")
+        #expect(shutdown.status.code == 202 || shutdown.status.code == 200)
+        #expect(try await client.waitForExit(timeout: .seconds(15)) == 0)
+        try await client.waitForOutputToEnd()
+        let lines = client.stdoutLines
+        let goAways = lines.indices.filter { lines[$0].contains("recv GOAWAY") }.map { lines[$0 + 1] }
+        #expect(goAways.count == 2, "\(lines.joined(separator: "\n"))")
+        #expect(goAways.first?.contains("last_stream_id=2147483647, error_code=NO_ERROR") == true)
+        // nghttp's first request is stream 13 (it opens idle streams 3..11 for priorities).
+        #expect(goAways.last?.contains("last_stream_id=13, error_code=NO_ERROR") == true)
+        let firstGoAway = try #require(lines.firstIndex { $0.contains("recv GOAWAY") })
+        let pingAck = try #require(lines.firstIndex { $0.contains("send PING frame") && $0.contains("flags=0x01") })
+        let lastGoAway = try #require(lines.lastIndex { $0.contains("recv GOAWAY") })
+        #expect(firstGoAway < pingAck && pingAck < lastGoAway)
+        let status = try #require(lines.firstIndex { $0.contains(":status: 200") })
+        #expect(status > lastGoAway, "the stream finished after the final GOAWAY")
+        #expect(try await h.gateway.waitForExit(timeout: .seconds(15)) == 0)
+    }
+
+    @Test func newStreamsAfterTheDrainStartsGet503AndOthersStillFinish() async throws {
+        let h = try await GatewayHarness(yaml: Self.config())
+        let slow = try ExternalTool.start("h2load", ["-n", "3", "-c", "1", "-m", "3", Self.url(h, "/sleep?ms=1500")])
+        _ = try await h.waitForActive(3)
+        _ = try await h.admin(.POST, "/suspend?timeout=10")
+        // A new connection during the drain: refused by RequestControl, on its stream.
+        let late = try await ExternalTool.run(
+            "curl", ["-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}", Self.url(h, "/")])
+        #expect(late.stdout == ["503"], "\(late.output)")
+        #expect(try await slow.waitForExit(timeout: .seconds(20)) == 0)
+        try await slow.waitForOutputToEnd()
+        #expect(slow.stdoutLines.joined().contains("status codes: 3 2xx"), "\(slow.stdoutLines.joined(separator: "\n"))")
+    }
+}
