@@ -473,6 +473,12 @@ def request_headers(peer, method=b"GET", path=None, extra=()):
     return headers
 
 
+def producing_wait(peer, more):
+    """How long one I/O round of a flood may wait: not at all while there is more to produce
+    and room for it, else until the socket can take or give something."""
+    return 0 if more and len(peer.out) < HIGH_WATER else 0.05
+
+
 def can_open_stream(peer):
     return peer.conn.open_outbound_streams < peer.conn.remote_settings.max_concurrent_streams
 
@@ -491,7 +497,7 @@ def cmd_rapid_reset(peer, args):
                 peer.conn.send_headers(sid, headers, end_stream=True)
                 peer.conn.reset_stream(sid, error_code=h2.errors.ErrorCodes.CANCEL)
                 ends.append(peer.flush_h2())
-            peer.io(0 if len(ends) < args.streams else 0.05)
+            peer.io(producing_wait(peer, len(ends) < args.streams))
         peer.drain_output()
         peer.barrier()
         peer.wait(lambda: False, idle_ms=args.settle_ms)
@@ -529,7 +535,7 @@ def cmd_continuation_flood(peer, args):
                 field = hpack_literal_new_name(b"x-h2peer-%d" % len(ends), value)
                 block_bytes.append((block_bytes[-1] if block_bytes else 0) + len(field))
                 ends.append(peer.queue(frame(CONTINUATION, 0, sid, field)))
-            peer.io(0 if len(ends) < args.frames else 0.05)
+            peer.io(producing_wait(peer, len(ends) < args.frames))
         peer.drain_output()
         # No PING barrier: a PING inside an open header block is itself a protocol error.
         peer.wait(lambda: False, idle_ms=args.settle_ms)
@@ -552,7 +558,7 @@ def _flood(peer, args, command, make_frame):
             while len(ends) < args.count and len(peer.out) < HIGH_WATER and peer.usable():
                 make_frame(len(ends))
                 ends.append(peer.flush_h2())
-            peer.io(0 if len(ends) < args.count else 0.05)
+            peer.io(producing_wait(peer, len(ends) < args.count))
         peer.drain_output()
     return ends
 
