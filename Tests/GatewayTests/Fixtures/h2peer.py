@@ -11,7 +11,38 @@ stdout that describes what the server did. The exit status says whether the run 
           object has "ok": false and "error"
   exit 2  bad command line (argparse, message on stderr)
 
-Every run is bounded by --timeout seconds (plus a hard alarm a few seconds later).
+Every run is bounded by --timeout seconds (plus a hard alarm a few seconds later). After its
+sending phase a run keeps reading until no frame has come for --settle-ms (floods), until the
+server closes the connection (drain-watch, zero-window), or until its streams have ended.
+
+Keys every successful run prints: command, ok, target, tls, alpn, elapsed_ms, timed_out,
+connection_closed (the server closed it, EOF or reset, before we did), close_kind ("eof",
+"reset" or null), closed_at_ms, goaway (the last GOAWAY or null: last_stream_id, error_code,
+error_name, debug, at_ms), goaways (all of them), rst_received, frames_received (count per frame
+type), server_settings (name -> value), bytes_sent, bytes_received, h2_error (null, or what the
+h2 library refused in the server's frames). Times are ms since the run started. "Sent" counts
+only what was written to the socket. Per subcommand:
+
+  rapid-reset         streams_requested, streams_sent, responses (response HEADERS frames),
+                      barrier_acked (a PING sent after the last stream came back)
+  continuation-flood  frames_requested, headers_sent, frames_sent, continuation_block_bytes_sent,
+                      responses
+  ping-flood          count_requested, pings_sent, acks_received
+  settings-flood      count_requested, settings_sent, acks_received (not counting the preface's)
+  zero-window         streams_opened, rst_streams [{stream_id, error_code, error_name, at_ms}],
+                      responses, data_bytes, seconds_until_close (from the streams being written)
+  streams             streams_requested, streams_opened, max_concurrent, completed, statuses
+                      {"200": n}, retry_after [values on 503s], response_bytes,
+                      request_body_bytes_sent, reset [stream records], not_processed (above the
+                      GOAWAY's last_stream_id), echo_ok (null without --expect-echo),
+                      echo_mismatches
+  drain-watch         streams_opened, pings [{at_ms, data}], streams [{stream_id, status,
+                      outcome: complete|reset|open, body_bytes, ended_at_ms, error_*}], timeline
+                      [{at_ms, event: opened|goaway|ping|rst_stream|stream_end|closed, ...}]
+  slow-upload         body_bytes, body_bytes_sent, status, stream, responses, rst_streams
+
+zero-window, drain-watch and slow-upload print "h2peer: ready ..." on stderr once their streams
+are written, for a test that acts on the server next.
 
 Sending is done with the `h2` package's H2Connection where it can express the frames; what it
 cannot (a header block that never ends) is built by hand. Receiving goes through our own frame
@@ -807,6 +838,48 @@ def cmd_drain_watch(peer, args):
     return result
 
 
+def cmd_slow_upload(peer, args):
+    """One POST whose body trickles in: --chunk-bytes every --interval-ms, until the body is
+    complete, the server answers or resets the stream, or the connection goes."""
+    records = []
+    body_ends = []  # (output offset, body bytes through that chunk)
+    if peer.start():
+        _open_streams(peer, records, 1, "POST", args.body_bytes)
+    record = records[0] if records else None
+    if record is not None:
+        by_id = {record.stream_id: record}
+        print("h2peer: ready stream=%d" % record.stream_id, file=sys.stderr, flush=True)
+        next_at = time.monotonic()
+        while peer.usable() and not record.ended and record.reset is None:
+            now = time.monotonic()
+            if record.sent < record.to_send and now >= next_at:
+                try:
+                    window = min(peer.conn.local_flow_control_window(record.stream_id), peer.conn.max_outbound_frame_size)
+                except h2.exceptions.H2Error:
+                    break  # the stream is closed on our side
+                n = min(args.chunk_bytes, record.to_send - record.sent, window)
+                if n > 0:
+                    last = record.sent + n == record.to_send
+                    peer.conn.send_data(record.stream_id, record.pattern.slice(record.sent, n), end_stream=last)
+                    record.sent += n
+                    body_ends.append((peer.flush_h2(), record.sent))
+                    next_at = now + args.interval_ms / 1000
+            wait = 0.05 if record.sent >= record.to_send else max(0.0, min(0.05, next_at - now))
+            peer.io(wait)
+            _handle_stream_events(peer, by_id, False)
+    written = [body for end, body in body_ends if peer.written_through(end)]
+    result = peer.report("slow-upload")
+    result.update(
+        body_bytes=args.body_bytes,
+        body_bytes_sent=written[-1] if written else 0,
+        status=record.status if record else None,
+        stream=record.to_json() if record else None,
+        responses=peer.header_frames,
+        rst_streams=peer.rsts,
+    )
+    return result
+
+
 COMMANDS = {
     "rapid-reset": cmd_rapid_reset,
     "continuation-flood": cmd_continuation_flood,
@@ -815,6 +888,7 @@ COMMANDS = {
     "zero-window": cmd_zero_window,
     "streams": cmd_streams,
     "drain-watch": cmd_drain_watch,
+    "slow-upload": cmd_slow_upload,
 }
 
 
@@ -868,6 +942,10 @@ def parse_args(argv):
     p.add_argument("--expect-echo", action="store_true", help="check each response body equals its request body")
     p = sub.add_parser("drain-watch", parents=[common], help="N streams, then record the server's drain")
     p.add_argument("--streams", type=positive, required=True)
+    p = sub.add_parser("slow-upload", parents=[common], help="one POST whose body trickles in")
+    p.add_argument("--body-bytes", type=positive, required=True)
+    p.add_argument("--chunk-bytes", type=positive, default=1, help="bytes per DATA frame")
+    p.add_argument("--interval-ms", type=non_negative, default=1000, help="pause between DATA frames")
 
     args = parser.parse_args(argv)
     if args.timeout <= 0:
