@@ -71,6 +71,8 @@ TARGETS=()
 [ "$ONLY" = nginx ] || TARGETS+=(gateway)
 [ "$ONLY" = gateway ] || TARGETS+=(nginx)
 
+# A --gateway path is taken relative to where the script was started, not the repository.
+if [ -n "$GATEWAY" ] && [[ $GATEWAY != /* ]]; then GATEWAY=$PWD/$GATEWAY; fi
 cd "$(dirname "$0")/.."
 HERE=$PWD/bench/h2-vs-nginx
 
