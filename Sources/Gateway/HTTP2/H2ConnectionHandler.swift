@@ -12,9 +12,9 @@ import NIOHTTP1
 /// with the real last stream id. Streams in flight finish; the connection closes when none is
 /// left. `closeNow` resets what remains.
 ///
-/// Abuse: rapid reset and CONTINUATION floods are caught by nghttp2 (its reset rate limit and
-/// continuation cap), PING/SETTINGS floods by the session's token bucket, and a client that keeps
-/// its window at zero while responses wait is cut off after `stallTimeout`. Each closes the
+/// Abuse: rapid reset and PING/SETTINGS floods are caught by the session's token buckets,
+/// CONTINUATION floods by nghttp2's continuation cap, and a client that keeps its window at zero
+/// while responses wait is cut off after `stallTimeout`. Each closes the
 /// connection with GOAWAY ENHANCE_YOUR_CALM; other connections are not affected.
 final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
     typealias InboundIn = ByteBuffer
@@ -190,8 +190,8 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
             if opaque == Self.drainPing, case .noticed = drain { sendFinalGoAway() }
         case .goAwayReceived:
             peerWentAway = true
-        case .controlFlood(let kind):
-            abuse("\(kind) flood")
+        case .flood(let kind):
+            abuse(kind)
         }
     }
 

@@ -25,9 +25,11 @@ final class H2Session {
         var maxFrameSize: UInt32 = 16_384
         /// RFC 9113 size (name + value + 32 per field) of a request's header list.
         var maxHeaderListSize: UInt32 = 64 * 1024
-        /// RST_STREAMs a client may send: a burst, then so many per second (rapid reset).
-        var resetBurst: UInt64 = 200
-        var resetRate: UInt64 = 33
+        /// RST_STREAMs a client may send: a burst, then so many per second (rapid reset). Counted
+        /// here so the connection closes with ENHANCE_YOUR_CALM; nghttp2's own limiter, five
+        /// times looser, stays as a backstop for a burst larger than that in a single read.
+        var resetBurst: Int = 200
+        var resetRate: Int = 33
         /// PING and SETTINGS frames a client may send: a burst, then so many per second.
         var controlFrameBurst: Int = 100
         var controlFrameRate: Int = 10
@@ -55,8 +57,8 @@ final class H2Session {
         case streamClosed(streamID: Int32, errorCode: UInt32)
         case pingAck(UInt64)
         case goAwayReceived(errorCode: UInt32)
-        /// A PING or SETTINGS flood: more control frames than `controlFrameBurst`/`controlFrameRate` allow.
-        case controlFlood(kind: String)
+        /// More PING/SETTINGS (or RST_STREAM) frames than the settings allow.
+        case flood(kind: String)
         /// A response's queued bytes were taken by nghttp2 (its queue shrank).
         case sendQueueShrank(streamID: Int32)
     }
@@ -85,14 +87,14 @@ final class H2Session {
     private var heads: [Int32: RequestHead] = [:]
     private var sendQueues: [Int32: SendQueue] = [:]
     private let allocator: ByteBufferAllocator
-    private var controlTokens: Double
-    private var controlRefilled: NIODeadline
+    private var controlFrames: TokenBucket
+    private var resets: TokenBucket
 
     init(settings: Settings, allocator: ByteBufferAllocator) throws(Failure) {
         self.settings = settings
         self.allocator = allocator
-        self.controlTokens = Double(settings.controlFrameBurst)
-        self.controlRefilled = .now()
+        self.controlFrames = TokenBucket(burst: settings.controlFrameBurst, perSecond: settings.controlFrameRate)
+        self.resets = TokenBucket(burst: settings.resetBurst, perSecond: settings.resetRate)
 
         var callbacks: OpaquePointer?
         nghttp2_session_callbacks_new(&callbacks)
@@ -108,7 +110,7 @@ final class H2Session {
         defer { nghttp2_option_del(option) }
         nghttp2_option_set_no_auto_window_update(option, 1)
         nghttp2_option_set_no_closed_streams(option, 1)
-        nghttp2_option_set_stream_reset_rate_limit(option, settings.resetBurst, settings.resetRate)
+        nghttp2_option_set_stream_reset_rate_limit(option, UInt64(settings.resetBurst * 5), UInt64(settings.resetRate * 5))
         nghttp2_option_set_max_continuations(option, settings.maxContinuations)
         nghttp2_option_set_max_outbound_ack(option, 100)
         nghttp2_option_set_max_settings(option, 32)
@@ -313,11 +315,15 @@ final class H2Session {
             if hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 {
                 let opaque = withUnsafeBytes(of: frame.pointee.ping.opaque_data) { $0.loadUnaligned(as: UInt64.self) }
                 events.append(.pingAck(UInt64(bigEndian: opaque)))
-            } else {
-                countControlFrame("PING")
+            } else if !controlFrames.take() {
+                events.append(.flood(kind: "PING flood"))
             }
         case NGHTTP2_SETTINGS.rawValue:
-            if hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 { countControlFrame("SETTINGS") }
+            if hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0, !controlFrames.take() {
+                events.append(.flood(kind: "SETTINGS flood"))
+            }
+        case NGHTTP2_RST_STREAM.rawValue:
+            if !resets.take() { events.append(.flood(kind: "rapid reset (RST_STREAM flood)")) }
         case NGHTTP2_GOAWAY.rawValue:
             events.append(.goAwayReceived(errorCode: frame.pointee.goaway.error_code))
         default:
@@ -325,14 +331,6 @@ final class H2Session {
         }
     }
 
-    private func countControlFrame(_ kind: String) {
-        let now = NIODeadline.now()
-        let elapsed = Double((now - controlRefilled).nanoseconds) / 1e9
-        controlRefilled = now
-        controlTokens = min(Double(settings.controlFrameBurst), controlTokens + elapsed * Double(settings.controlFrameRate))
-        controlTokens -= 1
-        if controlTokens < 0 { events.append(.controlFlood(kind: kind)) }
-    }
 
     fileprivate func dataChunk(streamID: Int32, _ bytes: UnsafeBufferPointer<UInt8>) {
         var buffer = allocator.buffer(capacity: bytes.count)
@@ -469,4 +467,28 @@ private func h2ReadBody(
 ) -> Int {
     guard let buffer, let flags else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
     return h2Session(userData).readBody(streamID: streamID, into: buffer, length: length, flags: flags)
+}
+
+/// A burst of tokens refilled at a steady rate: how many frames of a kind a client may send.
+struct TokenBucket {
+    let burst: Double
+    let perSecond: Double
+    private var tokens: Double
+    private var refilled = NIODeadline.now()
+
+    init(burst: Int, perSecond: Int) {
+        self.burst = Double(burst)
+        self.perSecond = Double(perSecond)
+        self.tokens = Double(burst)
+    }
+
+    /// Takes one token; false when none is left.
+    mutating func take(now: NIODeadline = .now()) -> Bool {
+        let elapsed = max(0, Double((now - refilled).nanoseconds) / 1e9)
+        tokens = min(burst, tokens + elapsed * perSecond)
+        refilled = now
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
+    }
 }

@@ -121,7 +121,7 @@ import Testing
             _ = output(session)
         }
         let floods = session.takeEvents().filter {
-            if case .controlFlood(kind: "PING") = $0 { return true }
+            if case .flood(kind: "PING flood") = $0 { return true }
             return false
         }
         #expect(!floods.isEmpty)
@@ -137,9 +137,12 @@ import Testing
             bytes += Self.frame(type: 0x3, stream: stream, [0, 0, 0, 0x8])
         }
         try? feed(session, bytes)
-        let goAway = try #require(output(session).first { $0.type == 0x7 })
-        // Error code after the last-stream-id: not NO_ERROR.
-        #expect(goAway.payload[4..<8] != [0, 0, 0, 0])
+        let floods = session.takeEvents().filter {
+            if case .flood(kind: "rapid reset (RST_STREAM flood)") = $0 { return true }
+            return false
+        }
+        // 400 resets against a burst of 200.
+        #expect(floods.count >= 199)
     }
 
     @Test func tooManyContinuationsFailTheSession() throws {
@@ -153,5 +156,22 @@ import Testing
         } catch {
             #expect(error.isFlood, "\(error)")
         }
+    }
+}
+
+@Suite struct TokenBucketTests {
+    @Test func burstThenRate() {
+        let start = NIODeadline.now()
+        var bucket = TokenBucket(burst: 3, perSecond: 10)
+        var taken = false
+        for _ in 0..<3 { taken = bucket.take(now: start); #expect(taken) }
+        taken = bucket.take(now: start); #expect(!taken)
+        // 100 ms later one token is back, and only one.
+        taken = bucket.take(now: start + .milliseconds(100)); #expect(taken)
+        taken = bucket.take(now: start + .milliseconds(100)); #expect(!taken)
+        // Never more than the burst, however long the pause.
+        let later = start + .seconds(60)
+        for _ in 0..<3 { taken = bucket.take(now: later); #expect(taken) }
+        taken = bucket.take(now: later); #expect(!taken)
     }
 }
