@@ -256,6 +256,42 @@ import Testing
         #expect(fixture.counters.snapshot().uncleanShutdowns == 0)
     }
 
+    @Test func writePromisesFollowTheCiphertextAndCloseIsBounded() throws {
+        let counters = TLSCounters()
+        let staller = StallingWriter()
+        let recorder = TLSRecorder()
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandlers([
+            staller, TLSServerHandler(context: self.context, counters: counters, closeTimeout: .seconds(2)), recorder,
+        ])
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 443)).wait()
+        let client = try TestTLSClient(serverName: "a.test")
+        try Self.handshake(client, channel)
+
+        // A peer that stops reading: the ciphertext write does not complete, nor does the
+        // plaintext write it carries.
+        staller.stalling = true
+        let written = channel.writeAndFlush(ByteBuffer(string: "stuck"))
+        var completed = false
+        written.assumeIsolated().whenComplete { _ in completed = true }
+        #expect(!completed)
+        staller.release()
+        #expect(completed)
+
+        // Our close_notify cannot be written either: close anyway once closeTimeout has passed.
+        staller.stalling = true
+        let closed = channel.close()
+        var closeCompleted = false
+        closed.assumeIsolated().whenComplete { _ in closeCompleted = true }
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(channel.isActive)
+        #expect(!closeCompleted)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!channel.isActive)
+        #expect(closeCompleted)
+        #expect(recorder.errors.isEmpty)
+    }
+
     @Test func closeBeforeTheHandshakeJustCloses() throws {
         let fixture = try self.makeFixture()
         let pending = fixture.channel.writeAndFlush(ByteBuffer(string: "waiting for the handshake"))
@@ -395,5 +431,38 @@ final class ProtocolSwitcher: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         self.leaked = true
         context.fireChannelRead(data)
+    }
+}
+
+/// Holds back outbound writes while `stalling`, as a socket whose peer stopped reading does.
+final class StallingWriter: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = ByteBuffer
+
+    var stalling = false
+    private var held: [(NIOAny, EventLoopPromise<Void>?)] = []
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if self.stalling {
+            self.held.append((data, promise))
+        } else {
+            context.write(data, promise: promise)
+        }
+    }
+
+    /// Lets the held writes through, and stops holding.
+    func release() {
+        self.stalling = false
+        guard let context = self.context else { return }
+        let held = self.held
+        self.held.removeAll()
+        for (data, promise) in held {
+            context.write(data, promise: promise)
+        }
+        context.flush()
     }
 }
