@@ -159,7 +159,12 @@ final class TLSServerContext: @unchecked Sendable {
         guard fd >= 0 else {
             throw .unreadable(role, path: path, reason: String(cString: strerror(errno)))
         }
-        close(fd)
+        defer { close(fd) }
+        // A directory opens fine, and OpenSSL would then only say it found no PEM in it.
+        var info = stat()
+        if fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFDIR {
+            throw .unreadable(role, path: path, reason: String(cString: strerror(EISDIR)))
+        }
     }
 
     private static func isKeyMismatch(_ code: UInt) -> Bool {

@@ -44,6 +44,11 @@ import Testing
             try TLSServerContext(certificates: [a, TLSCertificateFiles(cert: a.cert, key: missingKey)], alpn: [])
         }
         #expect(keyError.description == "TLS key \(missingKey): cannot read: No such file or directory")
+
+        let directoryError = try #require(throws: TLSConfigError.self) {
+            try TLSServerContext(certificates: [TLSCertificateFiles(cert: self.directory, key: a.key)], alpn: [])
+        }
+        #expect(directoryError.description == "TLS certificate \(self.directory): cannot read: Is a directory")
     }
 
     @Test func garbageIsNamedWithOpenSSLsReason() throws {
