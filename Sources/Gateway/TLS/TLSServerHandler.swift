@@ -287,6 +287,8 @@ final class TLSServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
         var promises: [EventLoopPromise<Void>] = []
         promises.reserveCapacity(writes.count)
+        // Failed only once the state machine knows: a promise's callback may call back in.
+        var unwritten: [EventLoopPromise<Void>] = []
         var failure: TLSError?
         for write in writes {
             if failure == nil {
@@ -297,37 +299,39 @@ final class TLSServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
             }
             if let promise = write.promise {
-                if let failure {
-                    promise.fail(failure)
-                } else {
+                if failure == nil {
                     promises.append(promise)
+                } else {
+                    unwritten.append(promise)
                 }
             }
         }
 
-        if let ciphertext = connection.takeCiphertext(allocator: context.channel.allocator) {
-            let written: EventLoopPromise<Void>?
-            switch promises.count {
-            case 0:
-                written = nil
-            case 1:
-                written = promises[0]
-            default:
-                let combined = context.eventLoop.makePromise(of: Void.self)
-                let waiting = promises
-                combined.futureResult.whenComplete { result in
-                    for promise in waiting { promise.completeWith(result) }
-                }
-                written = combined
+        let ciphertext = connection.takeCiphertext(allocator: context.channel.allocator)
+        let written: EventLoopPromise<Void>?
+        switch promises.count {
+        case 0:
+            written = nil
+        case 1:
+            written = promises[0]
+        default:
+            let combined = context.eventLoop.makePromise(of: Void.self)
+            let waiting = promises
+            combined.futureResult.whenComplete { result in
+                for promise in waiting { promise.completeWith(result) }
             }
-            context.writeAndFlush(self.wrapOutboundOut(ciphertext), promise: written)
-        } else {
-            // Only zero-length writes: nothing to send, nothing that can fail.
-            for promise in promises { promise.succeed() }
+            written = combined
         }
 
         if let failure {
-            self.fail(context: context, error: failure)
+            // What was encrypted before the failure goes out with OpenSSL's alert, before the close.
+            self.fail(context: context, error: failure, after: ciphertext, completing: written)
+            for promise in unwritten { promise.fail(failure) }
+        } else if let ciphertext {
+            context.writeAndFlush(self.wrapOutboundOut(ciphertext), promise: written)
+        } else {
+            // Only zero-length writes: nothing to send, nothing that can fail.
+            written?.succeed()
         }
     }
 
@@ -348,10 +352,39 @@ final class TLSServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Ending the connection
 
     /// Sends whatever alert OpenSSL produced, reports `error`, and closes.
-    private func fail(context: ChannelHandlerContext, error: any Error) {
-        guard self.machine.failed() else { return }
-        let alert = self.connection?.takeCiphertext(allocator: context.channel.allocator)
-        self.endConnection(context: context, sending: alert, reporting: error, failingWritesWith: error, promise: nil)
+    ///
+    /// - Parameters:
+    ///   - earlier: ciphertext taken from OpenSSL but not written yet, sent before the alert;
+    ///     `written` completes when it has been.
+    private func fail(
+        context: ChannelHandlerContext,
+        error: any Error,
+        after earlier: ByteBuffer? = nil,
+        completing written: EventLoopPromise<Void>? = nil
+    ) {
+        guard self.machine.failed() else {
+            written?.fail(error)
+            return
+        }
+        var outgoing = earlier
+        if var alert = self.connection?.takeCiphertext(allocator: context.channel.allocator) {
+            if outgoing == nil {
+                outgoing = alert
+            } else {
+                outgoing?.writeBuffer(&alert)
+            }
+        }
+        if outgoing == nil {
+            written?.succeed()
+        }
+        self.endConnection(
+            context: context,
+            sending: outgoing,
+            reporting: error,
+            failingWritesWith: error,
+            completing: written,
+            promise: nil
+        )
     }
 
     /// Queues close_notify (the state machine has checked that the handshake completed), sends it,
@@ -373,7 +406,7 @@ final class TLSServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Every way this handler ends a connection goes through here, once the state machine is in
-    /// `.closing`.
+    /// `.closing`. `written`, when given, completes with the write of `ciphertext`.
     ///
     /// The order matters, because each step can call back into this handler: the close promise is
     /// set up first, so that a `close` from a write promise's callback or from an `errorCaught`
@@ -386,6 +419,7 @@ final class TLSServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         sending ciphertext: ByteBuffer?,
         reporting error: (any Error)?,
         failingWritesWith writeError: any Error,
+        completing written: EventLoopPromise<Void>? = nil,
         promise: EventLoopPromise<Void>?
     ) {
         let completion = self.closeCompletion ?? context.eventLoop.makePromise(of: Void.self)
@@ -397,23 +431,26 @@ final class TLSServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // Writes that were never flushed fail on close, as on any NIO channel.
         self.failBufferedWrites(writeError)
 
-        var written: EventLoopFuture<Void>?
+        var lastWrite: EventLoopFuture<Void>?
         if let ciphertext {
             let promise = context.eventLoop.makePromise(of: Void.self)
+            if let written {
+                promise.futureResult.cascade(to: written)
+            }
             context.writeAndFlush(self.wrapOutboundOut(ciphertext), promise: promise)
-            written = promise.futureResult
+            lastWrite = promise.futureResult
         }
         if let error {
             context.fireErrorCaught(error)
         }
-        guard let written else {
+        guard let lastWrite else {
             self.finishClose(context: context)
             return
         }
         self.closeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: self.closeTimeout) { [self] in
             self.finishClose(context: context)
         }
-        written.assumeIsolated().whenComplete { [self] _ in
+        lastWrite.assumeIsolated().whenComplete { [self] _ in
             self.finishClose(context: context)
         }
     }
