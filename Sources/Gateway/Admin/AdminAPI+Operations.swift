@@ -27,7 +27,7 @@ extension AdminAPI {
         } catch {
             switch error {
             case .busy, .noConfigFile: return .error(409, error.description)
-            case .invalid: return .error(400, error.description)
+            case .invalid, .certificates: return .error(400, error.description)
             }
         }
     }

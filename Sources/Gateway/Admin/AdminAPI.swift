@@ -55,6 +55,7 @@ struct AdminAPI: Sendable {
     var operations: GatewayOperations? = nil
     /// How requests arrived (HTTP/1.1, HTTP/2, TLS).
     var traffic = TrafficCounters()
+    var tls = TLSCounters()
 
     func handle(_ request: AdminRequest) async -> AdminResponse {
         switch (request.method, request.path) {
@@ -64,9 +65,9 @@ struct AdminAPI: Sendable {
             let state = gatewayState
             return .json(state == .running ? 200 : 503, ReadyAnswer(ready: state == .running, state: state.rawValue))
         case ("GET", "/stats"):
-            return .json(200, StatsDocument(controller.snapshot(), traffic: traffic.snapshot()))
+            return .json(200, StatsDocument(controller.snapshot(), traffic: traffic.snapshot(), tls: tls.snapshot()))
         case ("GET", "/metrics"):
-            return AdminResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: MetricsExporter.render(controller.snapshot(), traffic: traffic.snapshot()))
+            return AdminResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: MetricsExporter.render(controller.snapshot(), traffic: traffic.snapshot(), tls: tls.snapshot()))
         case ("POST", "/suspend"):
             return await suspend(request)
         case ("POST", "/resume"):

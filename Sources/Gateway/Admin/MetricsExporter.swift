@@ -7,8 +7,18 @@ import RequestControl
 /// filled from one snapshot per scrape, so the request path never touches the metrics library
 /// and the library still owns the format (names, labels, escaping, TYPE lines).
 enum MetricsExporter {
-    static func render(_ snapshot: RequestControlSnapshot, traffic: TrafficCounters.Snapshot) -> [UInt8] {
+    static func render(_ snapshot: RequestControlSnapshot, traffic: TrafficCounters.Snapshot, tls: TLSCounters.Snapshot = .init()) -> [UInt8] {
         let registry = PrometheusCollectorRegistry()
+        for (result, count) in [("ok", tls.handshakesCompleted), ("failed", tls.handshakesFailed)] {
+            registry.makeCounter(name: "gateway_tls_handshakes_total", labels: [("result", result)], help: "TLS handshakes on the TLS listeners.")
+                .increment(by: Int64(count))
+        }
+        for (proto, count) in [("h2", tls.alpnH2), ("http/1.1", tls.alpnHTTP11), ("none", tls.alpnNone)] {
+            registry.makeCounter(name: "gateway_tls_alpn_total", labels: [("protocol", proto)], help: "Completed TLS handshakes by the protocol ALPN chose.")
+                .increment(by: Int64(count))
+        }
+        registry.makeCounter(name: "gateway_tls_unclean_shutdowns_total", labels: [], help: "TLS connections that ended without close_notify.")
+            .increment(by: Int64(tls.uncleanShutdowns))
         for (proto, count) in [("http/1.1", traffic.http1Requests), ("h2", traffic.h2Requests)] {
             registry.makeCounter(name: "gateway_requests_by_protocol_total", labels: [("protocol", proto)], help: "Requests received, by protocol.")
                 .increment(by: Int64(count))

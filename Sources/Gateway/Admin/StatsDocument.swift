@@ -65,12 +65,26 @@ struct StatsDocument: Encodable {
         var h2: H2
     }
 
+    /// TLS handshakes on the TLS listeners, and how their connections ended.
+    struct TLS: Encodable {
+        var handshakes: Int
+        var handshake_failures: Int
+        var alpn: [String: Int]
+        var clean_shutdowns: Int
+        var unclean_shutdowns: Int
+    }
+
     var state: String
     var global: Global
     var protocols: Protocols
+    var tls: TLS
     var deployments: [Deployment]
 
-    init(_ snapshot: RequestControlSnapshot, traffic: TrafficCounters.Snapshot) {
+    init(_ snapshot: RequestControlSnapshot, traffic: TrafficCounters.Snapshot, tls: TLSCounters.Snapshot = .init()) {
+        self.tls = TLS(
+            handshakes: tls.handshakesCompleted, handshake_failures: tls.handshakesFailed,
+            alpn: ["h2": tls.alpnH2, "http/1.1": tls.alpnHTTP11, "none": tls.alpnNone, "other": tls.alpnOther],
+            clean_shutdowns: tls.cleanShutdowns, unclean_shutdowns: tls.uncleanShutdowns)
         protocols = Protocols(
             http1: .init(requests: traffic.http1Requests),
             h2: .init(

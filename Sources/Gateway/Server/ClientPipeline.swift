@@ -101,3 +101,59 @@ final class PrefaceDetector: ChannelInboundHandler, RemovableChannelHandler {
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 }
+
+/// Behind the TLS handler: waits for the handshake, then sets up the protocol ALPN chose (h2,
+/// or HTTP/1.1 when the client chose it or offered nothing the listener speaks) and leaves.
+/// Decrypted bytes come only after the handshake event, so they reach the new handlers.
+final class TLSProtocolSelector: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let loop: LoopContext
+    private let protocols: [ListenerProtocol]
+    private var timer: Scheduled<Void>?
+
+    init(loop: LoopContext, protocols: [ListenerProtocol]) {
+        self.loop = loop
+        self.protocols = protocols
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        // A handshake that never finishes is closed like a request head that never comes.
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(loop.timeouts.requestHeader)) {
+            context.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let done = event as? TLSHandshakeCompleted else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        timer?.cancel()
+        do {
+            if done.alpn == "h2" {
+                try ClientPipeline.addHTTP2(to: context.channel, loop: loop, scheme: "https")
+            } else if protocols.contains(.http1) {
+                try ClientPipeline.addHTTP1(to: context.channel, loop: loop, scheme: "https")
+            } else {
+                loop.logger.debug("TLS client did not choose h2 on an h2-only listener; closing")
+                context.close(promise: nil)
+                return
+            }
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // A failed handshake: the TLS handler counted it and sent its alert.
+        loop.logger.debug("TLS connection failed", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+}

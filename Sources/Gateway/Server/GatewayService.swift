@@ -38,6 +38,14 @@ final class GatewayService: Service {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let router = Router(config: config, controller: controller)
         let server = try ProxyServer(group: group, config: config, router: router, traffic: traffic, logger: logger)
+        // Certificates first: a bad one stops the start before anything listens or runs.
+        let tls: TLSListenerContexts
+        do {
+            tls = TLSListenerContexts(try TLSListenerContexts.load(config.listeners))
+        } catch {
+            try? await group.shutdownGracefully()
+            throw GatewayStartError(message: "\(error)")
+        }
         controller.register(ProxyActivity(server: server), group: 0)
         let membership = BackendMembership(config: config, controller: controller, server: server, logger: logger)
 
@@ -61,19 +69,20 @@ final class GatewayService: Service {
         let (shutdownRequests, shutdownContinuation) = AsyncStream<Duration?>.makeStream()
         let operations = GatewayOperations(
             supervisor: supervisor, membership: membership, controller: controller, configPath: configPath,
-            executablePath: executable, logger: logger, shutdownRequests: shutdownContinuation)
+            executablePath: executable, logger: logger, shutdownRequests: shutdownContinuation, tls: tls)
 
         var listeners: [Channel] = []
         let admin: Channel
         do {
-            for listener in config.listeners {
-                listeners.append(try await server.bind(listener))
+            for (index, listener) in config.listeners.enumerated() {
+                listeners.append(try await server.bind(listener, index: index, tls: tls))
             }
             admin = try await AdminServer.bind(
                 host: config.admin.listen.host,
                 port: config.admin.listen.port,
                 api: AdminAPI(
-                    controller: controller, defaultSuspendTimeout: config.shutdownTimeout, operations: operations, traffic: traffic),
+                    controller: controller, defaultSuspendTimeout: config.shutdownTimeout, operations: operations, traffic: traffic,
+                    tls: tls.counters),
                 group: group
             )
         } catch {

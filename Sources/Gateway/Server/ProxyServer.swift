@@ -32,10 +32,11 @@ final class ProxyServer: Sendable {
         self.contexts = contexts
     }
 
-    /// Binds one listener; the returned channel is closed to stop accepting.
-    func bind(_ listener: ListenerConfig) async throws -> Channel {
+    /// Binds listener number `index`; the returned channel is closed to stop accepting.
+    func bind(_ listener: ListenerConfig, index: Int, tls: TLSListenerContexts) async throws -> Channel {
         let contexts = self.contexts
         let protocols = listener.protocols
+        let terminatesTLS = listener.tls != nil
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -44,6 +45,12 @@ final class ProxyServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let loop = contexts[ObjectIdentifier(channel.eventLoop)]!.value
+                    if terminatesTLS {
+                        guard let context = tls.current(index) else { throw ChannelError.inappropriateOperationForState }
+                        try channel.pipeline.syncOperations.addHandler(context.makeHandler(counters: tls.counters))
+                        try channel.pipeline.syncOperations.addHandler(TLSProtocolSelector(loop: loop, protocols: protocols))
+                        return
+                    }
                     switch (protocols.contains(.http1), protocols.contains(.h2c)) {
                     case (true, true):
                         try channel.pipeline.syncOperations.addHandler(PrefaceDetector(loop: loop, scheme: "http"))

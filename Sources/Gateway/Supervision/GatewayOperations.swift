@@ -17,11 +17,15 @@ final class GatewayOperations: Sendable {
     /// How `command[0] == "gateway"` is run: the running binary itself, so the bundled example
     /// works whether or not `gateway` is on PATH.
     let executablePath: String
+    /// The TLS listeners' certificates, read again on every reload.
+    let tls: TLSListenerContexts
 
     init(
         supervisor: ProcessSupervisor, membership: BackendMembership, controller: RequestController,
-        configPath: String?, executablePath: String, logger: Logger, shutdownRequests: AsyncStream<Duration?>.Continuation
+        configPath: String?, executablePath: String, logger: Logger, shutdownRequests: AsyncStream<Duration?>.Continuation,
+        tls: TLSListenerContexts = TLSListenerContexts([:])
     ) {
+        self.tls = tls
         self.supervisor = supervisor
         self.membership = membership
         self.controller = controller
@@ -47,9 +51,11 @@ final class GatewayOperations: Sendable {
         case noConfigFile
         case busy
         case invalid(ConfigError)
+        case certificates(TLSConfigError)
 
         var description: String {
             switch self {
+            case .certificates(let error): return "\(error); nothing changed, the running certificates stay"
             case .noConfigFile: return "the gateway was not started from a configuration file"
             case .busy: return "a reload is already in progress"
             case .invalid(let error): return "invalid configuration, nothing changed: \(error)"
@@ -89,6 +95,15 @@ final class GatewayOperations: Sendable {
             changes.append("listener addresses, protocols and TLS on/off take a restart; still listening on \(addresses)")
             new.listeners = old.listeners
         }
+        // Certificates and keys are read again even when their paths did not change (renewed
+        // files); a bad one refuses the whole reload before anything else changes.
+        let contexts: [Int: TLSServerContext]
+        do {
+            contexts = try TLSListenerContexts.load(new.listeners)
+        } catch {
+            logger.error("reload refused; the running configuration stays", metadata: ["error": "\(error)"])
+            throw .certificates(error)
+        }
         if new.admin != old.admin {
             changes.append("admin listen \(new.admin.listen) takes a restart; still on \(old.admin.listen)")
             new.admin = old.admin
@@ -115,6 +130,12 @@ final class GatewayOperations: Sendable {
                     + (deployment.process != nil ? ", processes stopped)" : ")"))
         }
         await membership.apply(new)
+        if !contexts.isEmpty {
+            tls.replace(contexts)
+            for (index, listener) in new.listeners.enumerated() where contexts[index] != nil {
+                changes.append("TLS certificates of listener \(listener.listen) reloaded; established connections keep theirs")
+            }
+        }
         for deployment in new.deployments {
             guard let before = oldByName[deployment.name] else {
                 if let spec = deployment.process { await supervisor.add(deployment: deployment.name, spec: resolve(spec)) }
