@@ -3,8 +3,9 @@ import Testing
 
 /// Misbehaving HTTP/2 clients (driven frame by frame by `Fixtures/h2peer.py`, on Python's `h2`)
 /// are cut off with GOAWAY ENHANCE_YOUR_CALM while a normal client on another connection keeps
-/// getting its 200s.
-@Suite struct HTTP2AbuseEndToEndTests {
+/// getting its 200s. One at a time: each floods as fast as it can, and the rest of the suite runs
+/// beside it.
+@Suite(.serialized) struct HTTP2AbuseEndToEndTests {
     static let peer = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("Fixtures/h2peer.py").path
 

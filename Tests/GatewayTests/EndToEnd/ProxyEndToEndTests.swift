@@ -129,7 +129,7 @@ struct ProxyEndToEndTests {
         let h = try await GatewayHarness(yaml: GatewayHarness.simpleConfig())
         try await withThrowingTaskGroup(of: TestHTTPResponse.self) { group in
             for _ in 0..<3 {
-                group.addTask { try await h.get("/sleep?ms=800") }
+                group.addTask { try await h.get("/sleep?ms=2500") }
             }
             // One snapshot: the same moment for every count (a second /stats call could come
             // after the sleeps ended on a loaded machine).

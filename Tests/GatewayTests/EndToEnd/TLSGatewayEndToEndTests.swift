@@ -84,7 +84,7 @@ import Testing
         let s = try await start()
         defer { TestCertificate.removeDirectory(s.certificates) }
         // A request in flight on a TLS HTTP/2 connection made with the old certificate.
-        let slow = try ExternalTool.start("nghttp", ["-v", s.url("/sleep?ms=1500")])
+        let slow = try ExternalTool.start("nghttp", ["-v", s.url("/sleep?ms=3000")])
         _ = try await s.h.waitForActive(1)
 
         // Renewed files at the same paths.
