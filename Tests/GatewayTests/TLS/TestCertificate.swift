@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 @testable import Gateway
 
@@ -31,6 +32,51 @@ enum TestCertificate {
         return files
     }
 
+    /// The two certificates most TLS tests serve, made once per test process (starting `openssl`
+    /// for every test would add a burst of processes to a suite that runs in parallel with
+    /// timing-sensitive end-to-end tests): `a.test`, and `b.test` which also covers `*.b.test`.
+    struct Shared: Sendable {
+        let a: TLSCertificateFiles
+        let b: TLSCertificateFiles
+    }
+
+    static func shared() throws -> Shared {
+        try Self.sharedResult.get()
+    }
+
+    private static let sharedResult: Result<Shared, TestSupportError> = {
+        do {
+            let directory = try Self.makeTemporaryDirectory()
+            Self.sharedDirectory.withLock { $0 = directory }
+            // Removed when the test process exits; nothing else uses the directory.
+            atexit {
+                if let directory = TestCertificate.sharedDirectory.withLock({ $0 }) {
+                    TestCertificate.removeDirectory(directory)
+                }
+            }
+            return .success(
+                Shared(
+                    a: try Self.generate(commonName: "a.test", altNames: ["a.test"], in: directory),
+                    b: try Self.generate(commonName: "b.test", altNames: ["b.test", "*.b.test"], in: directory)
+                )
+            )
+        } catch let error as TestSupportError {
+            return .failure(error)
+        } catch {
+            return .failure(TestSupportError("\(error)"))
+        }
+    }()
+
+    private static let sharedDirectory = Mutex<String?>(nil)
+
+    /// Fails with what to install when a client program the TLS tests run is missing (a fresh
+    /// Debian has libssl-dev for building, but not necessarily these).
+    static func requireTool(_ path: String, package: String) throws {
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw TestSupportError("the TLS tests need \(path): apt-get install -y \(package)")
+        }
+    }
+
     /// A new empty directory under the system's temporary directory.
     static func makeTemporaryDirectory() throws -> String {
         var template = Array((URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("gateway-tls-XXXXXX").path).utf8CString)
@@ -50,6 +96,7 @@ enum TestCertificate {
     /// Its output goes to a file rather than a pipe: a child spawned at the same moment by another
     /// test could inherit a pipe's write end and keep it open.
     private static func runOpenSSL(_ arguments: [String], log: String) throws {
+        try Self.requireTool("/usr/bin/openssl", package: "openssl")
         guard FileManager.default.createFile(atPath: log, contents: nil), let output = FileHandle(forWritingAtPath: log) else {
             throw TestSupportError("cannot create \(log)")
         }
