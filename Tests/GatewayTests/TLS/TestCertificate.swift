@@ -10,7 +10,7 @@ import Darwin
 #endif
 
 /// Self-signed certificates for TLS tests, made by the system's `openssl` at test time: nothing
-/// secret or expiring is checked in, and each test gets its own files.
+/// secret or expiring is checked in.
 enum TestCertificate {
     /// A P-256 key and a certificate for `commonName` with `altNames` as DNS subjectAltNames,
     /// valid for two days, written to `directory` as `<commonName>.pem` and `<commonName>.key`.
@@ -28,7 +28,7 @@ enum TestCertificate {
         if !altNames.isEmpty {
             arguments += ["-addext", "subjectAltName=" + altNames.map { "DNS:\($0)" }.joined(separator: ",")]
         }
-        try Self.runOpenSSL(arguments, log: base + ".log")
+        try Self.runOpenSSL(arguments)
         return files
     }
 
@@ -93,37 +93,37 @@ enum TestCertificate {
 
     /// Runs `/usr/bin/openssl` and waits (at most 20 s) for it to succeed.
     ///
-    /// Its output goes to a file rather than a pipe: a child spawned at the same moment by another
-    /// test could inherit a pipe's write end and keep it open.
-    private static func runOpenSSL(_ arguments: [String], log: String) throws {
+    /// Through `ChildProcess` rather than Foundation's `Process`: on Linux, `Process` learns that
+    /// its child exited from the end of a socketpair that is not close-on-exec, so a child that
+    /// another test spawns at the same moment inherits it, and `Process` then reports `openssl`
+    /// running (and `waitUntilExit` waits) until that other child exits. `ChildProcess` reaps its
+    /// own pid and makes its pipes close-on-exec under a lock.
+    private static func runOpenSSL(_ arguments: [String]) throws {
         try Self.requireTool("/usr/bin/openssl", package: "openssl")
-        guard FileManager.default.createFile(atPath: log, contents: nil), let output = FileHandle(forWritingAtPath: log) else {
-            throw TestSupportError("cannot create \(log)")
-        }
-        defer { try? output.close() }
-
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = arguments
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-
+        // `ChildProcess` tells a child's exit status only asynchronously, and callers are
+        // synchronous: a shell runs openssl (its arguments passed as "$@", never parsed as shell
+        // text) and prints the status.
+        let marker = "openssl exit status "
+        let child = try ChildProcess(
+            executable: "/bin/sh",
+            arguments: ["-c", "\"$0\" \"$@\"; echo \"\(marker)$?\"", "/usr/bin/openssl"] + arguments
+        )
         let deadline = ContinuousClock.now + .seconds(20)
-        while process.isRunning {
-            if ContinuousClock.now >= deadline {
-                process.terminate()
-                process.waitUntilExit()
-                throw TestSupportError("openssl \(arguments.joined(separator: " ")) did not finish within 20 s")
+        while true {
+            if let line = child.stdoutLines.last(where: { $0.hasPrefix(marker) }) {
+                guard line == marker + "0" else {
+                    throw TestSupportError("openssl \(arguments.joined(separator: " ")) failed\n\(child.outputDescription)")
+                }
+                return
             }
+            if ContinuousClock.now >= deadline {
+                child.killAndReap()
+                throw TestSupportError(
+                    "openssl \(arguments.joined(separator: " ")) did not finish within 20 s\n\(child.outputDescription)"
+                )
+            }
+            // Key generation takes milliseconds.
             usleep(2_000)
-        }
-        guard process.terminationStatus == 0 else {
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            throw TestSupportError(
-                "openssl \(arguments.joined(separator: " ")) exited with \(process.terminationStatus):\n\(text)"
-            )
         }
     }
 }
