@@ -79,7 +79,8 @@ enum TestCertificate {
 
     /// A new empty directory under the system's temporary directory.
     static func makeTemporaryDirectory() throws -> String {
-        var template = Array((URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("gateway-tls-XXXXXX").path).utf8CString)
+        let base = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("gateway-tls-XXXXXX")
+        var template = Array(base.path.utf8CString)
         guard let made = mkdtemp(&template) else {
             throw TestSupportError("mkdtemp: \(String(cString: strerror(errno)))")
         }
