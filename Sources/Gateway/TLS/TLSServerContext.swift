@@ -140,7 +140,8 @@ final class TLSServerContext: @unchecked Sendable {
             if errors.contains(where: { Self.isKeyMismatch($0.code) }) {
                 throw .keyMismatch(key: files.key, certificate: files.cert)
             }
-            throw .cannotLoad(.key, path: files.key, reasons: errors.isEmpty ? ["no private key found"] : errors.map(\.text))
+            let reasons = errors.isEmpty ? ["no private key found"] : errors.map(\.text)
+            throw .cannotLoad(.key, path: files.key, reasons: reasons)
         }
 
         OpenSSLErrorQueue.clear()
@@ -232,7 +233,8 @@ final class TLSServerContext: @unchecked Sendable {
     }
 
     /// ALPN: the first of the server's protocols that the client also offers.
-    private static let alpnSelectCallback: SSL_CTX_alpn_select_cb_func = { _, out, outLength, offered, offeredLength, arg in
+    private static let alpnSelectCallback: SSL_CTX_alpn_select_cb_func = {
+        _, out, outLength, offered, offeredLength, arg in
         guard let out, let outLength, let offered, let arg else { return SSL_TLSEXT_ERR_NOACK }
         let server = Unmanaged<TLSServerContext>.fromOpaque(arg).takeUnretainedValue()
         let clientList = UnsafeBufferPointer(start: offered, count: Int(offeredLength))

@@ -12,9 +12,8 @@ import Testing
 
     init() async throws {
         self.directory = try TestCertificate.makeTemporaryDirectory()
-        let a = try TestCertificate.generate(commonName: "a.test", altNames: ["a.test"], in: self.directory)
-        let b = try TestCertificate.generate(commonName: "b.test", altNames: ["b.test"], in: self.directory)
-        let context = try TLSServerContext(certificates: [a, b], alpn: ["h2", "http/1.1"])
+        let certificates = try TestCertificate.shared()
+        let context = try TLSServerContext(certificates: [certificates.a, certificates.b], alpn: ["h2", "http/1.1"])
         self.server = try await TLSTestServer.start(context: context)
     }
 
@@ -82,13 +81,19 @@ import Testing
 
     @Test func aMegabyteRoundTripsThroughCurl() async throws {
         var body = [UInt8](repeating: 0, count: 1 << 20)
-        for index in body.indices { body[index] = UInt8.random(in: 0...255) }
+        var generator = SystemRandomNumberGenerator()
+        body.withUnsafeMutableBytes { bytes in
+            for offset in stride(from: 0, to: bytes.count, by: 8) {
+                bytes.storeBytes(of: generator.next(), toByteOffset: offset, as: UInt64.self)
+            }
+        }
         let input = self.directory + "/request.bin"
         let output = self.directory + "/response.bin"
         let headers = self.directory + "/headers.txt"
         try Data(body).write(to: URL(fileURLWithPath: input))
 
         let port = self.server.port
+        try TestCertificate.requireTool("/usr/bin/curl", package: "curl")
         let curl = try ChildProcess(
             executable: "/usr/bin/curl",
             arguments: [

@@ -16,6 +16,11 @@ import Testing
         TestCertificate.removeDirectory(self.directory)
     }
 
+    static func certificates() throws -> (TLSCertificateFiles, TLSCertificateFiles) {
+        let shared = try TestCertificate.shared()
+        return (shared.a, shared.b)
+    }
+
     @Test func loadsCertificatesAndReportsTheirNames() throws {
         let a = try TestCertificate.generate(commonName: "a.test", altNames: ["a.test", "www.a.test"], in: self.directory)
         let b = try TestCertificate.generate(commonName: "b.test", altNames: [], in: self.directory)
@@ -31,7 +36,7 @@ import Testing
     }
 
     @Test func aMissingFileIsNamed() throws {
-        let a = try TestCertificate.generate(commonName: "a.test", altNames: ["a.test"], in: self.directory)
+        let (a, _) = try Self.certificates()
         let missing = self.directory + "/nope.pem"
         let error = try #require(throws: TLSConfigError.self) {
             try TLSServerContext(certificates: [TLSCertificateFiles(cert: missing, key: a.key)], alpn: [])
@@ -52,7 +57,7 @@ import Testing
     }
 
     @Test func garbageIsNamedWithOpenSSLsReason() throws {
-        let a = try TestCertificate.generate(commonName: "a.test", altNames: ["a.test"], in: self.directory)
+        let (a, _) = try Self.certificates()
         let garbage = self.directory + "/garbage.pem"
         try "this is not PEM\n".write(toFile: garbage, atomically: true, encoding: .utf8)
 
@@ -77,8 +82,7 @@ import Testing
     }
 
     @Test func aKeyOfAnotherCertificateIsAMismatch() throws {
-        let a = try TestCertificate.generate(commonName: "a.test", altNames: ["a.test"], in: self.directory)
-        let b = try TestCertificate.generate(commonName: "b.test", altNames: ["b.test"], in: self.directory)
+        let (a, b) = try Self.certificates()
         let error = try #require(throws: TLSConfigError.self) {
             try TLSServerContext(certificates: [a, TLSCertificateFiles(cert: b.cert, key: a.key)], alpn: [])
         }
@@ -87,7 +91,7 @@ import Testing
     }
 
     @Test func alpnNamesMustFitOnTheWire() throws {
-        let a = try TestCertificate.generate(commonName: "a.test", altNames: ["a.test"], in: self.directory)
+        let (a, _) = try Self.certificates()
         #expect(throws: TLSConfigError.invalidALPN("")) {
             try TLSServerContext(certificates: [a], alpn: ["h2", ""])
         }

@@ -8,19 +8,12 @@ import Testing
 /// The handler on an `EmbeddedChannel`, with a hand-stepped client (`TestTLSClient`) choosing
 /// exactly which bytes arrive in which read.
 @Suite final class TLSServerHandlerTests {
-    let directory: String
     let context: TLSServerContext
 
     /// Two certificates: `a.test` (the default) and `b.test`; ALPN `h2`, then `http/1.1`.
     init() throws {
-        self.directory = try TestCertificate.makeTemporaryDirectory()
-        let a = try TestCertificate.generate(commonName: "a.test", altNames: ["a.test"], in: self.directory)
-        let b = try TestCertificate.generate(commonName: "b.test", altNames: ["b.test", "*.b.test"], in: self.directory)
-        self.context = try TLSServerContext(certificates: [a, b], alpn: ["h2", "http/1.1"])
-    }
-
-    deinit {
-        TestCertificate.removeDirectory(self.directory)
+        let certificates = try TestCertificate.shared()
+        self.context = try TLSServerContext(certificates: [certificates.a, certificates.b], alpn: ["h2", "http/1.1"])
     }
 
     struct Fixture {

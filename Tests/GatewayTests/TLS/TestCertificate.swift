@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 @testable import Gateway
 
@@ -9,7 +10,7 @@ import Darwin
 #endif
 
 /// Self-signed certificates for TLS tests, made by the system's `openssl` at test time: nothing
-/// secret or expiring is checked in, and each test gets its own files.
+/// secret or expiring is checked in.
 enum TestCertificate {
     /// A P-256 key and a certificate for `commonName` with `altNames` as DNS subjectAltNames,
     /// valid for two days, written to `directory` as `<commonName>.pem` and `<commonName>.key`.
@@ -27,13 +28,59 @@ enum TestCertificate {
         if !altNames.isEmpty {
             arguments += ["-addext", "subjectAltName=" + altNames.map { "DNS:\($0)" }.joined(separator: ",")]
         }
-        try Self.runOpenSSL(arguments, log: base + ".log")
+        try Self.runOpenSSL(arguments)
         return files
+    }
+
+    /// The two certificates most TLS tests serve, made once per test process (starting `openssl`
+    /// for every test would add a burst of processes to a suite that runs in parallel with
+    /// timing-sensitive end-to-end tests): `a.test`, and `b.test` which also covers `*.b.test`.
+    struct Shared: Sendable {
+        let a: TLSCertificateFiles
+        let b: TLSCertificateFiles
+    }
+
+    static func shared() throws -> Shared {
+        try Self.sharedResult.get()
+    }
+
+    private static let sharedResult: Result<Shared, TestSupportError> = {
+        do {
+            let directory = try Self.makeTemporaryDirectory()
+            Self.sharedDirectory.withLock { $0 = directory }
+            // Removed when the test process exits; nothing else uses the directory.
+            atexit {
+                if let directory = TestCertificate.sharedDirectory.withLock({ $0 }) {
+                    TestCertificate.removeDirectory(directory)
+                }
+            }
+            return .success(
+                Shared(
+                    a: try Self.generate(commonName: "a.test", altNames: ["a.test"], in: directory),
+                    b: try Self.generate(commonName: "b.test", altNames: ["b.test", "*.b.test"], in: directory)
+                )
+            )
+        } catch let error as TestSupportError {
+            return .failure(error)
+        } catch {
+            return .failure(TestSupportError("\(error)"))
+        }
+    }()
+
+    private static let sharedDirectory = Mutex<String?>(nil)
+
+    /// Fails with what to install when a client program the TLS tests run is missing (a fresh
+    /// Debian has libssl-dev for building, but not necessarily these).
+    static func requireTool(_ path: String, package: String) throws {
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw TestSupportError("the TLS tests need \(path): apt-get install -y \(package)")
+        }
     }
 
     /// A new empty directory under the system's temporary directory.
     static func makeTemporaryDirectory() throws -> String {
-        var template = Array((URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("gateway-tls-XXXXXX").path).utf8CString)
+        let base = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("gateway-tls-XXXXXX")
+        var template = Array(base.path.utf8CString)
         guard let made = mkdtemp(&template) else {
             throw TestSupportError("mkdtemp: \(String(cString: strerror(errno)))")
         }
@@ -47,36 +94,37 @@ enum TestCertificate {
 
     /// Runs `/usr/bin/openssl` and waits (at most 20 s) for it to succeed.
     ///
-    /// Its output goes to a file rather than a pipe: a child spawned at the same moment by another
-    /// test could inherit a pipe's write end and keep it open.
-    private static func runOpenSSL(_ arguments: [String], log: String) throws {
-        guard FileManager.default.createFile(atPath: log, contents: nil), let output = FileHandle(forWritingAtPath: log) else {
-            throw TestSupportError("cannot create \(log)")
-        }
-        defer { try? output.close() }
-
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = arguments
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-
+    /// Through `ChildProcess` rather than Foundation's `Process`: on Linux, `Process` learns that
+    /// its child exited from the end of a socketpair that is not close-on-exec, so a child that
+    /// another test spawns at the same moment inherits it, and `Process` then reports `openssl`
+    /// running (and `waitUntilExit` waits) until that other child exits. `ChildProcess` reaps its
+    /// own pid and makes its pipes close-on-exec under a lock.
+    private static func runOpenSSL(_ arguments: [String]) throws {
+        try Self.requireTool("/usr/bin/openssl", package: "openssl")
+        // `ChildProcess` tells a child's exit status only asynchronously, and callers are
+        // synchronous: a shell runs openssl (its arguments passed as "$@", never parsed as shell
+        // text) and prints the status.
+        let marker = "openssl exit status "
+        let child = try ChildProcess(
+            executable: "/bin/sh",
+            arguments: ["-c", "\"$0\" \"$@\"; echo \"\(marker)$?\"", "/usr/bin/openssl"] + arguments
+        )
         let deadline = ContinuousClock.now + .seconds(20)
-        while process.isRunning {
-            if ContinuousClock.now >= deadline {
-                process.terminate()
-                process.waitUntilExit()
-                throw TestSupportError("openssl \(arguments.joined(separator: " ")) did not finish within 20 s")
+        while true {
+            if let line = child.stdoutLines.last(where: { $0.hasPrefix(marker) }) {
+                guard line == marker + "0" else {
+                    throw TestSupportError("openssl \(arguments.joined(separator: " ")) failed\n\(child.outputDescription)")
+                }
+                return
             }
+            if ContinuousClock.now >= deadline {
+                child.killAndReap()
+                throw TestSupportError(
+                    "openssl \(arguments.joined(separator: " ")) did not finish within 20 s\n\(child.outputDescription)"
+                )
+            }
+            // Key generation takes milliseconds.
             usleep(2_000)
-        }
-        guard process.terminationStatus == 0 else {
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            throw TestSupportError(
-                "openssl \(arguments.joined(separator: " ")) exited with \(process.terminationStatus):\n\(text)"
-            )
         }
     }
 }
