@@ -210,9 +210,13 @@ http {
     fastcgi_temp_path $WORK/nginx/fastcgi;
     uwsgi_temp_path $WORK/nginx/uwsgi;
     scgi_temp_path $WORK/nginx/scgi;
+    # The same idle-connection budget as the gateway's upstream pool (256 per backend), and no
+    # cap on requests per upstream connection (the gateway has none), so neither proxy pays
+    # for new origin connections the other does not.
     upstream origin {
         server 127.0.0.1:$ORIGIN_PORT;
-        keepalive 64;
+        keepalive 256;
+        keepalive_requests 1000000;
     }
     server {
         $LISTEN
