@@ -37,6 +37,27 @@ import Testing
         #expect(process.stderrLines.isEmpty)
     }
 
+    @Test func unreadableCertificateIsReportedWithItsPath() async throws {
+        let (path, directory) = try Self.write(
+            """
+            listeners:
+              - listen: 127.0.0.1:8443
+                tls: {cert: certs/site.pem, key: certs/site.key}
+            deployments:
+              - name: shop
+                backends: [127.0.0.1:9001]
+            """
+        )
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let process = try ChildProcess.gateway(["check-config", path])
+        #expect(try await process.waitForExit() == 1)
+        try await process.waitForOutputToEnd()
+        let certificate = directory.appendingPathComponent("certs/site.pem").path
+        #expect(
+            process.stderrLines == ["\(path): TLS certificate \(certificate): cannot read: No such file or directory"],
+            "\(process.stderrLines)")
+    }
+
     @Test func badFileNamesFileLineAndKey() async throws {
         let (path, directory) = try Self.write(
             """

@@ -26,6 +26,13 @@ struct CheckConfigCommand: ParsableCommand {
             Self.printError(error.description)
             throw ExitCode(1)
         }
+        // The certificates as the gateway would load them: a bad file is found here, not at start.
+        do {
+            _ = try TLSListenerContexts.load(config.listeners)
+        } catch {
+            Self.printError("\(self.file): \(error)")
+            throw ExitCode(1)
+        }
         let entryPoints = config.deployments.reduce(0) { $0 + $1.entryPoints.count }
         let backends = config.deployments.reduce(0) { $0 + $1.backends.count }
         print(
