@@ -125,4 +125,51 @@ import Testing
         try await slow.waitForOutputToEnd()
         #expect(slow.stdoutLines.joined().contains("status codes: 3 2xx"), "\(slow.stdoutLines.joined(separator: "\n"))")
     }
+
+    @Test func streamsStillInFlightAtTheDrainTimeoutAreReset() async throws {
+        let h = try await GatewayHarness(yaml: Self.config())
+        let client = try ExternalTool.start("nghttp", ["-v", Self.url(h, "/sleep?ms=20000")])
+        _ = try await h.waitForActive(1)
+        _ = try await h.admin(.POST, "/shutdown?timeout=1")
+        #expect(try await h.gateway.waitForExit(timeout: .seconds(15)) == 0)
+        _ = try? await client.waitForExit(timeout: .seconds(10))
+        try await client.waitForOutputToEnd()
+        let output = client.stdoutLines.joined(separator: "\n")
+        #expect(output.contains("recv RST_STREAM frame <length=4, flags=0x00, stream_id=13>"), "\(output)")
+        #expect(output.contains("(error_code=CANCEL(0x08))"), "\(output)")
+        #expect(!output.contains(":status: 200"))
+    }
+
+    /// Python's h2 sends a chunked-style upload (no content-length) with request trailers; the
+    /// demo backend's /echo returns them as response trailers, through the gateway both ways.
+    @Test func trailersPassBothWays() async throws {
+        let h = try await GatewayHarness(yaml: Self.config())
+        let script = """
+            import socket, sys, h2.connection, h2.config, h2.events
+            s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+            c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+            c.initiate_connection()
+            c.send_headers(1, [(":method", "POST"), (":path", "/echo"), (":scheme", "http"), (":authority", "x")])
+            c.send_data(1, b"hello trailers")
+            c.send_headers(1, [("x-checksum", "abc123")], end_stream=True)
+            s.sendall(c.data_to_send())
+            body, trailers, status, done = b"", None, None, False
+            while not done:
+                data = s.recv(65536)
+                if not data: break
+                for e in c.receive_data(data):
+                    if isinstance(e, h2.events.ResponseReceived): status = dict(e.headers)[":status"]
+                    if isinstance(e, h2.events.DataReceived):
+                        body += e.data
+                        c.acknowledge_received_data(e.flow_controlled_length, 1)
+                    if isinstance(e, h2.events.TrailersReceived): trailers = dict(e.headers)
+                    if isinstance(e, h2.events.StreamEnded): done = True
+                s.sendall(c.data_to_send())
+            print(status, body.decode(), trailers)
+            """
+        let path = h.directory.appendingPathComponent("trailers.py").path
+        try script.write(toFile: path, atomically: true, encoding: .utf8)
+        let run = try await ExternalTool.run("python3", [path, String(h.port)])
+        #expect(run.stdout == ["200 hello trailers {'x-checksum': 'abc123'}"], "\(run.output)")
+    }
 }
