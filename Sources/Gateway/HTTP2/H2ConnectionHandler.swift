@@ -39,6 +39,9 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
     private static let drainPing: UInt64 = 0x6761_7465_7761_7921  // "gateway!"
     private static let enhanceYourCalm: UInt32 = 0xB
     private static let cancel: UInt32 = 0x8
+    private static let refusedStream: UInt32 = 0x7
+    /// How long a closing connection waits for its last bytes to be written.
+    private static let closeGrace: TimeAmount = .seconds(2)
 
     private let loop: LoopContext
     private let scheme: String
@@ -54,6 +57,10 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
     private var writePending = false
     private var tick: Scheduled<Void>?
     private var lastActivity = NIODeadline.now()
+    /// The last stream id of the final GOAWAY: streams above it are refused, never started.
+    private var goAwayLastStreamID: Int32?
+    /// Since when the socket has not taken our bytes while responses wait.
+    private var unwritableSince: NIODeadline?
     /// Deployments this connection's streams went to: a drain of one of them sends GOAWAY.
     private var deployments: Set<String> = []
     private(set) var allocator = ByteBufferAllocator()
@@ -111,10 +118,15 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
         tick?.cancel()
         tick = nil
         closing = true
+        abortStreams()
+        loop.unregister(self)
+    }
+
+    /// Ends every exchange at once: tokens complete as aborted, backend connections close.
+    private func abortStreams() {
         let open = streams
         streams.removeAll()
         for stream in open.values { stream.closed(errorCode: Self.cancel) }
-        loop.unregister(self)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -143,8 +155,9 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
+            unwritableSince = nil
             flushOutput()
-            for stream in streams.values { stream.sendQueueShrank() }
+            for stream in streams.values { stream.resumeIfWritable() }
         }
         context.fireChannelWritabilityChanged()
     }
@@ -167,7 +180,12 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
         switch event {
         case .request(let streamID, let head, let endStream):
             loop.traffic.h2Requests.add(1, ordering: .relaxed)
-            if closedNow.contains(streamID) { return }
+            if closedNow.contains(streamID) || closing { return }
+            if let last = goAwayLastStreamID, streamID > last {
+                // Opened before the client saw the final GOAWAY: refused, so it may retry elsewhere.
+                session.resetStream(streamID: streamID, errorCode: Self.refusedStream)
+                return
+            }
             let stream = H2StreamExchange(streamID: streamID, connection: self, loop: loop)
             streams[streamID] = stream
             stream.start(head, endStream: endStream, clientAddress: clientAddress, scheme: scheme)
@@ -186,6 +204,8 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
             if streams.isEmpty { lastActivity = .now() }
         case .sendQueueShrank(let streamID):
             streams[streamID]?.sendQueueShrank()
+        case .responseSent(let streamID):
+            streams[streamID]?.responseSent()
         case .pingAck(let opaque):
             if opaque == Self.drainPing, case .noticed = drain { sendFinalGoAway() }
         case .goAwayReceived:
@@ -212,6 +232,8 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
         loop.traffic.h2AbusiveConnections.add(1, ordering: .relaxed)
         session.terminate(errorCode: errorCode)
         closeAfterOutput()
+        // Its requests stop counting now, not when the last bytes are out.
+        abortStreams()
     }
 
     // MARK: Output
@@ -250,13 +272,18 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
         }
     }
 
-    /// Closes once what is queued has been written.
+    /// Closes once what is queued has been written, or after `closeGrace` if the client does
+    /// not read it.
     private func closeAfterOutput() {
         guard let context else { return }
         var out = context.channel.allocator.buffer(capacity: 0)
         session.produceOutput(into: &out)
         closing = true
+        let grace = context.eventLoop.assumeIsolated().scheduleTask(in: Self.closeGrace) {
+            context.close(promise: nil)
+        }
         context.writeAndFlush(wrapOutboundOut(out)).assumeIsolated().whenComplete { _ in
+            grace.cancel()
             context.close(promise: nil)
         }
     }
@@ -306,6 +333,7 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
         guard let context, !closing else { return }
         for id in streams.keys { session.resetStream(streamID: id, errorCode: Self.cancel) }
         if drain != .goingAway {
+            goAwayLastStreamID = session.lastProcessedStreamID
             session.submitGoAway(errorCode: 0)
             drain = .goingAway
         }
@@ -323,6 +351,7 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
 
     private func sendFinalGoAway() {
         drain = .goingAway
+        goAwayLastStreamID = session.lastProcessedStreamID
         session.submitGoAway(errorCode: 0)
         scheduleFlush()
     }
@@ -340,9 +369,21 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
             sendFinalGoAway()
             return
         }
+        // A client that stops reading its socket holds its streams (and their admissions) as
+        // surely as one that keeps its window at zero.
+        if !context.channel.isWritable, !streams.isEmpty {
+            let since = unwritableSince ?? now
+            unwritableSince = since
+            if now - since >= TimeAmount(options.stallTimeout) {
+                abuse("not reading its socket for \(options.stallTimeout) while responses wait")
+                return
+            }
+        }
         for stream in streams.values {
             stream.checkResponseDeadline(now: now)
-            if session.isBlockedByPeerWindow(streamID: stream.streamID) {
+            let progressed = stream.progressed
+            stream.progressed = false
+            if !progressed, session.isBlockedByPeerWindow(streamID: stream.streamID) {
                 let since = stream.stalledSince ?? now
                 stream.stalledSince = since
                 if now - since >= TimeAmount(options.stallTimeout) {

@@ -61,6 +61,8 @@ final class H2Session {
         case flood(kind: String)
         /// A response's queued bytes were taken by nghttp2 (its queue shrank).
         case sendQueueShrank(streamID: Int32)
+        /// The last frame of a response (END_STREAM) was sent.
+        case responseSent(streamID: Int32)
     }
 
     /// Why `receive` failed: the session cannot go on.
@@ -104,6 +106,7 @@ final class H2Session {
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, h2OnFrameRecv)
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, h2OnDataChunk)
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, h2OnStreamClose)
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, h2OnFrameSend)
 
         var option: OpaquePointer?
         nghttp2_option_new(&option)
@@ -307,7 +310,8 @@ final class H2Session {
             if frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
                 events.append(.request(streamID: hd.stream_id, head: head, endStream: endStream))
             } else if endStream {
-                events.append(.end(streamID: hd.stream_id, trailers: head.headers))
+                // Trailers past the size limit are dropped whole rather than passed on cut short.
+                events.append(.end(streamID: hd.stream_id, trailers: head.tooLarge ? nil : head.headers))
             }
         case NGHTTP2_DATA.rawValue:
             if endStream { events.append(.end(streamID: hd.stream_id, trailers: nil)) }
@@ -331,6 +335,15 @@ final class H2Session {
         }
     }
 
+
+    fileprivate func frameSent(_ frame: UnsafePointer<nghttp2_frame>) {
+        let hd = frame.pointee.hd
+        let type = UInt32(hd.type)
+        guard type == NGHTTP2_DATA.rawValue || type == NGHTTP2_HEADERS.rawValue,
+            hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+        else { return }
+        events.append(.responseSent(streamID: hd.stream_id))
+    }
 
     fileprivate func dataChunk(streamID: Int32, _ bytes: UnsafeBufferPointer<UInt8>) {
         var buffer = allocator.buffer(capacity: bytes.count)
@@ -442,6 +455,14 @@ private func h2OnFrameRecv(
 ) -> Int32 {
     guard let frame else { return 0 }
     h2Session(userData).frameReceived(frame)
+    return 0
+}
+
+private func h2OnFrameSend(
+    _ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let frame else { return 0 }
+    h2Session(userData).frameSent(frame)
     return 0
 }
 

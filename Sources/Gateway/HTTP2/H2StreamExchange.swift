@@ -35,6 +35,11 @@ final class H2StreamExchange: UpstreamDelegate {
     private var pendingParts: [(HTTPClientRequestPart, Int)] = []
     private var requestEnded = false
     private var requestBodyBytes = 0
+    /// Upload bytes read and dropped after the response was complete.
+    private var discardedBytes = 0
+    private var requestTrailers: HTTPHeaders?
+    /// The request's end was written to the current backend connection.
+    private var endForwarded = false
     private var requestBodyForwarded = false
     private var retried = false
     private var upstreamReusable = true
@@ -46,6 +51,8 @@ final class H2StreamExchange: UpstreamDelegate {
     private(set) var responseDeadline = NIODeadline.distantFuture
     /// Set while the client's flow-control window holds back the response.
     var stalledSince: NIODeadline?
+    /// Response bytes left the queue since the connection's last check: not stalled, only slow.
+    var progressed = false
 
     /// A response queue above this holds the backend's reads.
     static let sendQueueLimit = 64 * 1024
@@ -110,7 +117,9 @@ final class H2StreamExchange: UpstreamDelegate {
             }
         }
         if !cookies.isEmpty { headers.add(name: "cookie", value: cookies.joined(separator: "; ")) }
-        if !headers.contains(name: "host"), let authority { headers.add(name: "host", value: authority) }
+        // The request was routed by :authority, so the backend sees that as its Host too
+        // (RFC 9113 8.3.1: :authority takes precedence over a host field).
+        if let given = head.authority { headers.replaceOrAdd(name: "host", value: given) }
         let method = HTTPMethod(rawValue: head.method)
         let inbound = HTTPRequestHead(version: .http1_1, method: method, uri: head.path, headers: headers)
         var outbound = HTTPRequestHead(version: .http1_1, method: method, uri: head.path)
@@ -142,17 +151,20 @@ final class H2StreamExchange: UpstreamDelegate {
         case .responded, .closed:
             // The answer was the gateway's own (or is complete): the rest is dropped, up to a point.
             connection.consume(streamID: streamID, count: count)
-            if requestBodyBytes > Self.discardLimit { connection.resetStream(streamID, errorCode: 0x8) }  // CANCEL
+            discardedBytes += count
+            if discardedBytes > Self.discardLimit { connection.resetStream(streamID, errorCode: 0x8) }  // CANCEL
         }
     }
 
     func receiveEnd(trailers: HTTPHeaders?) {
         requestEnded = true
+        requestTrailers = trailers
         switch phase {
         case .connecting:
             pendingParts.append((.end(trailers), 0))
         case .proxying:
             forward(.end(trailers), freeing: 0)
+            endForwarded = true
             upstream?.channel.flush()
             armResponseDeadline()
         case .responded, .closed:
@@ -231,7 +243,16 @@ final class H2StreamExchange: UpstreamDelegate {
         connection.channel.write(HTTPClientRequestPart.head(head), promise: nil)
         let parts = pendingParts
         pendingParts.removeAll()
-        for (part, count) in parts { forward(part, freeing: count) }
+        endForwarded = false
+        for (part, count) in parts {
+            if case .end = part { endForwarded = true }
+            forward(part, freeing: count)
+        }
+        // A retry on a fresh connection: the end went to the connection that failed.
+        if requestEnded, !endForwarded {
+            forward(.end(requestTrailers), freeing: 0)
+            endForwarded = true
+        }
         connection.channel.flush()
         if requestEnded { armResponseDeadline() }
     }
@@ -242,6 +263,12 @@ final class H2StreamExchange: UpstreamDelegate {
 
     /// The session took bytes out of this stream's response queue.
     func sendQueueShrank() {
+        progressed = true
+        resumeIfWritable()
+    }
+
+    /// The client connection (or this stream's queue) can take bytes again.
+    func resumeIfWritable() {
         if clientIsWritable { upstream?.handler.resumeReadingIfNeeded() }
     }
 
@@ -315,7 +342,14 @@ final class H2StreamExchange: UpstreamDelegate {
         }
         releaseBackend(failed: false)
         phase = .responded
+        discardedBytes = 0
         connection.finishBody(streamID: streamID, trailers: trailers)
+    }
+
+    /// The response's last frame went out. A client still uploading is told to stop with
+    /// RST_STREAM(NO_ERROR) (RFC 9113 8.1); the response it has is complete.
+    func responseSent() {
+        if !requestEnded { connection.resetStream(streamID, errorCode: 0) }
     }
 
     /// Ends the exchange with the gateway's own answer, or with a reset once the backend's
@@ -325,7 +359,7 @@ final class H2StreamExchange: UpstreamDelegate {
         upstream?.close()
         upstream = nil
         releaseBackend(failed: backendFailed)
-        pendingParts.removeAll()
+        dropPending()
         if responseStarted {
             phase = .responded
             connection.resetStream(streamID, errorCode: 0x2)  // INTERNAL_ERROR
@@ -346,9 +380,8 @@ final class H2StreamExchange: UpstreamDelegate {
         responseStatus = Int(status.code)
         responseStarted = true
         phase = .responded
-        // Request bytes still waiting for a backend will never go anywhere.
-        for (_, count) in pendingParts { connection.consume(streamID: streamID, count: count) }
-        pendingParts.removeAll()
+        dropPending()
+        discardedBytes = 0
         guard connection.submitResponse(streamID: streamID, status: Int(status.code), headers: headers, hasBody: !headRequest)
         else {
             connection.resetStream(streamID, errorCode: 0x2)
@@ -358,6 +391,13 @@ final class H2StreamExchange: UpstreamDelegate {
             connection.sendBody(streamID: streamID, connection.allocator.buffer(string: body))
             connection.finishBody(streamID: streamID, trailers: nil)
         }
+    }
+
+    /// Request bytes that will never reach a backend still count against the client's windows:
+    /// they are consumed here, or the connection's window would shrink for good.
+    private func dropPending() {
+        for (_, count) in pendingParts { connection.consume(streamID: streamID, count: count) }
+        pendingParts.removeAll()
     }
 
     private func releaseBackend(failed: Bool) {
@@ -385,7 +425,7 @@ final class H2StreamExchange: UpstreamDelegate {
         upstream?.close()
         upstream = nil
         releaseBackend(failed: false)
-        pendingParts.removeAll()
+        dropPending()
         token.take()?.complete(status: clean ? responseStatus : nil)
     }
 }

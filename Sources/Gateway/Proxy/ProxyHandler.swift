@@ -382,9 +382,16 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         connection.channel.write(HTTPClientRequestPart.head(head), promise: nil)
         let parts = pendingParts
         pendingParts.removeAll()
+        var endWritten = false
         for part in parts {
             if case .body = part { requestBodyForwarded = true }
+            if case .end = part { endWritten = true }
             connection.channel.write(part, promise: nil)
+        }
+        // A retry on a fresh connection: the request's end went to the connection that failed
+        // (a chunked request needs it, or the backend waits for its last chunk).
+        if requestEnded, !endWritten {
+            connection.channel.write(HTTPClientRequestPart.end(nil), promise: nil)
         }
         connection.channel.flush()
         if requestEnded { armResponseTimer() }

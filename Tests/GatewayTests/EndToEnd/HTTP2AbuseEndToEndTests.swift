@@ -103,4 +103,18 @@ import Testing
                      "http://127.0.0.1:\(h.port)/"])
         #expect(run.stdout == ["431"], "\(run.output)")
     }
+
+    /// Uploads the gateway answers itself (502: the only backend refuses connections) end
+    /// without stalling the connection: the client is told to stop with RST_STREAM(NO_ERROR)
+    /// once the answer is out, and any bytes already taken are consumed. 200 x 60 KB is many
+    /// times the 1 MiB connection window that 16 streams give.
+    @Test func uploadsThatNeverReachABackendStillReopenTheWindow() async throws {
+        // 16 streams: a connection window of 1 MiB, which 200 x 60 KB overflows many times.
+        let h = try await GatewayHarness(
+            backends: 0, deadBackends: 1, yaml: HTTP2EndToEndTests.config(extra: "http2: {max_concurrent_streams: 16}\n"))
+        let report = try await Self.peer(
+            ["streams", "--count", "200", "--method", "POST", "--body-bytes", "60000", "--path", "/echo"], port: h.port, timeout: 30)
+        #expect((report["statuses"] as? [String: Any])?["502"] as? Int == 200, "\(report)")
+        #expect(report["timed_out"] as? Bool == false, "\(report)")
+    }
 }
