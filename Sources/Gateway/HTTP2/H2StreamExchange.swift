@@ -10,7 +10,7 @@ import RequestControl
 /// backend connection has written it. Download backpressure: while the stream's response queue
 /// in the session holds more than `sendQueueLimit` bytes, or the client connection is not
 /// writable, reads from the backend are held.
-final class H2StreamExchange: UpstreamDelegate {
+final class H2StreamExchange: UpstreamDelegate, BackendExchange {
     private enum Phase {
         /// Admitted; waiting for a backend connection.
         case connecting
@@ -23,29 +23,30 @@ final class H2StreamExchange: UpstreamDelegate {
 
     let streamID: Int32
     private unowned let connection: H2ConnectionHandler
-    private let loop: LoopContext
+    let loop: LoopContext
     private var phase = Phase.connecting
     private var token: RequestToken?
-    private var route: Router.Route?
-    private var backend: (index: Int, backend: LoadBalancer.Backend)?
-    private var failedBackends: [Int] = []
-    private var upstream: UpstreamConnection?
-    private var upstreamHead: HTTPRequestHead?
+    // The way to a backend (see `BackendExchange`).
+    var route: Router.Route?
+    var backend: (index: Int, backend: LoadBalancer.Backend)?
+    var failedBackends: [Int] = []
+    var upstream: UpstreamConnection?
+    var upstreamHead: HTTPRequestHead?
     /// Parts waiting for the backend connection, with the byte count each frees in the client's window.
     private var pendingParts: [(HTTPClientRequestPart, Int)] = []
-    private var requestEnded = false
+    private(set) var requestEnded = false
     private var requestBodyBytes = 0
     /// Upload bytes read and dropped after the response was complete.
     private var discardedBytes = 0
     private var requestTrailers: HTTPHeaders?
     /// The request's end was written to the current backend connection.
     private var endForwarded = false
-    private var requestBodyForwarded = false
-    private var retried = false
+    private(set) var requestBodyForwarded = false
+    var retried = false
     private var upstreamReusable = true
     private var headRequest = false
     private(set) var responseStatus: Int?
-    private var responseStarted = false
+    private(set) var responseStarted = false
     /// When the backend must have answered (or sent more of its body) by; checked by the
     /// connection's timer.
     private(set) var responseDeadline = NIODeadline.distantFuture
@@ -140,7 +141,7 @@ final class H2StreamExchange: UpstreamDelegate {
         requestBodyBytes += count
         if phase == .connecting || phase == .proxying, let maxBody = loop.limits.maxBodyBytes, requestBodyBytes > maxBody {
             connection.consume(streamID: streamID, count: count)
-            fail(.payloadTooLarge, reason: "request body exceeds \(maxBody) bytes", backendFailed: false)
+            failExchange(status: .payloadTooLarge, reason: "request body exceeds \(maxBody) bytes", backendFailed: false)
             return
         }
         switch phase {
@@ -196,45 +197,7 @@ final class H2StreamExchange: UpstreamDelegate {
 
     // MARK: Backend
 
-    private func connectUpstream() {
-        guard let route else { return }
-        guard let chosen = route.deployment.balancer.acquire(excluding: failedBackends) else {
-            if failedBackends.isEmpty {
-                fail(
-                    .serviceUnavailable, reason: "no backend of deployment \(route.deployment.name) is in rotation",
-                    backendFailed: false, retryAfter: 1)
-            } else {
-                fail(.badGateway, reason: "no backend of deployment \(route.deployment.name) accepted a connection", backendFailed: false)
-            }
-            return
-        }
-        backend = chosen
-        phase = .connecting
-        if let idle = loop.pool.takeIdle(chosen.backend.address) {
-            attach(idle)
-            return
-        }
-        loop.pool.connect(chosen.backend.address).assumeIsolated().whenComplete { [self] result in
-            guard case .connecting = phase else {
-                if case .success(let connection) = result { connection.close() }
-                return
-            }
-            switch result {
-            case .success(let connection):
-                attach(connection)
-            case .failure(let error):
-                loop.logger.warning(
-                    "backend connect failed",
-                    metadata: ["deployment": "\(route.deployment.name)", "backend": "\(chosen.backend.address)", "error": "\(error)"]
-                )
-                releaseBackend(failed: true)
-                failedBackends.append(chosen.index)
-                connectUpstream()
-            }
-        }
-    }
-
-    private func attach(_ connection: UpstreamConnection) {
+    func attach(_ connection: UpstreamConnection) {
         guard let head = upstreamHead else { return }
         connection.exchanges += 1
         connection.handler.delegate = self
@@ -293,7 +256,7 @@ final class H2StreamExchange: UpstreamDelegate {
             headers.remove(name: "transfer-encoding")
             let hasBody = !headRequest && status != 204 && status != 304
             if !connection.submitResponse(streamID: streamID, status: status, headers: headers, hasBody: hasBody) {
-                fail(.badGateway, reason: "response head could not be sent", backendFailed: false)
+                failExchange(status: .badGateway, reason: "response head could not be sent", backendFailed: false)
             }
         case .body(let buffer):
             connection.sendBody(streamID: streamID, buffer)
@@ -302,31 +265,11 @@ final class H2StreamExchange: UpstreamDelegate {
         }
     }
 
-    func upstreamClosed(error: Error?) {
-        guard case .proxying = phase, let closed = upstream else { return }
-        upstream = nil
-        if !responseStarted, !retried, closed.exchanges > 1, !requestBodyForwarded, requestEnded,
-            ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"].contains(upstreamHead?.method.rawValue)
-        {
-            // A reused keep-alive connection the backend had closed: nothing was processed.
-            retried = true
-            phase = .connecting
-            loop.pool.connect(closed.backend).assumeIsolated().whenComplete { [self] result in
-                guard case .connecting = phase else {
-                    if case .success(let fresh) = result { fresh.close() }
-                    return
-                }
-                switch result {
-                case .success(let fresh): attach(fresh)
-                case .failure: fail(.badGateway, reason: "backend closed the connection", backendFailed: true)
-                }
-            }
-            return
-        }
-        fail(
-            .badGateway, reason: "backend \(closed.backend) closed the connection" + (error.map { ": \($0)" } ?? ""),
-            backendFailed: true)
-    }
+    // MARK: BackendExchange
+
+    var isConnecting: Bool { phase == .connecting }
+    var isProxying: Bool { phase == .proxying }
+    func enterConnecting() { phase = .connecting }
 
     // MARK: Finishing
 
@@ -354,7 +297,7 @@ final class H2StreamExchange: UpstreamDelegate {
 
     /// Ends the exchange with the gateway's own answer, or with a reset once the backend's
     /// response has started.
-    private func fail(_ status: HTTPResponseStatus, reason: String, backendFailed: Bool, retryAfter: Int? = nil) {
+    func failExchange(status: HTTPResponseStatus, reason: String, backendFailed: Bool, retryAfter: Int? = nil) {
         responseDeadline = .distantFuture
         upstream?.close()
         upstream = nil
@@ -400,13 +343,6 @@ final class H2StreamExchange: UpstreamDelegate {
         pendingParts.removeAll()
     }
 
-    private func releaseBackend(failed: Bool) {
-        if let chosen = backend {
-            backend = nil
-            chosen.backend.counter.release(failed: failed)
-        }
-    }
-
     private func armResponseDeadline() {
         responseDeadline = .now() + TimeAmount(loop.timeouts.backendResponse)
     }
@@ -414,7 +350,7 @@ final class H2StreamExchange: UpstreamDelegate {
     /// Called by the connection's timer.
     func checkResponseDeadline(now: NIODeadline) {
         guard case .proxying = phase, responseDeadline <= now else { return }
-        fail(.gatewayTimeout, reason: "backend did not answer within \(loop.timeouts.backendResponse)", backendFailed: true)
+        failExchange(status: .gatewayTimeout, reason: "backend did not answer within \(loop.timeouts.backendResponse)", backendFailed: true)
     }
 
     /// The stream closed: completed with its status when it ended cleanly, as aborted when reset.

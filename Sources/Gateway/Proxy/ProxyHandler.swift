@@ -13,7 +13,7 @@ import RequestControl
 ///
 /// Backpressure: while the backend connection cannot take more bytes, `read` calls from the
 /// client are held; `UpstreamHandler` does the same for the other direction.
-final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnection {
+final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnection, BackendExchange {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -33,7 +33,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         case closed
     }
 
-    private let loop: LoopContext
+    let loop: LoopContext
     private let timeouts: ConnectionTimeoutHandler?
     private let scheme: String
     private var context: ChannelHandlerContext!
@@ -44,18 +44,19 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     private var token: RequestToken?
     /// The token of a response whose end is being written; completed when the write finishes.
     private var finishingToken: RequestToken?
-    private var route: Router.Route?
-    private var backend: (index: Int, backend: LoadBalancer.Backend)?
-    private var failedBackends: [Int] = []
-    private var upstream: UpstreamConnection?
-    private var upstreamHead: HTTPRequestHead?
+    // The current request's way to a backend (see `BackendExchange`).
+    var route: Router.Route?
+    var backend: (index: Int, backend: LoadBalancer.Backend)?
+    var failedBackends: [Int] = []
+    var upstream: UpstreamConnection?
+    var upstreamHead: HTTPRequestHead?
     private var pendingParts: [HTTPClientRequestPart] = []
-    private var requestEnded = false
+    private(set) var requestEnded = false
     /// The head announced a body (a length above zero, or chunked framing).
     private var requestHasBody = false
     /// The last response's end is written but not yet flushed out.
     private var endWritePending = false
-    private var requestBodyForwarded = false
+    private(set) var requestBodyForwarded = false
     /// The backend's response allows the connection to carry the next request.
     private var upstreamReusable = true
     private var requestBodyBytes = 0
@@ -63,7 +64,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     private var responseHeadWritten = false
     private var keepAlive = true
     private var requestVersion = HTTPVersion.http1_1
-    private var retried = false
+    var retried = false
     private var readPending = false
     private var pipelined = CircularBuffer<HTTPServerRequestPart>()
     private var responseTimer: Scheduled<Void>?
@@ -336,44 +337,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
 
     // MARK: Upstream connection
 
-    private func connectUpstream() {
-        guard let route else { return }
-        guard let chosen = route.deployment.balancer.acquire(excluding: failedBackends) else {
-            if failedBackends.isEmpty {
-                failExchange(status: .serviceUnavailable, reason: "no backend of deployment \(route.deployment.name) is in rotation", backendFailed: false, retryAfter: 1)
-            } else {
-                failExchange(status: .badGateway, reason: "no backend of deployment \(route.deployment.name) accepted a connection", backendFailed: false)
-            }
-            return
-        }
-        backend = chosen
-        phase = .connecting
-        if let idle = loop.pool.takeIdle(chosen.backend.address) {
-            attach(idle)
-            return
-        }
-        loop.pool.connect(chosen.backend.address).assumeIsolated().whenComplete { [self] result in
-            guard case .connecting = phase else {
-                if case .success(let connection) = result { connection.close() }
-                return
-            }
-            switch result {
-            case .success(let connection):
-                attach(connection)
-            case .failure(let error):
-                loop.logger.warning(
-                    "backend connect failed",
-                    metadata: ["deployment": "\(route.deployment.name)", "backend": "\(chosen.backend.address)", "error": "\(error)"]
-                )
-                releaseBackend(failed: true)
-                failedBackends.append(chosen.index)
-                // Nothing reached that backend, so another one may take the request.
-                connectUpstream()
-            }
-        }
-    }
-
-    private func attach(_ connection: UpstreamConnection) {
+    func attach(_ connection: UpstreamConnection) {
         guard let head = upstreamHead else { return }
         connection.exchanges += 1
         connection.handler.delegate = self
@@ -456,34 +420,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     }
 
 
-    func upstreamClosed(error: Error?) {
-        guard case .proxying = phase, let connection = upstream else { return }
-        upstream = nil
-        if !responseHeadWritten, !retried, connection.exchanges > 1, !requestBodyForwarded, requestEnded,
-            Self.isIdempotent(upstreamHead?.method)
-        {
-            // A reused keep-alive connection that the backend had closed: nothing was processed,
-            // so the request goes once more on a fresh connection to the same backend.
-            retried = true
-            phase = .connecting
-            loop.pool.connect(connection.backend).assumeIsolated().whenComplete { [self] result in
-                guard case .connecting = phase else {
-                    if case .success(let fresh) = result { fresh.close() }
-                    return
-                }
-                switch result {
-                case .success(let fresh): attach(fresh)
-                case .failure: failExchange(status: .badGateway, reason: "backend closed the connection", backendFailed: true)
-                }
-            }
-            return
-        }
-        failExchange(
-            status: .badGateway,
-            reason: "backend \(connection.backend) closed the connection" + (error.map { ": \($0)" } ?? ""),
-            backendFailed: true
-        )
-    }
+    // MARK: BackendExchange
+
+    var responseStarted: Bool { responseHeadWritten }
+    var isConnecting: Bool { phase == .connecting }
+    var isProxying: Bool { phase == .proxying }
+    func enterConnecting() { phase = .connecting }
 
     // MARK: Upgrades
 
@@ -566,7 +508,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
 
     /// Ends the current exchange with a local error response when nothing was sent to the client
     /// yet, or by closing the connection when a response is already under way.
-    private func failExchange(status: HTTPResponseStatus, reason: String, backendFailed: Bool, retryAfter: Int? = nil) {
+    func failExchange(status: HTTPResponseStatus, reason: String, backendFailed: Bool, retryAfter: Int? = nil) {
         responseTimer?.cancel()
         responseTimer = nil
         upstream?.close()
@@ -579,13 +521,6 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         }
         if bodyStillComing { keepAlive = false }
         writeLocalResponse(status: status, reason: reason, retryAfter: retryAfter, extraHeaders: [])
-    }
-
-    private func releaseBackend(failed: Bool) {
-        if let chosen = backend {
-            backend = nil
-            chosen.backend.counter.release(failed: failed)
-        }
     }
 
     /// Writes the response end; the request counts as in flight until the write has finished.
@@ -770,13 +705,6 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     }
 
     private var bodyStillComing: Bool { requestHasBody && !requestEnded }
-
-    private static func isIdempotent(_ method: HTTPMethod?) -> Bool {
-        switch method {
-        case .GET, .HEAD, .OPTIONS, .PUT, .DELETE: true
-        default: false
-        }
-    }
 
     /// The path of an absolute-form request target (`http://host/path`), for routing.
     private static func pathOfAbsoluteURI(_ uri: String) -> Substring {

@@ -1,0 +1,122 @@
+import NIOCore
+import NIOHTTP1
+
+/// One request on its way to a backend, as an HTTP/1.1 connection (`ProxyHandler`) and an
+/// HTTP/2 stream (`H2StreamExchange`) both carry it: which backend, which connection, and what
+/// happens when a connect fails or a pooled connection turns out closed. The choice and the
+/// retries live here once; each conformer keeps its own state and says how to attach and fail.
+protocol BackendExchange: AnyObject {
+    var loop: LoopContext { get }
+    var route: Router.Route? { get }
+    var backend: (index: Int, backend: LoadBalancer.Backend)? { get set }
+    /// Backends of this request whose connect failed; the balancer skips them.
+    var failedBackends: [Int] { get set }
+    var upstream: UpstreamConnection? { get set }
+    var upstreamHead: HTTPRequestHead? { get }
+    /// The request already went once more on a fresh connection.
+    var retried: Bool { get set }
+    var responseStarted: Bool { get }
+    var requestBodyForwarded: Bool { get }
+    var requestEnded: Bool { get }
+    /// Waiting for a connection (and not answered or gone meanwhile).
+    var isConnecting: Bool { get }
+    var isProxying: Bool { get }
+    func enterConnecting()
+    /// Sends the request on `connection` and starts the exchange.
+    func attach(_ connection: UpstreamConnection)
+    func failExchange(status: HTTPResponseStatus, reason: String, backendFailed: Bool, retryAfter: Int?)
+}
+
+extension BackendExchange {
+    /// Picks a backend the request has not failed on and gets a connection to it: an idle pooled
+    /// one at once, else a new one. A failed connect moves on to the next backend, since nothing
+    /// reached the one that failed.
+    func connectUpstream() {
+        guard let route else { return }
+        guard let chosen = route.deployment.balancer.acquire(excluding: failedBackends) else {
+            if failedBackends.isEmpty {
+                failExchange(
+                    status: .serviceUnavailable, reason: "no backend of deployment \(route.deployment.name) is in rotation",
+                    backendFailed: false, retryAfter: 1)
+            } else {
+                failExchange(
+                    status: .badGateway, reason: "no backend of deployment \(route.deployment.name) accepted a connection",
+                    backendFailed: false, retryAfter: nil)
+            }
+            return
+        }
+        backend = chosen
+        enterConnecting()
+        if let idle = loop.pool.takeIdle(chosen.backend.address) {
+            attach(idle)
+            return
+        }
+        loop.pool.connect(chosen.backend.address).assumeIsolated().whenComplete { [self] result in
+            guard isConnecting else {
+                if case .success(let connection) = result { connection.close() }
+                return
+            }
+            switch result {
+            case .success(let connection):
+                attach(connection)
+            case .failure(let error):
+                loop.logger.warning(
+                    "backend connect failed",
+                    metadata: ["deployment": "\(route.deployment.name)", "backend": "\(chosen.backend.address)", "error": "\(error)"]
+                )
+                releaseBackend(failed: true)
+                failedBackends.append(chosen.index)
+                connectUpstream()
+            }
+        }
+    }
+
+    /// The backend closed the connection during the exchange. A reused keep-alive connection
+    /// closed before anything of the request or its response moved was never processed, so an
+    /// idempotent request goes once more on a fresh connection to the same backend; anything
+    /// else is a 502 (or a cut response).
+    func upstreamClosed(error: Error?) {
+        guard isProxying, let closed = upstream else { return }
+        upstream = nil
+        guard !retried, !responseStarted, !requestBodyForwarded, requestEnded, closed.exchanges > 1,
+            upstreamHead?.method.isIdempotent == true
+        else {
+            failExchange(
+                status: .badGateway,
+                reason: "backend \(closed.backend) closed the connection" + (error.map { ": \($0)" } ?? ""),
+                backendFailed: true, retryAfter: nil)
+            return
+        }
+        retried = true
+        enterConnecting()
+        loop.pool.connect(closed.backend).assumeIsolated().whenComplete { [self] result in
+            guard isConnecting else {
+                if case .success(let fresh) = result { fresh.close() }
+                return
+            }
+            switch result {
+            case .success(let fresh): attach(fresh)
+            case .failure:
+                failExchange(status: .badGateway, reason: "backend closed the connection", backendFailed: true, retryAfter: nil)
+            }
+        }
+    }
+
+    /// Gives the backend back to the balancer (its in-flight count, and a failure if it failed).
+    func releaseBackend(failed: Bool) {
+        if let chosen = backend {
+            backend = nil
+            chosen.backend.counter.release(failed: failed)
+        }
+    }
+}
+
+extension HTTPMethod {
+    /// Safe to send twice (RFC 9110 9.2.2).
+    var isIdempotent: Bool {
+        switch self {
+        case .GET, .HEAD, .OPTIONS, .PUT, .DELETE: true
+        default: false
+        }
+    }
+}
