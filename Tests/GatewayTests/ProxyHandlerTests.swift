@@ -39,7 +39,7 @@ import Testing
             router: Router(config: config, controller: controller),
             timeouts: config.timeouts,
             limits: config.limits,
-            traffic: TrafficCounters(),
+            traffic: TrafficCounters.Shard(),
             logger: Logger(label: "test")
         )
         try channel.pipeline.syncOperations.addHandler(ProxyHandler(loop: loop, timeouts: nil))

@@ -26,12 +26,13 @@ final class LoopContext {
     var http2: HTTP2Config
     let pool: UpstreamPool
     let logger: Logger
-    let traffic: TrafficCounters
+    /// This loop's own share of the traffic counters.
+    let traffic: TrafficCounters.Shard
     private var connections: [ObjectIdentifier: any ClientConnection] = [:]
 
     init(
         eventLoop: EventLoop, router: Router, timeouts: TimeoutsConfig, limits: LimitsConfig,
-        http2: HTTP2Config = HTTP2Config(), traffic: TrafficCounters, logger: Logger
+        http2: HTTP2Config = HTTP2Config(), traffic: TrafficCounters.Shard, logger: Logger
     ) {
         self.http2 = http2
         self.traffic = traffic

@@ -15,7 +15,6 @@ final class GatewayService: Service {
     let configPath: String?
     let logger: Logger
     let controller: RequestController
-    let traffic = TrafficCounters()
 
     init(config: GatewayConfig, configPath: String? = nil, logger: Logger) {
         self.config = config
@@ -36,6 +35,7 @@ final class GatewayService: Service {
         let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
         let threads = config.threads ?? System.coreCount
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        let traffic = TrafficCounters(shards: threads)
         let router = Router(config: config, controller: controller)
         let server = try ProxyServer(group: group, config: config, router: router, traffic: traffic, logger: logger)
         // Certificates first: a bad one stops the start before anything listens or runs.

@@ -18,12 +18,13 @@ final class ProxyServer: Sendable {
         self.logger = logger
         self.traffic = traffic
         var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
-        for loop in group.makeIterator() {
+        for (index, loop) in group.makeIterator().enumerated() {
+            let shard = traffic.shards[index % traffic.shards.count]
             let bound = try loop.submit {
                 NIOLoopBound(
                     LoopContext(
                         eventLoop: loop, router: router, timeouts: config.timeouts, limits: config.limits,
-                        http2: config.http2, traffic: traffic, logger: logger),
+                        http2: config.http2, traffic: shard, logger: logger),
                     eventLoop: loop
                 )
             }.wait()

@@ -1,35 +1,50 @@
 import Synchronization
 
-/// Counts of the gateway's client traffic by protocol, shared by every event loop and read by
-/// `/stats` and `/metrics`. RequestControl counts requests by scope; these say how they came.
+/// Counts of the gateway's client traffic by protocol, read by `/stats` and `/metrics`.
+/// RequestControl counts requests by scope; these say how they came.
+///
+/// One `Shard` per event loop: a loop only ever adds to its own, so the per-request increment
+/// never contends for a cache line with another loop; a read sums the shards.
 final class TrafficCounters: Sendable {
-    let http1Requests = Atomic<Int>(0)
-    let h2Requests = Atomic<Int>(0)
-    let h2Connections = Atomic<Int>(0)
-    /// Streams that ended with RST_STREAM (from either side).
-    let h2StreamsReset = Atomic<Int>(0)
-    /// Connections that got the drain's GOAWAY.
-    let h2GoAways = Atomic<Int>(0)
-    /// Connections closed for abuse (floods, rapid reset, stalled windows, protocol errors).
-    let h2AbusiveConnections = Atomic<Int>(0)
+    final class Shard: Sendable {
+        let http1Requests = Atomic<Int>(0)
+        let h2Requests = Atomic<Int>(0)
+        let h2Connections = Atomic<Int>(0)
+        /// Streams that ended with RST_STREAM (from either side).
+        let h2StreamsReset = Atomic<Int>(0)
+        /// Connections that got the drain's GOAWAY.
+        let h2GoAways = Atomic<Int>(0)
+        /// Connections closed for abuse (floods, rapid reset, stalled windows, protocol errors).
+        let h2AbusiveConnections = Atomic<Int>(0)
+
+        init() {}
+    }
 
     struct Snapshot: Sendable, Equatable {
-        var http1Requests: Int
-        var h2Requests: Int
-        var h2Connections: Int
-        var h2StreamsReset: Int
-        var h2GoAways: Int
-        var h2AbusiveConnections: Int
+        var http1Requests = 0
+        var h2Requests = 0
+        var h2Connections = 0
+        var h2StreamsReset = 0
+        var h2GoAways = 0
+        var h2AbusiveConnections = 0
+    }
+
+    let shards: [Shard]
+
+    init(shards count: Int = 1) {
+        shards = (0..<max(count, 1)).map { _ in Shard() }
     }
 
     func snapshot() -> Snapshot {
-        Snapshot(
-            http1Requests: http1Requests.load(ordering: .relaxed),
-            h2Requests: h2Requests.load(ordering: .relaxed),
-            h2Connections: h2Connections.load(ordering: .relaxed),
-            h2StreamsReset: h2StreamsReset.load(ordering: .relaxed),
-            h2GoAways: h2GoAways.load(ordering: .relaxed),
-            h2AbusiveConnections: h2AbusiveConnections.load(ordering: .relaxed)
-        )
+        var total = Snapshot()
+        for shard in shards {
+            total.http1Requests += shard.http1Requests.load(ordering: .relaxed)
+            total.h2Requests += shard.h2Requests.load(ordering: .relaxed)
+            total.h2Connections += shard.h2Connections.load(ordering: .relaxed)
+            total.h2StreamsReset += shard.h2StreamsReset.load(ordering: .relaxed)
+            total.h2GoAways += shard.h2GoAways.load(ordering: .relaxed)
+            total.h2AbusiveConnections += shard.h2AbusiveConnections.load(ordering: .relaxed)
+        }
+        return total
     }
 }
