@@ -86,7 +86,9 @@ final class H2Session {
     private(set) var events: [Event] = []
     let settings: Settings
     private var session: OpaquePointer!
-    private var heads: [Int32: RequestHead] = [:]
+    /// The header block being received. HEADERS and its CONTINUATIONs cannot interleave with
+    /// another stream's (RFC 9113 6.10), so one is enough.
+    private var head: (streamID: Int32, fields: RequestHead)?
     private var sendQueues: [Int32: SendQueue] = [:]
     private let allocator: ByteBufferAllocator
     private var controlFrames: TokenBucket
@@ -274,30 +276,29 @@ final class H2Session {
 
     // MARK: Callback bodies (record only)
 
-    fileprivate func beginHeaders(streamID: Int32, category: UInt32) {
-        heads[streamID] = RequestHead()
+    fileprivate func beginHeaders(streamID: Int32) {
+        head = (streamID, RequestHead())
     }
 
     fileprivate func header(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
-        guard heads[streamID] != nil else { return }
-        let size = name.count + value.count + 32
-        heads[streamID]!.size += size
-        if heads[streamID]!.size > Int(settings.maxHeaderListSize) {
-            heads[streamID]!.tooLarge = true
+        guard head?.streamID == streamID else { return }
+        head!.fields.size += name.count + value.count + 32
+        if head!.fields.size > Int(settings.maxHeaderListSize) {
+            head!.fields.tooLarge = true
             return
         }
         let name = String(decoding: name, as: UTF8.self)
         let value = String(decoding: value, as: UTF8.self)
         if name.utf8.first == UInt8(ascii: ":") {
             switch name {
-            case ":method": heads[streamID]!.method = value
-            case ":path": heads[streamID]!.path = value
-            case ":authority": heads[streamID]!.authority = value
-            case ":scheme": heads[streamID]!.scheme = value
+            case ":method": head!.fields.method = value
+            case ":path": head!.fields.path = value
+            case ":authority": head!.fields.authority = value
+            case ":scheme": head!.fields.scheme = value
             default: break
             }
         } else {
-            heads[streamID]!.headers.add(name: name, value: value)
+            head!.fields.headers.add(name: name, value: value)
         }
     }
 
@@ -306,7 +307,8 @@ final class H2Session {
         let endStream = hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         switch UInt32(hd.type) {
         case NGHTTP2_HEADERS.rawValue:
-            guard let head = heads.removeValue(forKey: hd.stream_id) else { return }
+            guard let (streamID, head) = self.head, streamID == hd.stream_id else { return }
+            self.head = nil
             if frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
                 events.append(.request(streamID: hd.stream_id, head: head, endStream: endStream))
             } else if endStream {
@@ -352,7 +354,7 @@ final class H2Session {
     }
 
     fileprivate func streamClosed(streamID: Int32, errorCode: UInt32) {
-        heads[streamID] = nil
+        if head?.streamID == streamID { head = nil }
         sendQueues[streamID] = nil
         events.append(.streamClosed(streamID: streamID, errorCode: errorCode))
     }
@@ -432,7 +434,7 @@ private func h2OnBeginHeaders(
     _ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?
 ) -> Int32 {
     guard let frame else { return 0 }
-    h2Session(userData).beginHeaders(streamID: frame.pointee.hd.stream_id, category: frame.pointee.headers.cat.rawValue)
+    h2Session(userData).beginHeaders(streamID: frame.pointee.hd.stream_id)
     return 0
 }
 
