@@ -131,8 +131,14 @@ import Testing
             _ = unlink(script)
             _ = rmdir(directory)
         }
-        try "#!/bin/sh\necho hello from the script\n".write(toFile: script, atomically: true, encoding: .utf8)
-        _ = chmod(script, 0o755)
+        // The script is written by a child process, not by this one. A file this process had
+        // open for writing could be inherited, for an instant, by a posix_spawn that a parallel
+        // test runs, and exec of the script would then fail with ETXTBSY ("Text file busy").
+        let writer = try ProcessSpawner(relay: LineCollector().relay()).spawn(
+            shell(#"printf '#!/bin/sh\necho hello from the script\n' > hello.sh && chmod 755 hello.sh"#,
+                  in: directory)
+        )
+        #expect(await writer.exitStatus(within: .seconds(10)) == .exited(0))
         let lines = LineCollector()
         let process = try ProcessSpawner(relay: lines.relay()).spawn(
             SpawnRequest(name: "t#1", arguments: ["./hello.sh"], workingDirectory: directory,
