@@ -234,10 +234,12 @@ struct AdminCLIClientTests {
     // MARK: no admin API: exit 2
 
     @Test func nothingListeningExitsTwo() async throws {
-        let port = try freePort()
+        let refusing = try RefusingPort()
+        let port = refusing.port
         let run = try await Self.gateway(["status", "--admin", "http://127.0.0.1:\(port)"])
         #expect(run.status == 2)
         #expect(run.stderr == ["gateway: cannot reach the admin API at http://127.0.0.1:\(port): connection refused"])
+        withExtendedLifetime(refusing) {}
     }
 
     @Test func answerThatIsNotHTTPExitsTwo() async throws {

@@ -15,6 +15,8 @@ final class GatewayHarness: Sendable {
     let listenerPorts: [Int]
     let adminPort: Int
     let directory: URL
+    /// Held for the harness's lifetime so the dead backends' ports stay dead.
+    private let refusingPorts: [RefusingPort]
 
     /// - Parameters:
     ///   - backends: how many demo backends to start (named b0, b1, ...).
@@ -32,7 +34,8 @@ final class GatewayHarness: Sendable {
             processes.append(backend)
             ports.append(try Self.port(in: line, after: "listening on 127.0.0.1:"))
         }
-        for _ in 0..<deadBackends { ports.append(try freePort()) }
+        let refusingPorts = try (0..<deadBackends).map { _ in try RefusingPort() }
+        ports += refusingPorts.map(\.port)
 
         var text = yaml
             .replacingOccurrences(of: "{listen}", with: "127.0.0.1:0")
@@ -56,6 +59,7 @@ final class GatewayHarness: Sendable {
         }
 
         self.listenerPorts = listenerPorts
+        self.refusingPorts = refusingPorts
         self.backends = processes
         self.backendPorts = ports
         self.gateway = gateway

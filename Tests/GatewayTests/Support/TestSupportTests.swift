@@ -76,4 +76,18 @@ import Darwin
             return
         }
     }
+
+    @Test func aRefusingPortRefusesConnectionsAndCannotBeTaken() async throws {
+        let refusing = try RefusingPort()
+        await #expect(throws: TestSupportError.self) {
+            try await waitForPort(refusing.port, timeout: .milliseconds(200))
+        }
+        // Servers here bind with SO_REUSEADDR; that must not let them share the port.
+        await #expect(throws: IOError.self) {
+            try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: "127.0.0.1", port: refusing.port)
+                .get()
+        }
+    }
 }
