@@ -104,6 +104,21 @@ import Testing
         #expect(run.stdout == ["431"], "\(run.output)")
     }
 
+    /// An upload answered before it is complete (here 413 at the HEADERS, for a declared length
+    /// over the limit) is stopped with RST_STREAM(NO_ERROR) after the response, not left to
+    /// trickle on into a discard (RFC 9113 8.1). The connection stays usable.
+    @Test func aResponseBeforeTheUploadEndsIsFollowedByResetNoError() async throws {
+        let h = try await GatewayHarness(yaml: HTTP2EndToEndTests.config(extra: "limits: {max_body_bytes: 1000}\n"))
+        let report = try await Self.peer(
+            ["slow-upload", "--path", "/echo", "--body-bytes", "200000", "--chunk-bytes", "1000",
+             "--interval-ms", "50"], port: h.port)
+        #expect(report["status"] as? Int == 413, "\(report)")
+        let resets = report["rst_streams"] as? [[String: Any]] ?? []
+        #expect(resets.count == 1 && resets.first?["error_name"] as? String == "NO_ERROR", "\(report)")
+        #expect((report["body_bytes_sent"] as? Int ?? .max) < 200000, "\(report)")
+        #expect(report["connection_closed"] as? Bool == false, "\(report)")
+    }
+
     /// Uploads queued while the backend connection is still being made, then answered by the
     /// gateway (the connect times out: the backend's accept queue is full, its SYNs dropped),
     /// still free their bytes in the connection's window. 16 streams give a 1 MiB connection

@@ -867,6 +867,10 @@ def cmd_slow_upload(peer, args):
             wait = 0.05 if record.sent >= record.to_send else max(0.0, min(0.05, next_at - now))
             peer.io(wait)
             _handle_stream_events(peer, by_id, False)
+        if record.ended and record.sent < record.to_send:
+            # Answered before the body was all sent: a server that wants no more of it says so
+            # with RST_STREAM (RFC 9113 8.1), which may come in a later read than the response.
+            peer.wait(lambda: any(r["stream_id"] == record.stream_id for r in peer.rsts), limit_s=2)
     written = [body for end, body in body_ends if peer.written_through(end)]
     result = peer.report("slow-upload")
     result.update(
