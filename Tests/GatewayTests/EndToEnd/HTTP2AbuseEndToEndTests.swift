@@ -119,6 +119,44 @@ import Testing
         #expect(report["connection_closed"] as? Bool == false, "\(report)")
     }
 
+    /// A client that opens every window wide and then stops reading its socket: the gateway's
+    /// socket fills, its writes stop, and after `stall_timeout` the connection is cut off and its
+    /// request stops counting, while the client still holds the connection open.
+    @Test func aClientThatStopsReadingItsSocketIsCutOffAndStopsCounting() async throws {
+        let h = try await GatewayHarness(yaml: HTTP2EndToEndTests.config(extra: "http2: {stall_timeout: 1s}\n"))
+        let script = """
+            import socket, sys, time
+            import h2.config, h2.connection, h2.settings
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", int(sys.argv[1])))
+            c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+            c.initiate_connection()
+            big = 2**31 - 1
+            c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: big})
+            c.increment_flow_control_window(big - 65535)
+            c.send_headers(1, [(":method", "GET"), (":path", "/bytes?n=1000000000"), (":scheme", "http"),
+                               (":authority", "x")], end_stream=True)
+            s.sendall(c.data_to_send())
+            print("ready", flush=True)
+            time.sleep(30)  # never reads; the test kills it long before
+            """
+        let path = h.directory.appendingPathComponent("nonreader.py").path
+        try script.write(toFile: path, atomically: true, encoding: .utf8)
+        let client = try ExternalTool.start("python3", [path, String(h.port)])
+        defer { client.killAndReap() }
+        _ = try await client.waitForOutput(containing: "ready", timeout: .seconds(20))
+        try await h.waitForActive(1)
+        // Both in one stats document: the count goes up just before the streams are aborted.
+        try await h.waitForStats("the non-reading connection cut off and its request not counted") { stats in
+            let h2 = (stats["protocols"] as? [String: Any])?["h2"] as? [String: Any]
+            return h2?["abusive_connections_closed"] as? Int == 1
+                && (stats["global"] as? [String: Any])?["active"] as? Int == 0
+        }
+        #expect(h.gateway.stderrLines.contains { $0.contains("not reading its socket") })
+        #expect(try await h.get("/").status == .ok)
+    }
+
     /// Uploads queued while the backend connection is still being made, then answered by the
     /// gateway (the connect times out: the backend's accept queue is full, its SYNs dropped),
     /// still free their bytes in the connection's window. 16 streams give a 1 MiB connection
