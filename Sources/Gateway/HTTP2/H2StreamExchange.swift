@@ -125,12 +125,15 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
         let inbound = HTTPRequestHead(version: .http1_1, method: method, uri: head.path, headers: headers)
         var outbound = HTTPRequestHead(version: .http1_1, method: method, uri: head.path)
         outbound.headers = ProxyHandler.forwardedRequestHeaders(inbound, clientAddress: clientAddress, scheme: scheme)
-        if declaredLength == nil {
-            if !endStream {
-                outbound.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
-            } else if method == .POST || method == .PUT || method == .PATCH {
-                outbound.headers.add(name: "content-length", value: "0")
-            }
+        // HTTP/1.1 carries request trailers only in a chunked body. A body of unknown length is
+        // chunked anyway; one with a length goes chunked too when the client announced trailers
+        // with a `trailer` field, or they would be dropped. (nghttp2 still holds the client to
+        // its content-length.)
+        if !endStream, declaredLength == nil || head.headers.contains(name: "trailer") {
+            outbound.headers.remove(name: "content-length")
+            outbound.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
+        } else if declaredLength == nil, method == .POST || method == .PUT || method == .PATCH {
+            outbound.headers.add(name: "content-length", value: "0")
         }
         upstreamHead = outbound
         connectUpstream()

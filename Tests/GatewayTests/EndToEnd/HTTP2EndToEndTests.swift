@@ -140,16 +140,19 @@ import Testing
         #expect(!output.contains(":status: 200"))
     }
 
-    /// Python's h2 sends a chunked-style upload (no content-length) with request trailers; the
-    /// demo backend's /echo returns them as response trailers, through the gateway both ways.
-    @Test func trailersPassBothWays() async throws {
+    /// Python's h2 sends an upload with request trailers; the demo backend's /echo returns them
+    /// as response trailers, through the gateway both ways. Without a content-length, and with
+    /// one plus a `trailer` field announcing them (the backend hop must then be chunked, the only
+    /// HTTP/1.1 framing that carries trailers).
+    @Test(arguments: [false, true]) func trailersPassBothWays(declaredLength: Bool) async throws {
         let h = try await GatewayHarness(yaml: Self.config())
         let script = """
             import socket, sys, h2.connection, h2.config, h2.events
             s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
             c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
             c.initiate_connection()
-            c.send_headers(1, [(":method", "POST"), (":path", "/echo"), (":scheme", "http"), (":authority", "x")])
+            sized = [("content-length", "14"), ("trailer", "x-checksum")] if sys.argv[2] == "sized" else []
+            c.send_headers(1, [(":method", "POST"), (":path", "/echo"), (":scheme", "http"), (":authority", "x")] + sized)
             c.send_data(1, b"hello trailers")
             c.send_headers(1, [("x-checksum", "abc123")], end_stream=True)
             s.sendall(c.data_to_send())
@@ -169,7 +172,7 @@ import Testing
             """
         let path = h.directory.appendingPathComponent("trailers.py").path
         try script.write(toFile: path, atomically: true, encoding: .utf8)
-        let run = try await ExternalTool.run("python3", [path, String(h.port)])
+        let run = try await ExternalTool.run("python3", [path, String(h.port), declaredLength ? "sized" : "unsized"])
         #expect(run.stdout == ["200 hello trailers {'x-checksum': 'abc123'}"], "\(run.output)")
     }
 }
