@@ -12,31 +12,10 @@ import Darwin
 /// A TCP port on 127.0.0.1 that was free a moment ago: bound to port 0, read back, closed.
 ///
 /// Another process may take it before the caller binds it; tests live with that small race
-/// because the alternative (passing listening sockets to children) is not what they test.
+/// because the alternative (passing listening sockets to children) is not what they test. A test
+/// that needs a port to stay unused holds a `RefusingPort` instead.
 func freePort() throws -> Int {
-    #if canImport(Darwin)
-    let fd = socket(AF_INET, SOCK_STREAM, 0)
-    #else
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    #endif
-    guard fd >= 0 else { throw TestSupportError("socket: \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
-
-    var address = sockaddr_in()
-    #if canImport(Darwin)
-    address.sin_len = UInt8(MemoryLayout<sockaddr_in>.size)
-    #endif
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = 0
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
-            bind(fd, socketAddress, length) == 0 && getsockname(fd, socketAddress, &length) == 0
-        }
-    }
-    guard bound else { throw TestSupportError("bind 127.0.0.1:0: \(String(cString: strerror(errno)))") }
-    return Int(UInt16(bigEndian: address.sin_port))
+    try RefusingPort().port  // released as soon as it is read
 }
 
 /// A port on 127.0.0.1 where nothing listens, and nothing can start to while this is alive.
