@@ -278,15 +278,7 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
 
     private func finish(trailers: HTTPHeaders?) {
         responseDeadline = .distantFuture
-        if let done = upstream {
-            upstream = nil
-            if upstreamReusable, requestEnded, backend?.backend.counter.inRotation != false {
-                loop.pool.release(done)
-            } else {
-                done.close()
-            }
-        }
-        releaseBackend(failed: false)
+        finishWithBackend(reusable: upstreamReusable)
         phase = .responded
         discardedBytes = 0
         connection.finishBody(streamID: streamID, trailers: trailers)

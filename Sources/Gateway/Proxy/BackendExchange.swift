@@ -109,6 +109,21 @@ extension BackendExchange {
             chosen.backend.counter.release(failed: failed)
         }
     }
+
+    /// The response is complete. The backend connection goes back to the pool when it can carry
+    /// another request (`reusable`: kept alive and read to its end; the request fully sent; the
+    /// backend still in rotation), else it is closed. Then the backend is released.
+    func finishWithBackend(reusable: Bool) {
+        if let done = upstream {
+            upstream = nil
+            if reusable, requestEnded, backend?.backend.counter.inRotation != false {
+                loop.pool.release(done)
+            } else {
+                done.close()
+            }
+        }
+        releaseBackend(failed: false)
+    }
 }
 
 extension HTTPMethod {

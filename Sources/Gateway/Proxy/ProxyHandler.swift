@@ -494,15 +494,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         // The timer stays scheduled for the next exchange on this connection; it finds no
         // exchange in progress if it fires first.
         responseDeadline = .distantFuture
-        if let connection = upstream {
-            upstream = nil
-            if upstreamReusable, requestEnded, backend?.backend.counter.inRotation != false {
-                loop.pool.release(connection)
-            } else {
-                connection.close()
-            }
-        }
-        releaseBackend(failed: false)
+        finishWithBackend(reusable: upstreamReusable)
         writeEnd(trailers: trailers, status: responseStatus ?? 502)
     }
 
