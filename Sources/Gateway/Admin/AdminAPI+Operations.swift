@@ -44,15 +44,18 @@ extension AdminAPI {
             timeout = .milliseconds(Int64(seconds * 1000))
         }
         guard let operations else { return .error(409, "this gateway cannot be shut down through the admin API") }
-        operations.requestShutdown(timeout: timeout)
         let effective: Duration
         if let timeout {
             effective = timeout
         } else {
             effective = await operations.membership.config.shutdownTimeout
         }
-        let seconds = effective.seconds
-        return .json(202, ShutdownAnswer(shuttingDown: true, timeoutSeconds: seconds))
+        var answer = AdminResponse.json(202, ShutdownAnswer(shuttingDown: true, timeoutSeconds: effective.seconds))
+        // Started once the 202 is out: the shutdown closes every connection, this one too, and
+        // a busy machine could otherwise get that far before the answer was written (the CLI
+        // then saw a closed connection, not the 202).
+        answer.afterWrite = { [timeout] in operations.requestShutdown(timeout: timeout) }
+        return answer
     }
 
     /// `/deployments/D/restart`, `/deployments/D/{stop,start}`, `/deployments/D/instances/N/{stop,start,restart}`.

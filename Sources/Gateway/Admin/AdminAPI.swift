@@ -30,6 +30,9 @@ struct AdminResponse: Sendable {
     var status: Int
     var contentType: String
     var body: [UInt8]
+    /// Runs once the answer is written (or could not be): for an action whose answer must get
+    /// out before the action can take the connection away, as a shutdown does.
+    var afterWrite: (@Sendable () -> Void)? = nil
 
     static func json(_ status: Int, _ value: some Encodable) -> AdminResponse {
         let encoder = JSONEncoder()

@@ -54,6 +54,7 @@ final class AdminHTTPHandler: ChannelInboundHandler {
                 context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
             }
             context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                response.afterWrite?()
                 if !keepAlive { context.close(promise: nil) }
             }
         }
