@@ -111,8 +111,10 @@ struct AdminClient: Sendable {
         let outcome: Result<AdminHTTPResponse, AdminClientError>
         do {
             outcome = try await connection.executeThenClose { inbound, outbound in
-                try await outbound.write(.head(head))
-                try await outbound.write(.end(nil))
+                // One write for the whole request: the head alone is a complete POST (no body),
+                // so the gateway may answer and close before a separate write of the end, which
+                // would then fail on the closed channel and lose the answer (seen under load).
+                try await outbound.write(contentsOf: [.head(head), .end(nil)])
                 return try await Self.readResponse(inbound, endpoint: endpoint)
             }
         } catch {
