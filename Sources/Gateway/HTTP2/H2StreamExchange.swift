@@ -122,19 +122,16 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
         // (RFC 9113 8.3.1: :authority takes precedence over a host field).
         if let given = head.authority { headers.replaceOrAdd(name: "host", value: given) }
         let method = HTTPMethod(rawValue: head.method)
-        let inbound = HTTPRequestHead(version: .http1_1, method: method, uri: head.path, headers: headers)
-        var outbound = HTTPRequestHead(version: .http1_1, method: method, uri: head.path)
-        outbound.headers = ProxyHandler.forwardedRequestHeaders(inbound, clientAddress: clientAddress, scheme: scheme)
         // HTTP/1.1 carries request trailers only in a chunked body. A body of unknown length is
         // chunked anyway; one with a length goes chunked too when the client announced trailers
         // with a `trailer` field, or they would be dropped. (nghttp2 still holds the client to
         // its content-length.)
-        if !endStream, declaredLength == nil || head.headers.contains(name: "trailer") {
-            outbound.headers.remove(name: "content-length")
-            outbound.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
-        } else if declaredLength == nil, method == .POST || method == .PUT || method == .PATCH {
-            outbound.headers.add(name: "content-length", value: "0")
-        }
+        let body: ForwardedRequest.Body =
+            if endStream { .none }
+            else if let declaredLength, !head.headers.contains(name: "trailer") { .length(declaredLength) }
+            else { .chunked }
+        let outbound = ForwardedRequest.head(
+            method: method, uri: head.path, headers: headers, body: body, clientAddress: clientAddress, scheme: scheme)
         upstreamHead = outbound
         connectUpstream()
     }

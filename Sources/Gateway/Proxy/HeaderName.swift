@@ -16,6 +16,15 @@ enum HeaderName {
         }
     }
 
+    /// The fields that frame a message body; the gateway writes them itself for what it forwards.
+    static func isFraming(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 14: return equals(name, "content-length")
+        case 17: return equals(name, "transfer-encoding")
+        default: return false
+        }
+    }
+
     /// The `X-Forwarded-*` headers the gateway sets itself.
     static func isForwarded(_ name: String) -> Bool {
         switch name.utf8.count {

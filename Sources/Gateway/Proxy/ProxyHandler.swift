@@ -229,9 +229,18 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         loop.traffic.http1Requests.add(1, ordering: .relaxed)
         resetRequestState()
         keepAlive = head.isKeepAlive
-        let declaredLength = head.headers.first(name: "content-length").flatMap(Int.init)
-        requestHasBody = head.headers.contains(name: "transfer-encoding") || (declaredLength ?? 0) > 0
         requestVersion = head.version.major == 1 && head.version.minor == 0 ? .http1_0 : .http1_1
+        let body: ForwardedRequest.Body
+        switch Self.bodyFraming(head.headers) {
+        case .success(let framing):
+            body = framing
+        case .failure(let refusal):
+            requestHasBody = true  // unknown: the connection is not reused
+            writeLocalResponse(status: refusal.status, reason: refusal.reason)
+            return
+        }
+        requestHasBody = body != .none
+        let declaredLength: Int? = if case .length(let count) = body { count } else { nil }
 
         let router = loop.router
         let host = router.usesHosts ? head.headers.first(name: "host").flatMap(HostName.normalize) : nil
@@ -259,8 +268,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
             return
         }
 
-        var outbound = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri)
-        outbound.headers = Self.forwardedRequestHeaders(head, clientAddress: clientAddress, scheme: scheme)
+        var outbound = ForwardedRequest.head(
+            method: head.method, uri: head.uri, headers: head.headers, body: body,
+            clientAddress: clientAddress, scheme: scheme)
         if let upgrade = head.headers.first(name: "upgrade"),
             head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "upgrade" })
         {
@@ -656,30 +666,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
 
     // MARK: Headers
 
-    static func forwardedRequestHeaders(_ head: HTTPRequestHead, clientAddress: String, scheme: String) -> HTTPHeaders {
-        var out = HTTPHeaders()
-        let named = connectionTokens(head.headers)
-        var forwardedFor = ""
-        for (name, value) in head.headers {
-            if HeaderName.isHopByHop(name) || HeaderName.equals(name, "expect") { continue }
-            if HeaderName.isForwarded(name) {
-                if HeaderName.equals(name, "x-forwarded-for") { forwardedFor += value + ", " }
-                continue
-            }
-            if !named.isEmpty, named.contains(where: { HeaderName.equals($0, name) }) { continue }
-            out.add(name: name, value: value)
-        }
-        out.add(name: "x-forwarded-for", value: forwardedFor.isEmpty ? clientAddress : forwardedFor + clientAddress)
-        out.add(name: "x-forwarded-proto", value: scheme)
-        if let host = head.headers.first(name: "host") {
-            out.add(name: "x-forwarded-host", value: host)
-        }
-        return out
-    }
-
     static func forwardedResponseHeaders(_ headers: HTTPHeaders) -> HTTPHeaders {
         var out = HTTPHeaders()
-        let named = connectionTokens(headers)
+        let named = ForwardedRequest.connectionTokens(headers)
         for (name, value) in headers {
             if HeaderName.isHopByHop(name) { continue }
             if !named.isEmpty, named.contains(where: { HeaderName.equals($0, name) }) { continue }
@@ -688,12 +677,31 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         return out
     }
 
-    /// Header names listed in `Connection` (other than its own keywords), which are hop-by-hop too.
-    private static func connectionTokens(_ headers: HTTPHeaders) -> [Substring] {
-        guard headers.contains(name: "connection") else { return [] }
-        return headers[canonicalForm: "connection"].filter {
-            !HeaderName.equals($0, "keep-alive") && !HeaderName.equals($0, "close") && !HeaderName.equals($0, "upgrade")
+    struct FramingRefusal: Error {
+        var status: HTTPResponseStatus
+        var reason: String
+    }
+
+    /// How the request's body is framed, as NIO's parser (llhttp) read it: it has already refused
+    /// a `Content-Length` beside `Transfer-Encoding`, conflicting lengths and a coding list that
+    /// does not end in chunked. What is left to refuse is a coding the gateway cannot pass on
+    /// as it is (RFC 9112 6.1: 501), since the backend would get the body de-chunked but still
+    /// coded.
+    static func bodyFraming(_ headers: HTTPHeaders) -> Result<ForwardedRequest.Body, FramingRefusal> {
+        if headers.contains(name: "transfer-encoding") {
+            let codings = headers[canonicalForm: "transfer-encoding"]
+            guard codings.count == 1, HeaderName.equals(codings[0], "chunked") else {
+                return .failure(FramingRefusal(
+                    status: .notImplemented,
+                    reason: "transfer coding \(codings.joined(separator: ", ")) is not supported; only chunked is"))
+            }
+            return .success(.chunked)
         }
+        guard let text = headers.first(name: "content-length") else { return .success(.none) }
+        guard let length = Int(text), length >= 0 else {
+            return .failure(FramingRefusal(status: .badRequest, reason: "invalid content-length \(text)"))
+        }
+        return .success(length == 0 ? .none : .length(length))
     }
 
     private var bodyStillComing: Bool { requestHasBody && !requestEnded }

@@ -44,8 +44,12 @@ final class UpstreamPool {
                         leftOverBytesStrategy: .forwardBytes,
                         informationalResponseStrategy: .forward
                     )
+                    // The framing fields are the gateway's own (`ForwardedRequest`); NIO's
+                    // automatic framing would change them by method.
+                    var encoding = HTTPRequestEncoder.Configuration()
+                    encoding.automaticallySetFramingHeaders = false
                     try channel.pipeline.syncOperations.addHandlers([
-                        HTTPRequestEncoder(),
+                        HTTPRequestEncoder(configuration: encoding),
                         ByteToMessageHandler(decoder),
                         UpstreamHandler(),
                     ])

@@ -183,9 +183,22 @@ final class TestHTTPClient {
         port: Int,
         bytes: [UInt8],
         host: String = "127.0.0.1",
-        timeout: Duration = .seconds(5)
+        timeout: Duration = .seconds(5),
+        until done: @Sendable ([UInt8]) -> Bool = { _ in false }
     ) async throws -> String {
-        String(decoding: try await rawBytes(port: port, bytes: bytes, host: host, timeout: timeout), as: UTF8.self)
+        String(
+            decoding: try await rawBytes(port: port, bytes: bytes, host: host, timeout: timeout, until: done),
+            as: UTF8.self)
+    }
+
+    /// `raw(port:bytes:)` that returns once `count` complete responses arrived (or the server
+    /// closed, or `timeout` passed): for requests on a connection the server keeps open.
+    static func raw(port: Int, _ text: String, responses count: Int, timeout: Duration = .seconds(5))
+        async throws -> String
+    {
+        try await raw(port: port, bytes: Array(text.utf8), timeout: timeout) { received in
+            RawResponses.count(in: received) >= count
+        }
     }
 
     /// `raw(port:bytes:)` for a string.
@@ -200,7 +213,8 @@ final class TestHTTPClient {
         port: Int,
         bytes: [UInt8],
         host: String = "127.0.0.1",
-        timeout: Duration = .seconds(5)
+        timeout: Duration = .seconds(5),
+        until done: @Sendable ([UInt8]) -> Bool = { _ in false }
     ) async throws -> [UInt8] {
         let connection = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(5))
@@ -219,6 +233,7 @@ final class TestHTTPClient {
                 try await outbound.write(ByteBuffer(bytes: bytes))
                 for try await buffer in inbound {
                     received.append(contentsOf: buffer.readableBytesView)
+                    if done(received) { break }
                 }
             } catch {
                 // A reset or the deadline: what arrived before it is the answer.
