@@ -109,6 +109,8 @@ import Testing
               idle: 2m
               backend_response: 1.5s
               pre_suspend: 0s
+              request_body: 5s
+              tunnel_idle: 10m
             deployments:
               - name: api.v2-blue_1
                 hosts: [API.Example.COM:8080, "[::1]:80", 10.0.0.1]
@@ -135,7 +137,9 @@ import Testing
                     requestHeader: .seconds(10),
                     idle: .seconds(120),
                     backendResponse: .milliseconds(1500),
-                    preSuspend: .zero
+                    preSuspend: .zero,
+                    requestBody: .seconds(5),
+                    tunnelIdle: .seconds(600)
                 )
         )
         let api = config.deployments[0]

@@ -28,6 +28,10 @@ enum MetricsExporter {
         registry.makeCounter(name: "gateway_h2_goaways_total", labels: [], help: "HTTP/2 connections sent the drain's GOAWAY.").increment(by: Int64(traffic.h2GoAways))
         registry.makeCounter(name: "gateway_h2_abusive_connections_total", labels: [], help: "HTTP/2 connections closed for floods, rapid reset, stalls or protocol errors.")
             .increment(by: Int64(traffic.h2AbusiveConnections))
+        for (kind, count) in [("request_body", traffic.requestBodyTimeouts), ("tunnel_idle", traffic.tunnelIdleTimeouts)] {
+            registry.makeCounter(name: "gateway_stalled_timeouts_total", labels: [("kind", kind)], help: "Request bodies and tunnels ended because they stopped moving.")
+                .increment(by: Int64(count))
+        }
         registry.makeGauge(name: "gateway_requests_in_flight_total", help: "Requests in flight in the whole gateway.").set(Double(snapshot.active))
         registry.makeCounter(name: "gateway_requests_admitted_total", help: "Requests admitted by the gateway.").increment(by: Int64(snapshot.total))
         registry.makeGauge(name: "gateway_requests_limit", help: "The global in-flight limit (0 = unlimited).").set(Double(snapshot.limit ?? 0))

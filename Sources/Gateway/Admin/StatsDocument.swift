@@ -65,6 +65,12 @@ struct StatsDocument: Encodable {
         var h2: H2
     }
 
+    /// Requests and tunnels ended because they stopped moving.
+    struct Timeouts: Encodable {
+        var request_body: Int
+        var tunnel_idle: Int
+    }
+
     /// TLS handshakes on the TLS listeners, and how their connections ended.
     struct TLS: Encodable {
         var handshakes: Int
@@ -78,6 +84,7 @@ struct StatsDocument: Encodable {
     var global: Global
     var protocols: Protocols
     var tls: TLS
+    var timeouts: Timeouts
     var deployments: [Deployment]
 
     init(_ snapshot: RequestControlSnapshot, traffic: TrafficCounters.Snapshot, tls: TLSCounters.Snapshot = .init()) {
@@ -91,6 +98,7 @@ struct StatsDocument: Encodable {
                 requests: traffic.h2Requests, connections: traffic.h2Connections, streams_reset: traffic.h2StreamsReset,
                 goaways_sent: traffic.h2GoAways, abusive_connections_closed: traffic.h2AbusiveConnections)
         )
+        timeouts = Timeouts(request_body: traffic.requestBodyTimeouts, tunnel_idle: traffic.tunnelIdleTimeouts)
         state = snapshot.state.rawValue
         global = Global(
             active: snapshot.active,

@@ -202,7 +202,9 @@ enum ConfigLoader {
     }
 
     private static func timeouts(_ node: ConfigNode) throws(ConfigError) -> TimeoutsConfig {
-        let map = try node.mapping(known: ["connect", "request_header", "idle", "backend_response", "pre_suspend"])
+        let map = try node.mapping(known: [
+            "connect", "request_header", "idle", "backend_response", "pre_suspend", "request_body", "tunnel_idle",
+        ])
         var timeouts = GatewayConfig.defaultTimeouts
         if let value = map.optional("connect") { timeouts.connect = try value.duration(allowZero: false) }
         if let value = map.optional("request_header") { timeouts.requestHeader = try value.duration(allowZero: false) }
@@ -210,6 +212,8 @@ enum ConfigLoader {
         if let value = map.optional("backend_response") {
             timeouts.backendResponse = try value.duration(allowZero: false)
         }
+        if let value = map.optional("request_body") { timeouts.requestBody = try value.duration(allowZero: false) }
+        if let value = map.optional("tunnel_idle") { timeouts.tunnelIdle = try value.duration(allowZero: false) }
         // Zero is meaningful here: announce the suspend, but do not wait.
         if let value = map.optional("pre_suspend") { timeouts.preSuspend = try value.duration(allowZero: true) }
         return timeouts

@@ -108,6 +108,11 @@ struct TimeoutsConfig: Sendable, Equatable {
     var backendResponse: Duration
     /// The bounded wait of the preSuspend phase.
     var preSuspend: Duration
+    /// A request body that makes no progress for this long: 408 (or a cut connection once the
+    /// response has started), so a client that stops sending cannot hold its admission.
+    var requestBody: Duration
+    /// An upgraded tunnel (WebSocket) with no bytes either way for this long is closed.
+    var tunnelIdle: Duration
 }
 
 struct DeploymentConfig: Sendable, Equatable {
@@ -138,7 +143,9 @@ extension GatewayConfig {
         requestHeader: .seconds(30),
         idle: .seconds(60),
         backendResponse: .seconds(60),
-        preSuspend: .seconds(1)
+        preSuspend: .seconds(1),
+        requestBody: .seconds(30),
+        tunnelIdle: .seconds(3600)
     )
     static let defaultMaxHeaderBytes = 64 * 1024
 }

@@ -380,6 +380,7 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
             }
         }
         for stream in streams.values {
+            stream.checkRequestBody(now: now)
             stream.checkResponseDeadline(now: now)
             let progressed = stream.progressed
             stream.progressed = false

@@ -54,6 +54,13 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
     var stalledSince: NIODeadline?
     /// Response bytes left the queue since the connection's last check: not stalled, only slow.
     var progressed = false
+    /// Upload bytes received and not yet given back to the client's window (on their way to the
+    /// backend). While there are some, a quiet client may be waiting for its window.
+    private var unconsumedBytes = 0
+    /// Upload bytes arrived since the connection's last check.
+    private var bodyProgressed = false
+    /// Since when the upload has been quiet with its window open; checked by the connection's timer.
+    private var bodyQuietSince: NIODeadline?
 
     /// A response queue above this holds the backend's reads.
     static let sendQueueLimit = 64 * 1024
@@ -139,8 +146,10 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
     func receiveBody(_ buffer: ByteBuffer) {
         let count = buffer.readableBytes
         requestBodyBytes += count
+        unconsumedBytes += count
+        bodyProgressed = true
         if phase == .connecting || phase == .proxying, let maxBody = loop.limits.maxBodyBytes, requestBodyBytes > maxBody {
-            connection.consume(streamID: streamID, count: count)
+            consumed(count)
             failExchange(status: .payloadTooLarge, reason: "request body exceeds \(maxBody) bytes", backendFailed: false)
             return
         }
@@ -151,7 +160,7 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
             forward(.body(.byteBuffer(buffer)), freeing: count)
         case .responded, .closed:
             // The answer was the gateway's own (or is complete): the rest is dropped, up to a point.
-            connection.consume(streamID: streamID, count: count)
+            consumed(count)
             discardedBytes += count
             if discardedBytes > Self.discardLimit { connection.resetStream(streamID, errorCode: 0x8) }  // CANCEL
         }
@@ -183,10 +192,8 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
         }
         let promise = upstream.channel.eventLoop.makePromise(of: Void.self)
         upstream.channel.write(part, promise: promise)
-        let streamID = self.streamID
-        let connection = self.connection
-        promise.futureResult.assumeIsolated().whenComplete { _ in
-            connection.consume(streamID: streamID, count: count)
+        promise.futureResult.assumeIsolated().whenComplete { [self] _ in
+            consumed(count)
         }
     }
 
@@ -331,12 +338,37 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
     /// Request bytes that will never reach a backend still count against the client's windows:
     /// they are consumed here, or the connection's window would shrink for good.
     private func dropPending() {
-        for (_, count) in pendingParts { connection.consume(streamID: streamID, count: count) }
+        for (_, count) in pendingParts { consumed(count) }
         pendingParts.removeAll()
     }
 
     private func armResponseDeadline() {
         responseDeadline = .now() + TimeAmount(loop.timeouts.backendResponse)
+    }
+
+    /// Gives `count` upload bytes back to the client's flow-control window.
+    private func consumed(_ count: Int) {
+        unconsumedBytes -= count
+        connection.consume(streamID: streamID, count: count)
+    }
+
+    /// Called by the connection's timer: an upload that made no progress for
+    /// `timeouts.request_body` while nothing of it was held back by the gateway (its window was
+    /// open) ends with 408, or a reset once the response has started.
+    func checkRequestBody(now: NIODeadline) {
+        guard !requestEnded, phase == .connecting || phase == .proxying else { return }
+        if bodyProgressed || unconsumedBytes > 0 {
+            bodyProgressed = false
+            bodyQuietSince = nil
+            return
+        }
+        let since = bodyQuietSince ?? now
+        bodyQuietSince = since
+        guard now - since >= TimeAmount(loop.timeouts.requestBody) else { return }
+        loop.traffic.requestBodyTimeouts.add(1, ordering: .relaxed)
+        failExchange(
+            status: .requestTimeout, reason: "request body made no progress for \(loop.timeouts.requestBody)",
+            backendFailed: false)
     }
 
     /// Called by the connection's timer.

@@ -1,11 +1,26 @@
 import NIOCore
 
+/// What the proxy handler does when a request stops moving; called on the connection's loop.
+protocol ConnectionTimeoutDelegate: AnyObject {
+    /// The request body made no progress for `requestBody` while the gateway was reading.
+    func requestBodyTimedOut()
+    /// The upgraded tunnel carried no byte either way for `tunnelIdle`.
+    func tunnelIdleTimedOut()
+}
+
 /// Guards a client connection's quiet periods, below the HTTP decoder where raw bytes are seen.
 ///
-/// Two limits, one at a time: `idle` between requests on a keep-alive connection (the connection
-/// is closed), and `requestHeader` from the first byte of a request until its head is decoded (a
-/// slowloris client gets 408 and the connection is closed). The proxy handler tells it when a
-/// head was decoded and when a response was finished.
+/// One limit at a time, by state:
+/// - `idle` between requests on a keep-alive connection: the connection is closed;
+/// - `readingHead`, from the first byte of a request until its head is decoded: a slowloris
+///   client gets 408 and the connection is closed;
+/// - `readingBody`, while a request body is still coming: a body that makes no progress for
+///   `requestBody` while the gateway is willing to read is the delegate's to end (408). Time in
+///   which the gateway itself holds reads (a backend that takes the body slowly, a connect in
+///   progress) never counts against the client: the clock runs from a read request to the next
+///   byte;
+/// - `awaitingResponse`: none here (the proxy's backend-response timer runs);
+/// - `tunnel`: no byte either way for `tunnelIdle` and the delegate closes the tunnel.
 ///
 /// One timer per connection that is never cancelled on the request path: state changes only move
 /// a deadline, and the timer, when it fires early, re-arms itself for the rest. Scheduling and
@@ -17,29 +32,45 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
     private enum State {
         case idle
         case readingHead
-        case inRequest
+        case readingBody
+        case awaitingResponse
+        case tunnel
     }
 
-    private let idleTimeout: TimeAmount
-    private let headerTimeout: TimeAmount
+    struct Limits {
+        var idle: TimeAmount
+        var requestHeader: TimeAmount
+        var requestBody: TimeAmount
+        var tunnelIdle: TimeAmount
+
+        init(_ config: TimeoutsConfig) {
+            idle = TimeAmount(config.idle)
+            requestHeader = TimeAmount(config.requestHeader)
+            requestBody = TimeAmount(config.requestBody)
+            tunnelIdle = TimeAmount(config.tunnelIdle)
+        }
+    }
+
+    /// The proxy handler; cleared when the connection ends (it holds this handler too).
+    var delegate: (any ConnectionTimeoutDelegate)?
+    private let limits: Limits
     private var state = State.idle
     private var deadline = NIODeadline.distantFuture
     private var timer: Scheduled<Void>?
     private var scheduledAt = NIODeadline.distantFuture
     private var context: ChannelHandlerContext?
 
-    init(idleTimeout: TimeAmount, headerTimeout: TimeAmount) {
-        self.idleTimeout = idleTimeout
-        self.headerTimeout = headerTimeout
+    init(limits: Limits) {
+        self.limits = limits
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if context.channel.isActive { moveDeadline(idleTimeout) }
+        if context.channel.isActive { moveDeadline(limits.idle) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        moveDeadline(idleTimeout)
+        moveDeadline(limits.idle)
         context.fireChannelActive()
     }
 
@@ -52,27 +83,60 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
+        delegate = nil
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .idle = state {
+        switch state {
+        case .idle:
             state = .readingHead
-            moveDeadline(headerTimeout)
+            moveDeadline(limits.requestHeader)
+        case .readingBody:
+            // Progress: the clock restarts at the next read request (`readRequested`).
+            deadline = .distantFuture
+        case .tunnel:
+            deadline = .now() + limits.tunnelIdle
+        case .readingHead, .awaitingResponse:
+            break
         }
         context.fireChannelRead(data)
     }
 
-    /// The HTTP layer decoded a request head: no limit until the response is done.
-    func requestHeadReceived() {
-        state = .inRequest
+    /// The HTTP layer decoded a request head; a body to come is timed while it is being read.
+    func requestHeadReceived(bodyExpected: Bool) {
         deadline = .distantFuture
+        state = bodyExpected ? .readingBody : .awaitingResponse
+    }
+
+    /// The proxy handler let a read through: from now the client is the one to move.
+    func readRequested() {
+        guard case .readingBody = state, deadline == .distantFuture else { return }
+        moveDeadline(limits.requestBody)
+    }
+
+    /// The request body ended: no limit here until the response is done.
+    func requestBodyEnded() {
+        guard case .readingBody = state else { return }
+        state = .awaitingResponse
+        deadline = .distantFuture
+    }
+
+    /// The connection became a tunnel (after a 101): only idleness limits it now.
+    func tunnelStarted() {
+        state = .tunnel
+        moveDeadline(limits.tunnelIdle)
+    }
+
+    /// Bytes moved through the tunnel (the backend's side; the client's are seen in `channelRead`).
+    func tunnelActivity() {
+        deadline = .now() + limits.tunnelIdle
     }
 
     /// The response of the current request was written and the connection stays open.
     func responseCompleted() {
         state = .idle
-        moveDeadline(idleTimeout)
+        moveDeadline(limits.idle)
     }
 
     private func moveDeadline(_ amount: TimeAmount) {
@@ -98,7 +162,7 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
     private func fire() {
         timer = nil
         guard let context, context.channel.isActive else { return }
-        if case .inRequest = state { return }  // re-armed by responseCompleted()
+        if deadline == .distantFuture { return }  // re-armed by the next state change
         if deadline > .now() {
             schedule(at: deadline)
             return
@@ -106,6 +170,12 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
         switch state {
         case .idle:
             context.close(promise: nil)
+        case .readingBody:
+            deadline = .distantFuture
+            delegate?.requestBodyTimedOut()
+        case .tunnel:
+            deadline = .distantFuture
+            delegate?.tunnelIdleTimedOut()
         case .readingHead:
             // Below the HTTP encoder: the bytes go to the socket as they are.
             let response = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
@@ -113,7 +183,7 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
             context.writeAndFlush(NIOAny(buffer)).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
-        case .inRequest:
+        case .awaitingResponse:
             break
         }
     }

@@ -13,7 +13,9 @@ import RequestControl
 ///
 /// Backpressure: while the backend connection cannot take more bytes, `read` calls from the
 /// client are held; `UpstreamHandler` does the same for the other direction.
-final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnection, BackendExchange {
+final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnection, BackendExchange,
+    ConnectionTimeoutDelegate
+{
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -85,6 +87,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        timeouts?.delegate = self
         if let address = context.channel.remoteAddress?.ipAddress {
             clientAddress = address
         }
@@ -193,6 +196,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         if shouldHoldReads {
             readPending = true
         } else {
+            timeouts?.readRequested()
             context.read()
         }
     }
@@ -213,6 +217,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     private func resumeReadsIfPossible() {
         guard readPending, !shouldHoldReads else { return }
         readPending = false
+        timeouts?.readRequested()
         context.read()
     }
 
@@ -225,7 +230,6 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
             closeNow()
             return
         }
-        timeouts?.requestHeadReceived()
         loop.traffic.http1Requests.add(1, ordering: .relaxed)
         resetRequestState()
         keepAlive = head.isKeepAlive
@@ -235,11 +239,13 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         case .success(let framing):
             body = framing
         case .failure(let refusal):
+            timeouts?.requestHeadReceived(bodyExpected: true)
             requestHasBody = true  // unknown: the connection is not reused
             writeLocalResponse(status: refusal.status, reason: refusal.reason)
             return
         }
         requestHasBody = body != .none
+        timeouts?.requestHeadReceived(bodyExpected: requestHasBody)
         let declaredLength: Int? = if case .length(let count) = body { count } else { nil }
 
         let router = loop.router
@@ -317,6 +323,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
 
     private func receivedEnd(_ trailers: HTTPHeaders?) {
         requestEnded = true
+        timeouts?.requestBodyEnded()
         switch phase {
         case .connecting:
             pendingParts.append(.end(trailers))
@@ -460,6 +467,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         clientSide.peer = backendSide
         backendSide.peer = clientSide
         clientTunnel = clientSide
+        if let timeouts {
+            timeouts.tunnelStarted()
+            backendSide.onRead = { timeouts.tunnelActivity() }
+        }
         connection.handler.delegate = nil
         do {
             // Backend: the tunnel replaces the HTTP codec. The decoder goes after the tunnel
@@ -487,6 +498,28 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         }
         connection.channel.read()
         context.read()
+    }
+
+    // MARK: ConnectionTimeoutDelegate
+
+    func requestBodyTimedOut() {
+        loop.traffic.requestBodyTimeouts.add(1, ordering: .relaxed)
+        let reason = "request body made no progress for \(loop.timeouts.requestBody)"
+        switch phase {
+        case .connecting, .proxying:
+            // The rest of the body is abandoned: the answer closes the connection.
+            keepAlive = false
+            requestEnded = true
+            failExchange(status: .requestTimeout, reason: reason, backendFailed: false)
+        case .discarding, .idle, .tunnel, .closed:
+            closeNow()
+        }
+    }
+
+    func tunnelIdleTimedOut() {
+        guard case .tunnel = phase else { return }
+        loop.traffic.tunnelIdleTimeouts.add(1, ordering: .relaxed)
+        clientTunnel?.writeAndClose(nil)
     }
 
     /// Ends a tunnel whose scope finished draining; a WebSocket client gets a close frame with

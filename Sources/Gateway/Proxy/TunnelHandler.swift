@@ -16,6 +16,8 @@ final class TunnelHandler: ChannelDuplexHandler {
     private var closed = false
     /// Called once when this side's channel closes (to complete the request's token).
     var onClose: (() -> Void)?
+    /// Called for every read on this side (the tunnel's idle clock).
+    var onRead: (() -> Void)?
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -26,6 +28,7 @@ final class TunnelHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        onRead?()
         guard let peerContext = peer?.context else { return }
         peerContext.write(data, promise: nil)
     }

@@ -10,10 +10,7 @@ enum ClientPipeline {
         // Read per connection: a reload changes them for the connections after it.
         let timeouts = loop.timeouts
         let limits = loop.limits
-        let timeoutHandler = ConnectionTimeoutHandler(
-            idleTimeout: TimeAmount(timeouts.idle),
-            headerTimeout: TimeAmount(timeouts.requestHeader)
-        )
+        let timeoutHandler = ConnectionTimeoutHandler(limits: .init(timeouts))
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
         decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
         decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes

@@ -16,6 +16,10 @@ final class TrafficCounters: Sendable {
         let h2GoAways = Atomic<Int>(0)
         /// Connections closed for abuse (floods, rapid reset, stalled windows, protocol errors).
         let h2AbusiveConnections = Atomic<Int>(0)
+        /// Requests whose body stopped moving for `timeouts.request_body` (408 or cut).
+        let requestBodyTimeouts = Atomic<Int>(0)
+        /// Upgraded tunnels closed after `timeouts.tunnel_idle` without a byte.
+        let tunnelIdleTimeouts = Atomic<Int>(0)
 
         init() {}
     }
@@ -27,6 +31,8 @@ final class TrafficCounters: Sendable {
         var h2StreamsReset = 0
         var h2GoAways = 0
         var h2AbusiveConnections = 0
+        var requestBodyTimeouts = 0
+        var tunnelIdleTimeouts = 0
     }
 
     let shards: [Shard]
@@ -44,6 +50,8 @@ final class TrafficCounters: Sendable {
             total.h2StreamsReset += shard.h2StreamsReset.load(ordering: .relaxed)
             total.h2GoAways += shard.h2GoAways.load(ordering: .relaxed)
             total.h2AbusiveConnections += shard.h2AbusiveConnections.load(ordering: .relaxed)
+            total.requestBodyTimeouts += shard.requestBodyTimeouts.load(ordering: .relaxed)
+            total.tunnelIdleTimeouts += shard.tunnelIdleTimeouts.load(ordering: .relaxed)
         }
         return total
     }

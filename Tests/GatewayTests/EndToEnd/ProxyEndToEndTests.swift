@@ -262,19 +262,26 @@ struct ProxyEndToEndTests {
     }
 }
 
-/// An `AsyncSequence` over fixed chunks, for chunked uploads.
+/// An `AsyncSequence` over fixed chunks, for chunked uploads; with an `interval`, each chunk after
+/// the first comes that long after the one before (a slow but moving client).
 struct AsyncStreamOf: AsyncSequence, Sendable {
     typealias Element = [UInt8]
     let chunks: [[UInt8]]
-    init(_ chunks: [[UInt8]]) { self.chunks = chunks }
+    let interval: Duration?
+    init(_ chunks: [[UInt8]], interval: Duration? = nil) {
+        self.chunks = chunks
+        self.interval = interval
+    }
     struct AsyncIterator: AsyncIteratorProtocol {
         var index = 0
         let chunks: [[UInt8]]
+        let interval: Duration?
         mutating func next() async -> [UInt8]? {
             guard index < chunks.count else { return nil }
+            if index > 0, let interval { try? await Task.sleep(for: interval) }
             defer { index += 1 }
             return chunks[index]
         }
     }
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(chunks: chunks) }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(chunks: chunks, interval: interval) }
 }
