@@ -38,6 +38,9 @@ enum HostName {
 
     private static func isPortSuffix(_ text: Substring) -> Bool {
         let digits = text.dropFirst()
-        return text.hasPrefix(":") && !digits.isEmpty && digits.count <= 5 && digits.allSatisfy(\.isNumber)
+        guard text.hasPrefix(":"), !digits.isEmpty, digits.count <= 5, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+            return false
+        }
+        return Int(digits).map { $0 <= 65535 } ?? false
     }
 }

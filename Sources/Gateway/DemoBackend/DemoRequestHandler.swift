@@ -26,7 +26,10 @@ final class DemoRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         init(head: HTTPRequestHead) {
             self.head = head
             self.route = DemoRoute(uri: head.uri)
-            self.closesConnection = !head.isKeepAlive
+            // An upgrade that reaches this handler was not taken (only /ws is): NIO's decoder
+            // parses nothing after an upgrade request, so the connection ends with this answer
+            // instead of waiting for a next request it would never read (curl --http2 asks for h2c).
+            self.closesConnection = !head.isKeepAlive || head.headers.contains(name: "upgrade")
         }
     }
 

@@ -139,6 +139,17 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
         moveDeadline(limits.idle)
     }
 
+    /// Writes a whole response as raw bytes, below NIO's HTTP encoder, and closes: for an answer
+    /// the encoder would reshape (it strips the framing of any response to CONNECT).
+    func writeRawAndClose(_ response: String) {
+        guard let context else { return }
+        state = .awaitingResponse
+        deadline = .distantFuture
+        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: response))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+
     private func moveDeadline(_ amount: TimeAmount) {
         deadline = .now() + amount
         // A later deadline is found by the timer when it fires; an earlier one (the short header

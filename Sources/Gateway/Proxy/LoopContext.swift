@@ -24,6 +24,8 @@ final class LoopContext {
     var timeouts: TimeoutsConfig
     var limits: LimitsConfig
     var http2: HTTP2Config
+    /// `Upgrade` protocols tunnelled to the backend (lower-case); any other is not passed on.
+    var upgradeProtocols: [String] = ["websocket"]
     let pool: UpstreamPool
     let logger: Logger
     /// This loop's own share of the traffic counters.

@@ -76,6 +76,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     private var upgradeProtocol: String?
     private var clientTunnel: TunnelHandler?
     private var switchingHead: HTTPResponseHead?
+    /// The current request asked for an upgrade (or was a CONNECT): llhttp parses nothing after
+    /// it, so unless it becomes a tunnel the decoder is replaced before the next request.
+    private var decoderStopsAfterRequest = false
+    /// A request behind the current one could not be parsed: answered with 400 once the ones
+    /// before it are (their responses come first, in order).
+    private var deferredParseError: HTTPParserError?
 
     init(loop: LoopContext, timeouts: ConnectionTimeoutHandler?, scheme: String = "http") {
         self.loop = loop
@@ -112,6 +118,37 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let parserError = error as? HTTPParserError, phase != .closed, deferredParseError == nil,
+            (phase != .idle && requestEnded) || !pipelined.isEmpty
+        {
+            // The bytes that broke belong to a request behind complete ones: those are answered
+            // first. The decoder has given up on the connection, so nothing more will come.
+            Self.dropIncompleteRequest(from: &pipelined)
+            deferredParseError = parserError
+            if pipelined.isEmpty, phase == .idle { answerDeferredParseError() }
+            return
+        }
+        answerParseError(error)
+    }
+
+    /// Removes the parts of a request whose end never came from the back of the queue.
+    private static func dropIncompleteRequest(from queue: inout CircularBuffer<HTTPServerRequestPart>) {
+        guard let last = queue.last else { return }
+        if case .end = last { return }
+        while let part = queue.popLast() {
+            if case .head = part { return }
+        }
+    }
+
+    private func answerDeferredParseError() {
+        guard let error = deferredParseError else { return }
+        deferredParseError = nil
+        resetRequestState()
+        answerParseError(error)
+    }
+
+    private func answerParseError(_ error: Error) {
+        guard let context else { return }
         let answerable = !responseHeadWritten || phase == .idle
         abortExchange()
         phase = .closed
@@ -173,6 +210,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
             if case .head = next, phase != .idle { break }
             process(pipelined.removeFirst())
         }
+        if pipelined.isEmpty, phase == .idle, deferredParseError != nil {
+            answerDeferredParseError()
+            return
+        }
         resumeReadsIfPossible()
     }
 
@@ -180,9 +221,33 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     /// (after the current call stack, never inside the write that finished the last response).
     private func becameIdle() {
         timeouts?.responseCompleted()
-        if !pipelined.isEmpty {
+        if decoderStopsAfterRequest {
+            decoderStopsAfterRequest = false
+            context.eventLoop.assumeIsolated().execute { [self] in restartDecoder() }
+        } else if !pipelined.isEmpty || deferredParseError != nil {
             context.eventLoop.assumeIsolated().execute { [self] in processPipelined() }
         }
+    }
+
+    /// After an upgrade request that did not become a tunnel (the backend refused, the gateway
+    /// does not tunnel that protocol, a local answer), the connection goes on as HTTP/1.1; llhttp
+    /// has stopped at that request, so a new codec takes over. The old decoder hands the bytes it
+    /// held on to the new one as it leaves.
+    private func restartDecoder() {
+        guard case .idle = phase else { return }
+        let sync = context.pipeline.syncOperations
+        do {
+            let oldDecoder = try sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            let oldEncoder = try sync.handler(type: HTTPResponseEncoder.self)
+            try ClientPipeline.addHTTP1Codec(to: sync, position: .before(self), limits: loop.limits)
+            sync.removeHandler(oldEncoder, promise: nil)
+            sync.removeHandler(oldDecoder, promise: nil)
+        } catch {
+            loop.logger.error("cannot restart the HTTP/1.1 decoder", metadata: ["error": "\(error)"])
+            closeNow()
+            return
+        }
+        processPipelined()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -247,15 +312,33 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         requestHasBody = body != .none
         timeouts?.requestHeadReceived(bodyExpected: requestHasBody)
         let declaredLength: Int? = if case .length(let count) = body { count } else { nil }
+        // llhttp stops parsing after a request that asks for an upgrade (or a CONNECT), whatever
+        // the answer; the decoder is replaced when the connection goes on as HTTP.
+        let asksUpgrade = head.headers.contains(name: "upgrade") && Self.connectionHasToken(head.headers, "upgrade")
+        decoderStopsAfterRequest = asksUpgrade || head.method == .CONNECT
+
+        if head.method == .CONNECT {
+            // A tunnel to anywhere is not this gateway's business: a framed 405 (a CONNECT
+            // answer carries no body, so none is sent), and the connection closes.
+            keepAlive = false
+            writeConnectRefusal()
+            return
+        }
+        let target: RequestTarget
+        switch RequestTarget.parse(head) {
+        case .success(let parsed):
+            target = parsed
+        case .failure(let refusal):
+            keepAlive = false
+            writeLocalResponse(status: .badRequest, reason: refusal.reason)
+            return
+        }
 
         let router = loop.router
-        let host = router.usesHosts ? head.headers.first(name: "host").flatMap(HostName.normalize) : nil
-        let path = head.uri.utf8.first == UInt8(ascii: "/") ? Substring(head.uri) : Self.pathOfAbsoluteURI(head.uri)
-        guard let route = router.route(host: host, path: path, method: head.method.rawValue) else {
-            writeLocalResponse(
-                status: .notFound,
-                reason: "no route for host \(head.headers.first(name: "host") ?? "(none)") and path \(path)"
-            )
+        let path = Substring(target.uri)
+        guard let route = router.route(host: router.usesHosts ? target.routingHost : nil, path: path, method: head.method.rawValue)
+        else {
+            writeLocalResponse(status: .notFound, reason: "no route for host \(target.host ?? "(none)") and path \(path)")
             return
         }
         self.route = route
@@ -274,13 +357,17 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
             return
         }
 
+        var inbound = head.headers
+        if let host = target.host, target.uri != head.uri { inbound.replaceOrAdd(name: "host", value: host) }
         var outbound = ForwardedRequest.head(
-            method: head.method, uri: head.uri, headers: head.headers, body: body,
+            method: head.method, uri: target.uri, headers: inbound, body: body,
             clientAddress: clientAddress, scheme: scheme)
-        if let upgrade = head.headers.first(name: "upgrade"),
-            head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "upgrade" })
+        if asksUpgrade, let upgrade = head.headers.first(name: "upgrade"),
+            loop.upgradeProtocols.contains(where: { HeaderName.equals($0, upgrade) })
         {
-            // Upgrade is hop-by-hop, but a tunnel needs the backend to see it.
+            // Upgrade is hop-by-hop, but a tunnel needs the backend to see it. Upgrades the
+            // gateway does not tunnel (h2c above all: RFC 9113 deprecates it) are not passed on;
+            // the request is answered over HTTP/1.1.
             upgradeProtocol = upgrade.lowercased()
             outbound.headers.add(name: "connection", value: "upgrade")
             outbound.headers.add(name: "upgrade", value: upgrade)
@@ -288,12 +375,17 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         upstreamHead = outbound
 
         // The gateway answers 100-continue itself once the request is admitted, so a refused
-        // client never sends its body (and the backend never needs to speak 100-continue).
-        if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+        // client never sends its body (and the backend never needs to speak 100-continue). An
+        // HTTP/1.0 client does not know 100 (RFC 9110 10.1.1): it just sends its body.
+        if requestVersion == .http1_1, head.headers.first(name: "expect")?.lowercased() == "100-continue" {
             let interim = HTTPResponseHead(version: head.version, status: .continue)
             context.writeAndFlush(wrapOutboundOut(.head(interim)), promise: nil)
         }
         connectUpstream()
+    }
+
+    private static func connectionHasToken(_ headers: HTTPHeaders, _ token: StaticString) -> Bool {
+        headers.contains(name: "connection") && headers[canonicalForm: "connection"].contains { HeaderName.equals(String($0), token) }
     }
 
     private func receivedBody(_ buffer: ByteBuffer) {
@@ -473,23 +565,31 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         }
         connection.handler.delegate = nil
         do {
-            // Backend: the tunnel replaces the HTTP codec. The decoder goes after the tunnel
-            // handler is in place, so bytes the backend sent right after its 101 reach it.
+            // Both tunnel handlers go in before any codec leaves: a decoder hands on the bytes it
+            // holds as it is removed (the backend's first frame, sent with its 101; the client's,
+            // sent with its request), and the other side's handler must be there to take them.
             let upstreamPipeline = connection.channel.pipeline.syncOperations
-            try upstreamPipeline.addHandler(backendSide)
-            _ = upstreamPipeline.removeHandler(connection.handler)
-            _ = upstreamPipeline.removeHandler(try upstreamPipeline.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self))
-            _ = upstreamPipeline.removeHandler(try upstreamPipeline.handler(type: HTTPRequestEncoder.self))
-
-            // Client: raw bytes stop at the tunnel handler in front of this one; this handler
-            // stays to see the connection end.
             let clientPipeline = context.pipeline.syncOperations
+            try upstreamPipeline.addHandler(backendSide)
             try clientPipeline.addHandler(clientSide, position: .before(self))
-            _ = clientPipeline.removeHandler(try clientPipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self))
+
+            // The encoders go first, so the raw bytes each side writes to the other pass no
+            // HTTP encoder; then the backend's upstream handler (the decoder's bytes must reach
+            // the tunnel handler behind it); then the decoders, which hand on what they hold.
             _ = clientPipeline.removeHandler(try clientPipeline.handler(type: HTTPResponseEncoder.self))
             if let validator = try? clientPipeline.handler(type: NIOHTTPResponseHeadersValidator.self) {
                 _ = clientPipeline.removeHandler(validator)
             }
+            _ = upstreamPipeline.removeHandler(try upstreamPipeline.handler(type: HTTPRequestEncoder.self))
+            _ = upstreamPipeline.removeHandler(connection.handler)
+            // A decoder leaves on a later turn of the loop, handing on its bytes as it goes (not
+            // in a read, so no read-complete flushes them): the other side is flushed then.
+            upstreamPipeline.removeHandler(try upstreamPipeline.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self))
+                .assumeIsolated().whenComplete { _ in clientSide.context?.flush() }
+            // Client: raw bytes stop at the tunnel handler in front of this one; this handler
+            // stays to see the connection end.
+            clientPipeline.removeHandler(try clientPipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self))
+                .assumeIsolated().whenComplete { _ in backendSide.context?.flush() }
         } catch {
             loop.logger.error("cannot set up upgrade tunnel", metadata: ["error": "\(error)"])
             connection.channel.close(promise: nil)
@@ -498,6 +598,24 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         }
         connection.channel.read()
         context.read()
+    }
+
+    /// The answer to CONNECT: a framed 405 with `Allow`, and the connection closes. Written
+    /// below NIO's encoder, which strips the framing of every response to CONNECT (a 2xx opens a
+    /// tunnel and must have none), so the client could only find the end by the close.
+    private func writeConnectRefusal() {
+        let body = "405 Method Not Allowed: CONNECT is not supported\n"
+        let version = requestVersion == .http1_0 ? "HTTP/1.0" : "HTTP/1.1"
+        let response =
+            "\(version) 405 Method Not Allowed\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n"
+            + "content-type: text/plain; charset=utf-8\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n"
+            + body
+        phase = .closed
+        if let timeouts {
+            timeouts.writeRawAndClose(response)
+        } else {
+            context.close(promise: nil)
+        }
     }
 
     // MARK: ConnectionTimeoutDelegate
@@ -534,6 +652,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     // MARK: Finishing
 
     private func finishExchange(trailers: HTTPHeaders?) {
+        // A backend that refused an upgrade may, like llhttp, have stopped parsing after it.
+        if upgradeProtocol != nil { upstreamReusable = false }
         // The timer stays scheduled for the next exchange on this connection; it finds no
         // exchange in progress if it fires first.
         responseDeadline = .distantFuture
@@ -738,12 +858,4 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     }
 
     private var bodyStillComing: Bool { requestHasBody && !requestEnded }
-
-    /// The path of an absolute-form request target (`http://host/path`), for routing.
-    private static func pathOfAbsoluteURI(_ uri: String) -> Substring {
-        guard let schemeEnd = uri.range(of: "://") else { return Substring(uri) }
-        let rest = uri[schemeEnd.upperBound...]
-        guard let slash = rest.firstIndex(of: "/") else { return "/" }
-        return rest[slash...]
-    }
 }

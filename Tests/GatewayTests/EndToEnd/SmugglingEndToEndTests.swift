@@ -9,8 +9,8 @@ struct SmugglingEndToEndTests {
     /// A request line and headers that, taken as a body, a backend would read as a second request.
     static let smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n"
 
-    static func harness(_ backend: RecordingBackend, h2c: Bool = false) async throws -> GatewayHarness {
-        let yaml = (h2c ? HTTP2EndToEndTests.config() : GatewayHarness.simpleConfig())
+    static func harness(_ backend: RecordingBackend, h2c: Bool = false, extra: String = "") async throws -> GatewayHarness {
+        let yaml = (h2c ? HTTP2EndToEndTests.config(extra: extra) : GatewayHarness.simpleConfig(extra: extra))
             .replacingOccurrences(of: "{backends}", with: "[127.0.0.1:\(backend.port)]")
         return try await GatewayHarness(backends: 0, yaml: yaml)
     }

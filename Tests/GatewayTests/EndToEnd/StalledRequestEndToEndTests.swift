@@ -86,14 +86,14 @@ struct StalledRequestEndToEndTests {
     }
 
     @Test func aBodyThatKeepsMovingIsNotCutOff() async throws {
-        let h = try await GatewayHarness(yaml: GatewayHarness.simpleConfig(extra: "timeouts:\n  request_body: 1s\n"))
-        // 6 pieces 400 ms apart: 2.4 s in all, never 1 s without progress.
-        let chunks = AsyncStreamOf((0..<6).map { _ in [UInt8](repeating: 7, count: 10) }, interval: .milliseconds(400))
+        let h = try await GatewayHarness(yaml: GatewayHarness.simpleConfig(extra: "timeouts:\n  request_body: 2s\n"))
+        // 8 pieces 400 ms apart: 2.8 s in all, more than the limit, never 2 s without progress.
+        let chunks = AsyncStreamOf((0..<8).map { _ in [UInt8](repeating: 7, count: 10) }, interval: .milliseconds(400))
         let response = try await TestHTTPClient.withConnection(port: h.port) { client in
             try await client.request(.POST, "/echo", chunks: chunks)
         }
         #expect(response.status == .ok)
-        #expect(response.body.count == 60)
+        #expect(response.body.count == 80)
         #expect(Self.timeouts(try await h.stats())["request_body"] as? Int == 0)
     }
 

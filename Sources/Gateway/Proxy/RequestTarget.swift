@@ -1,0 +1,58 @@
+import NIOHTTP1
+
+/// Where an HTTP/1.x request goes (RFC 9112 3.2): its Host and the origin-form target the
+/// backend gets, or why the request is refused.
+///
+/// An HTTP/1.1 request needs exactly one valid `Host`; HTTP/1.0 may leave it out. An
+/// absolute-form target (`http://shop.example/path`) replaces `Host` with its authority, and the
+/// backend gets the origin form (`/path`), as RFC 9112 3.2.2 has a proxy forward to an origin.
+struct RequestTarget: Equatable {
+    /// The `Host` value the backend gets (as the client wrote it); nil for HTTP/1.0 without one.
+    var host: String?
+    /// `host` normalised for routing (lower-cased, no port).
+    var routingHost: String?
+    /// The origin-form target (or `*` for `OPTIONS *`).
+    var uri: String
+
+    struct Refusal: Error, Equatable {
+        var reason: String
+    }
+
+    static func parse(_ head: HTTPRequestHead) -> Result<RequestTarget, Refusal> {
+        let hostFields = head.headers["host"]
+        guard hostFields.count <= 1 else { return .failure(Refusal(reason: "more than one Host field")) }
+        var host = hostFields.first
+        var uri = head.uri
+        if !uri.hasPrefix("/"), uri != "*" {
+            guard let (authority, path) = absoluteForm(uri) else {
+                return .failure(Refusal(reason: "request target \(uri) is neither a path nor an absolute http(s) URI"))
+            }
+            host = authority
+            uri = path
+        }
+        guard let host else {
+            if head.version.major == 1 && head.version.minor == 0 {
+                return .success(RequestTarget(host: nil, routingHost: nil, uri: uri))
+            }
+            return .failure(Refusal(reason: "an HTTP/1.1 request needs a Host field"))
+        }
+        guard let routingHost = HostName.normalize(host) else {
+            return .failure(Refusal(reason: "invalid Host \(host)"))
+        }
+        return .success(RequestTarget(host: host, routingHost: routingHost, uri: uri))
+    }
+
+    /// `http://authority/path?query` → (authority, `/path?query`); the path is `/` when absent.
+    private static func absoluteForm(_ uri: String) -> (String, String)? {
+        guard let schemeEnd = uri.range(of: "://") else { return nil }
+        let scheme = uri[..<schemeEnd.lowerBound].lowercased()
+        guard scheme == "http" || scheme == "https" else { return nil }
+        let rest = uri[schemeEnd.upperBound...]
+        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+        let authority = String(rest[..<authorityEnd])
+        guard !authority.isEmpty, !authority.contains("@") else { return nil }
+        var path = String(rest[authorityEnd...])
+        if path.isEmpty || path.hasPrefix("?") { path = "/" + path }
+        return (authority, path)
+    }
+}
