@@ -32,10 +32,21 @@ final class RecordingBackend: Sendable {
 
     typealias Respond = @Sendable (Request) -> [UInt8]
 
+    /// What a scripted backend does after a request: bytes now, maybe more bytes a little later
+    /// (a response nobody asked for), maybe close.
+    struct Reply: Sendable {
+        var bytes: [UInt8]
+        var later: (delay: Duration, bytes: [UInt8])? = nil
+        var close = false
+    }
+
+    typealias Script = @Sendable (Request) -> Reply
+
     private struct State {
         var connections: [[UInt8]] = []
         var requests: [Request] = []
         var parseErrors: [String] = []
+        var closed = 0
     }
 
     private final class Store: Sendable {
@@ -52,7 +63,13 @@ final class RecordingBackend: Sendable {
         return Array("HTTP/1.1 200 OK\r\ncontent-length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
     }
 
-    init(respond: @escaping Respond = RecordingBackend.ok) async throws {
+    convenience init(respond: @escaping Respond = RecordingBackend.ok) async throws {
+        try await self.init(script: { Reply(bytes: respond($0)) })
+    }
+
+    /// - Parameter answerAtHead: run `script` as soon as a request head arrives (a server that
+    ///   answers before reading the body), not at the request's end.
+    init(answerAtHead: Bool = false, script: @escaping Script) async throws {
         let state = self.state
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -65,7 +82,7 @@ final class RecordingBackend: Sendable {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(ByteRecorder(index: index, state: state))
                     try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-                    try sync.addHandler(RequestResponder(index: index, state: state, respond: respond))
+                    try sync.addHandler(RequestResponder(index: index, state: state, answerAtHead: answerAtHead, script: script))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -81,6 +98,8 @@ final class RecordingBackend: Sendable {
     /// Every request parsed, in the order they were complete.
     var requests: [Request] { state.withLockedValue { $0.requests } }
     var parseErrors: [String] { state.withLockedValue { $0.parseErrors } }
+    /// Connections that have closed (from either side).
+    var closedConnections: Int { state.withLockedValue { $0.closed } }
 
     /// What connection `index` received, as text.
     func text(_ index: Int) -> String {
@@ -102,19 +121,40 @@ final class RecordingBackend: Sendable {
             state.withLockedValue { $0.connections[index] += bytes }
             context.fireChannelRead(data)
         }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            state.withLockedValue { $0.closed += 1 }
+            context.fireChannelInactive()
+        }
     }
 
     private final class RequestResponder: ChannelInboundHandler {
         typealias InboundIn = HTTPServerRequestPart
         let index: Int
         let state: Store
-        let respond: RecordingBackend.Respond
+        let script: RecordingBackend.Script
+        let answerAtHead: Bool
         var current: Request?
 
-        init(index: Int, state: Store, respond: @escaping RecordingBackend.Respond) {
+        init(index: Int, state: Store, answerAtHead: Bool, script: @escaping RecordingBackend.Script) {
             self.index = index
             self.state = state
-            self.respond = respond
+            self.answerAtHead = answerAtHead
+            self.script = script
+        }
+
+        private func answer(_ request: Request, context: ChannelHandlerContext) {
+            let reply = script(request)
+            let channel = context.channel
+            let written = channel.writeAndFlush(channel.allocator.buffer(bytes: reply.bytes))
+            if let later = reply.later {
+                channel.eventLoop.scheduleTask(in: TimeAmount(later.delay)) {
+                    channel.writeAndFlush(channel.allocator.buffer(bytes: later.bytes), promise: nil)
+                }
+            }
+            if reply.close {
+                written.whenComplete { _ in channel.close(promise: nil) }
+            }
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -123,16 +163,14 @@ final class RecordingBackend: Sendable {
                 current = Request(
                     connection: index, method: head.method.rawValue, uri: head.uri,
                     headers: head.headers.map { ($0.name, $0.value) }, body: [])
+                if answerAtHead, let request = current { answer(request, context: context) }
             case .body(let buffer):
                 current?.body += buffer.readableBytesView
             case .end:
                 guard let request = current else { return }
                 current = nil
                 state.withLockedValue { $0.requests.append(request) }
-                let answer = respond(request)
-                if !answer.isEmpty {
-                    context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: answer)), promise: nil)
-                }
+                if !answerAtHead { answer(request, context: context) }
             }
         }
 
