@@ -29,6 +29,30 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
         .target(name: "RequestControl"),
+        // The message rules of the proxy that decide what a backend reads: body framing, the
+        // forwarded fields, Host and request-target. Its own module so the request-framing
+        // fuzzer and its oracle run the gateway's very code.
+        .target(
+            name: "ProxyRules",
+            dependencies: [.product(name: "NIOHTTP1", package: "swift-nio")]
+        ),
+        .target(
+            name: "FramingOracle",
+            dependencies: [
+                "ProxyRules",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            path: "Fuzz/FramingOracle"
+        ),
+        // libFuzzer target (Fuzz/run-request-framing.sh builds it with -sanitize=fuzzer); in an
+        // ordinary build it replays the inputs it is given.
+        .executableTarget(
+            name: "RequestFramingFuzz",
+            dependencies: ["FramingOracle"],
+            path: "Fuzz/RequestFramingFuzz"
+        ),
         .target(
             name: "Supervisor",
             dependencies: [.product(name: "Logging", package: "swift-log")]
@@ -38,6 +62,7 @@ let package = Package(
             dependencies: [
                 "RequestControl",
                 "Supervisor",
+                "ProxyRules",
                 "CNghttp2",
                 "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -64,6 +89,8 @@ let package = Package(
             dependencies: [
                 "Gateway",
                 "RequestControl",
+                "ProxyRules",
+                "FramingOracle",
                 "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,5 +1,6 @@
 import Foundation
 @testable import Gateway
+import ProxyRules
 import Testing
 
 @Suite struct ConfigLoaderTests {

@@ -1,3 +1,4 @@
+import ProxyRules
 import Supervisor
 import Yams
 

@@ -1,3 +1,4 @@
+import ProxyRules
 extension HostPort {
     /// Parses `host:port`, `[ipv6]:port` or `name:port`, port 1-65535 (or 0 with
     /// `allowAnyPort`: a listener that takes whatever free port the system gives it).

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import ProxyRules
 import RequestControl
 
 /// One HTTP/2 stream, which is one request: routed, admitted through RequestControl and proxied

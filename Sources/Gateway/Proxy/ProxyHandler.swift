@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+import ProxyRules
 import RequestControl
 
 /// The client side of the proxy for one HTTP/1.1 connection: routes each request, admits it
@@ -300,7 +301,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         keepAlive = head.isKeepAlive
         requestVersion = head.version.major == 1 && head.version.minor == 0 ? .http1_0 : .http1_1
         let body: ForwardedRequest.Body
-        switch Self.bodyFraming(head.headers) {
+        switch ForwardedRequest.body(of: head.headers) {
         case .success(let framing):
             body = framing
         case .failure(let refusal):
@@ -828,33 +829,6 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
             out.add(name: name, value: value)
         }
         return out
-    }
-
-    struct FramingRefusal: Error {
-        var status: HTTPResponseStatus
-        var reason: String
-    }
-
-    /// How the request's body is framed, as NIO's parser (llhttp) read it: it has already refused
-    /// a `Content-Length` beside `Transfer-Encoding`, conflicting lengths and a coding list that
-    /// does not end in chunked. What is left to refuse is a coding the gateway cannot pass on
-    /// as it is (RFC 9112 6.1: 501), since the backend would get the body de-chunked but still
-    /// coded.
-    static func bodyFraming(_ headers: HTTPHeaders) -> Result<ForwardedRequest.Body, FramingRefusal> {
-        if headers.contains(name: "transfer-encoding") {
-            let codings = headers[canonicalForm: "transfer-encoding"]
-            guard codings.count == 1, HeaderName.equals(codings[0], "chunked") else {
-                return .failure(FramingRefusal(
-                    status: .notImplemented,
-                    reason: "transfer coding \(codings.joined(separator: ", ")) is not supported; only chunked is"))
-            }
-            return .success(.chunked)
-        }
-        guard let text = headers.first(name: "content-length") else { return .success(.none) }
-        guard let length = Int(text), length >= 0 else {
-            return .failure(FramingRefusal(status: .badRequest, reason: "invalid content-length \(text)"))
-        }
-        return .success(length == 0 ? .none : .length(length))
     }
 
     private var bodyStillComing: Bool { requestHasBody && !requestEnded }

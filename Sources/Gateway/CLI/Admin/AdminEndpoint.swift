@@ -1,3 +1,4 @@
+import ProxyRules
 /// Where the admin API listens, parsed from `--admin` (or `$GATEWAY_ADMIN`).
 ///
 /// Only `http://` is accepted: the admin API has no TLS, and a URL that silently lost its

@@ -9,9 +9,9 @@ import NIOHTTP1
 /// never pass through as they were; the framing is written anew from `Body`, and the upstream
 /// encoder is told not to change it (NIO's, by default, drops the framing of a `TRACE` and
 /// leaves a `GET` body unframed).
-enum ForwardedRequest {
+public enum ForwardedRequest {
     /// The body the gateway is about to forward, as its parser framed it.
-    enum Body: Equatable {
+    public enum Body: Equatable, Sendable {
         /// No body: no framing fields (a `POST`, `PUT` or `PATCH` says `content-length: 0`, which
         /// some servers require of those methods).
         case none
@@ -21,7 +21,7 @@ enum ForwardedRequest {
         case chunked
     }
 
-    static func head(
+    public static func head(
         method: HTTPMethod,
         uri: String,
         headers inbound: HTTPHeaders,
@@ -45,7 +45,7 @@ enum ForwardedRequest {
     }
 
     /// The client's fields as the backend sees them, without any framing field.
-    static func forwardedHeaders(_ inbound: HTTPHeaders, clientAddress: String, scheme: String) -> HTTPHeaders {
+    public static func forwardedHeaders(_ inbound: HTTPHeaders, clientAddress: String, scheme: String) -> HTTPHeaders {
         var out = HTTPHeaders()
         let named = connectionTokens(inbound)
         var forwardedFor = ""
@@ -73,10 +73,38 @@ enum ForwardedRequest {
     }
 
     /// Header names listed in `Connection` (other than its own keywords), which are hop-by-hop too.
-    static func connectionTokens(_ headers: HTTPHeaders) -> [Substring] {
+    public static func connectionTokens(_ headers: HTTPHeaders) -> [Substring] {
         guard headers.contains(name: "connection") else { return [] }
         return headers[canonicalForm: "connection"].filter {
             !HeaderName.equals($0, "keep-alive") && !HeaderName.equals($0, "close") && !HeaderName.equals($0, "upgrade")
         }
+    }
+
+    /// Why a request's framing is refused, with the status to answer.
+    public struct Refusal: Error, Equatable, Sendable {
+        public var status: HTTPResponseStatus
+        public var reason: String
+    }
+
+    /// How an HTTP/1.x request's body is framed, as NIO's parser (llhttp) read it: it has already
+    /// refused a `Content-Length` beside `Transfer-Encoding`, conflicting lengths and a coding list
+    /// that does not end in chunked. What is left to refuse is a coding the gateway cannot pass on
+    /// as it is (RFC 9112 6.1: 501), since the backend would get the body de-chunked but still
+    /// coded.
+    public static func body(of headers: HTTPHeaders) -> Result<Body, Refusal> {
+        if headers.contains(name: "transfer-encoding") {
+            let codings = headers[canonicalForm: "transfer-encoding"]
+            guard codings.count == 1, HeaderName.equals(codings[0], "chunked") else {
+                return .failure(Refusal(
+                    status: .notImplemented,
+                    reason: "transfer coding \(codings.joined(separator: ", ")) is not supported; only chunked is"))
+            }
+            return .success(.chunked)
+        }
+        guard let text = headers.first(name: "content-length") else { return .success(.none) }
+        guard let length = Int(text), length >= 0 else {
+            return .failure(Refusal(status: .badRequest, reason: "invalid content-length \(text)"))
+        }
+        return .success(length == 0 ? .none : .length(length))
     }
 }

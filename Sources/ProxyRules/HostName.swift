@@ -2,10 +2,10 @@
 ///
 /// The config loader normalises `hosts:` with this, and request routing should normalise the
 /// `Host` header with the same function, so the two can never disagree about what matches.
-enum HostName {
+public enum HostName {
     /// `Shop.Local:8080` → `shop.local`, `[::1]:8080` → `::1`; `nil` when it is not a host name
     /// or address (empty, spaces, `*`, a bad port).
-    static func normalize(_ text: some StringProtocol) -> String? {
+    public static func normalize(_ text: some StringProtocol) -> String? {
         var host = Substring(text)
         if host.hasPrefix("[") {
             guard let close = host.firstIndex(of: "]") else { return nil }
@@ -27,7 +27,7 @@ enum HostName {
 
     /// Letters, digits, `-`, `_` and dots between non-empty labels (names as written in DNS
     /// and IPv4 addresses alike).
-    static func isValid(_ host: some StringProtocol) -> Bool {
+    public static func isValid(_ host: some StringProtocol) -> Bool {
         guard !host.isEmpty, host.count <= 253 else { return false }
         let labels = host.split(separator: ".", omittingEmptySubsequences: false)
         return labels.allSatisfy { label in

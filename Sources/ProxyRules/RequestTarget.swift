@@ -6,19 +6,19 @@ import NIOHTTP1
 /// An HTTP/1.1 request needs exactly one valid `Host`; HTTP/1.0 may leave it out. An
 /// absolute-form target (`http://shop.example/path`) replaces `Host` with its authority, and the
 /// backend gets the origin form (`/path`), as RFC 9112 3.2.2 has a proxy forward to an origin.
-struct RequestTarget: Equatable {
+public struct RequestTarget: Equatable, Sendable {
     /// The `Host` value the backend gets (as the client wrote it); nil for HTTP/1.0 without one.
-    var host: String?
+    public var host: String?
     /// `host` normalised for routing (lower-cased, no port).
-    var routingHost: String?
+    public var routingHost: String?
     /// The origin-form target (or `*` for `OPTIONS *`).
-    var uri: String
+    public var uri: String
 
-    struct Refusal: Error, Equatable {
-        var reason: String
+    public struct Refusal: Error, Equatable, Sendable {
+        public var reason: String
     }
 
-    static func parse(_ head: HTTPRequestHead) -> Result<RequestTarget, Refusal> {
+    public static func parse(_ head: HTTPRequestHead) -> Result<RequestTarget, Refusal> {
         let hostFields = head.headers["host"]
         guard hostFields.count <= 1 else { return .failure(Refusal(reason: "more than one Host field")) }
         var host = hostFields.first
@@ -44,10 +44,10 @@ struct RequestTarget: Equatable {
 
     /// `http://authority/path?query` → (authority, `/path?query`); the path is `/` when absent.
     private static func absoluteForm(_ uri: String) -> (String, String)? {
-        guard let schemeEnd = uri.range(of: "://") else { return nil }
-        let scheme = uri[..<schemeEnd.lowerBound].lowercased()
+        guard let colon = uri.firstIndex(of: ":"), uri[colon...].hasPrefix("://") else { return nil }
+        let scheme = uri[..<colon].lowercased()
         guard scheme == "http" || scheme == "https" else { return nil }
-        let rest = uri[schemeEnd.upperBound...]
+        let rest = uri[uri.index(colon, offsetBy: 3)...]
         let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
         let authority = String(rest[..<authorityEnd])
         guard !authority.isEmpty, !authority.contains("@") else { return nil }
