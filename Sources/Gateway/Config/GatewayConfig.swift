@@ -27,13 +27,16 @@ struct HTTP2Config: Sendable, Equatable {
     /// How long responses may wait on a client that keeps its flow-control window at zero.
     var stallTimeout: Duration = .seconds(10)
 
+    /// The loader keeps each value within HTTP/2's 31 bits; the conversions clamp all the same,
+    /// so a value set some other way cannot trap on a client's first connection.
     var session: H2Session.Settings {
         var settings = H2Session.Settings()
-        settings.maxConcurrentStreams = UInt32(maxConcurrentStreams)
-        settings.initialWindowSize = UInt32(initialWindowBytes)
-        settings.maxFrameSize = UInt32(maxFrameBytes)
+        settings.maxConcurrentStreams = UInt32(clamping: maxConcurrentStreams)
+        settings.initialWindowSize = UInt32(clamping: initialWindowBytes)
+        settings.maxFrameSize = UInt32(clamping: maxFrameBytes)
         // Room for every stream's window, so one slow upload cannot hold the others.
-        settings.connectionWindowSize = UInt32(clamping: max(1 << 20, maxConcurrentStreams * initialWindowBytes))
+        let (windows, overflow) = maxConcurrentStreams.multipliedReportingOverflow(by: initialWindowBytes)
+        settings.connectionWindowSize = overflow ? .max : UInt32(clamping: max(1 << 20, windows))
         return settings
     }
 }

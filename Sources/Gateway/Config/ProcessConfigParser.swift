@@ -59,7 +59,7 @@ enum ProcessConfigParser {
             }
         }
 
-        let instances = try map.optional("instances")?.positiveInt() ?? 1
+        let instances = try map.optional("instances")?.positiveInt(max: ConfigBounds.instances) ?? 1
         let portsNode = try map.required("ports")
         let ports = try Self.portRange(portsNode)
         // A roll of a one-instance deployment runs the replacement beside the old instance.
@@ -74,7 +74,7 @@ enum ProcessConfigParser {
         if let value = map.optional("stop_timeout") { spec.stopTimeout = try value.duration(allowZero: true) }
         if let value = map.optional("drain_timeout") { spec.drainTimeout = try value.duration(allowZero: true) }
         if let value = map.optional("ready_timeout") { spec.readyTimeout = try value.duration(allowZero: false) }
-        if let value = map.optional("max_unavailable") { spec.maxUnavailable = try value.positiveInt() }
+        if let value = map.optional("max_unavailable") { spec.maxUnavailable = try value.positiveInt(max: ConfigBounds.instances) }
         if let value = map.optional("health") { spec.health = try Self.health(value) }
         if let value = map.optional("respawn") { spec.respawn = try Self.respawn(value) }
         return spec
@@ -102,7 +102,7 @@ enum ProcessConfigParser {
         }
         if let value = map.optional("interval") { check.interval = try value.duration(allowZero: false) }
         if let value = map.optional("timeout") { check.timeout = try value.duration(allowZero: false) }
-        if let value = map.optional("failures") { check.failures = try value.positiveInt() }
+        if let value = map.optional("failures") { check.failures = try value.positiveInt(max: ConfigBounds.attempts) }
         return check
     }
 
@@ -117,7 +117,7 @@ enum ProcessConfigParser {
             policy.delays = delays
         }
         if let value = map.optional("reset_after") { policy.resetAfter = try value.duration(allowZero: false) }
-        if let value = map.optional("max_restarts") { policy.maxRestarts = try value.positiveInt() }
+        if let value = map.optional("max_restarts") { policy.maxRestarts = try value.positiveInt(max: ConfigBounds.attempts) }
         return policy
     }
 
