@@ -117,8 +117,12 @@ struct AdminAPI: Sendable {
         // The configured shutdown timeout, as the last reload left it.
         var timeout = SuspendTimeout.after(await operations?.membership.config.shutdownTimeout ?? defaultSuspendTimeout)
         if let raw = request.query["timeout"] {
-            guard let seconds = Double(raw), seconds.isFinite else {
-                return .error(400, "timeout must be a number of seconds (0 = do not wait, <0 = wait for ever), got '\(raw)'")
+            // Any negative number means for ever; a positive one is bounded like every duration.
+            guard let seconds = Double(raw), seconds.isFinite, seconds <= Double(ConfigBounds.maxDurationSeconds) else {
+                return .error(
+                    400,
+                    "timeout must be a number of seconds up to \(ConfigBounds.maxDurationSeconds) (365 days; "
+                        + "0 = do not wait, <0 = wait for ever), got '\(raw)'")
             }
             timeout = SuspendTimeout(seconds: seconds)
         }

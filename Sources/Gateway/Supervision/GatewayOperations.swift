@@ -115,6 +115,9 @@ final class GatewayOperations: Sendable {
         if new.limits != old.limits || new.timeouts != old.timeouts || new.shutdownTimeout != old.shutdownTimeout {
             changes.append("limits and timeouts updated in place")
         }
+        if new.http2 != old.http2 {
+            changes.append("http2 settings updated for new connections")
+        }
         if new.timeouts.connect != old.timeouts.connect || new.timeouts.preSuspend != old.timeouts.preSuspend {
             changes.append("timeouts.connect and timeouts.pre_suspend take a restart; the running values stay")
         }
