@@ -59,6 +59,8 @@ struct AdminAPI: Sendable {
     /// How requests arrived (HTTP/1.1, HTTP/2, TLS).
     var traffic = TrafficCounters()
     var tls = TLSCounters()
+    /// The admin listener's own connections, for `/stats`; nil when no listener counts them.
+    var connections: AdminConnections? = nil
 
     func handle(_ request: AdminRequest) async -> AdminResponse {
         switch (request.method, request.path) {
@@ -68,7 +70,8 @@ struct AdminAPI: Sendable {
             let state = gatewayState
             return .json(state == .running ? 200 : 503, ReadyAnswer(ready: state == .running, state: state.rawValue))
         case ("GET", "/stats"):
-            return .json(200, StatsDocument(controller.snapshot(), traffic: traffic.snapshot(), tls: tls.snapshot()))
+            return .json(
+                200, StatsDocument(controller.snapshot(), traffic: traffic.snapshot(), tls: tls.snapshot(), admin: connections?.snapshot()))
         case ("GET", "/metrics"):
             return AdminResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: MetricsExporter.render(controller.snapshot(), traffic: traffic.snapshot(), tls: tls.snapshot()))
         case ("POST", "/suspend"):

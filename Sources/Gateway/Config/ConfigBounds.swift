@@ -24,6 +24,8 @@ enum ConfigBounds {
     static let http2Value = Int(Int32.max)
     /// Supervised instances (and `max_unavailable`): one port each, plus the spare a roll uses.
     static let instances = 65_534
+    /// `admin.max_connections`.
+    static let adminConnections = 10_000
     /// Health-check failures in a row, restarts in a row.
     static let attempts = 1_000_000
 }

@@ -5,7 +5,9 @@ import NIOCore
 /// Two limits, one at a time: `idle` between requests on a keep-alive connection (the connection
 /// is closed), and `requestHeader` from the first byte of a request until its head is decoded (a
 /// slowloris client gets 408 and the connection is closed). The proxy handler tells it when a
-/// head was decoded and when a response was finished.
+/// head was decoded and when a response was finished. The admin listener uses it too, and says
+/// "head received" only once the whole (small, aggregated) request is in, so its limit covers
+/// the body as well.
 ///
 /// One timer per connection that is never cancelled on the request path: state changes only move
 /// a deadline, and the timer, when it fires early, re-arms itself for the rest. Scheduling and

@@ -105,7 +105,8 @@ final class GatewayOperations: Sendable {
             throw .certificates(error)
         }
         if new.admin != old.admin {
-            changes.append("admin listen \(new.admin.listen) takes a restart; still on \(old.admin.listen)")
+            changes.append(
+                "admin settings (listen, idle_timeout, request_timeout, max_connections) take a restart; still on \(old.admin.listen)")
             new.admin = old.admin
         }
         if new.threads != old.threads {
