@@ -35,8 +35,12 @@ enum ProcessConfigParser {
         if let cwdNode = map.optional("cwd") {
             let cwd = try cwdNode.string(expected: "a directory")
             workingDirectory = cwd.hasPrefix("/") ? cwd : Self.join(baseDirectory, cwd)
+            // One named after $PORT or $GATEWAY_INSTANCE exists (or not) only per instance: the
+            // spawn checks it then, and names it.
             var info = stat()
-            guard stat(workingDirectory!, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+            guard CommandExpansion.expandsAnything(in: workingDirectory!)
+                || (stat(workingDirectory!, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR)
+            else {
                 throw cwdNode.error("no such directory: \(workingDirectory!)")
             }
         }
