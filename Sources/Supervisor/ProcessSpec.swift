@@ -5,8 +5,10 @@
 /// `instances`) is rolled onto the new spec.
 public struct ProcessSpec: Sendable, Equatable {
     /// argv of each instance; `command[0]` is looked up in PATH unless it contains a `/`.
+    /// `$PORT`, `$GATEWAY_INSTANCE` and `$GATEWAY_DEPLOYMENT` are expanded per instance
+    /// (``CommandExpansion``).
     public var command: [String]
-    /// Working directory of each instance; nil = the gateway's.
+    /// Working directory of each instance (expanded like `command`); nil = the gateway's.
     public var workingDirectory: String?
     /// Added to (and overriding) the gateway's environment. `PORT` is set by the supervisor.
     public var environment: [String: String]

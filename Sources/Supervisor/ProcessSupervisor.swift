@@ -369,13 +369,15 @@ public actor ProcessSupervisor {
         }
         var environment = baseEnvironment
         for (key, value) in spec.environment { environment[key] = value }
-        environment["PORT"] = String(port)
-        environment["GATEWAY_DEPLOYMENT"] = slot.deployment
-        environment["GATEWAY_INSTANCE"] = slot.name
+        let instance = ["PORT": String(port), "GATEWAY_DEPLOYMENT": slot.deployment, "GATEWAY_INSTANCE": slot.name]
+        environment.merge(instance) { _, own in own }
         let process: SpawnedProcess
         do {
             process = try spawner.spawn(SpawnRequest(
-                name: slot.name, arguments: spec.command, workingDirectory: spec.workingDirectory, environment: environment))
+                name: slot.name,
+                arguments: spec.command.map { CommandExpansion.expand($0, instance) },
+                workingDirectory: spec.workingDirectory.map { CommandExpansion.expand($0, instance) },
+                environment: environment))
         } catch {
             logger.error("[\(slot.name)] cannot start: \(error)")
             if !asSurge { crashed(slot, reason: "\(error)", healthyFor: .zero) }

@@ -165,6 +165,18 @@ import Testing
         #expect(AdminCommandRunner.clientTimeout(forServerTimeout: -1) == nil)
     }
 
+    @Test func timeoutOptionHasTheServersMaximum() throws {
+        try AdminCommandRunner.validateTimeout(31_536_000, allowNegative: false)
+        try AdminCommandRunner.validateTimeout(-1e12, allowNegative: true)
+        #expect(throws: (any Error).self) { try AdminCommandRunner.validateTimeout(31_536_001, allowNegative: true) }
+        do {
+            try AdminCommandRunner.validateTimeout(1e8, allowNegative: false)
+            Issue.record("1e8 s accepted")
+        } catch {
+            #expect("\(error)" == "--timeout must be at most 31536000 seconds (365 days), got '100000000'")
+        }
+    }
+
     // MARK: Status table
 
     static let processesJSON = """

@@ -82,6 +82,36 @@ import Testing
         #expect(process.stdoutLines.isEmpty)
     }
 
+    @Test func variablesThatAreNotExpandedAreAWarningNotAnError() async throws {
+        let (path, directory) = try Self.write(
+            """
+            listen: 127.0.0.1:8080
+            deployments:
+              - name: app
+                process:
+                  command: ["app", "--home", "$HOME", "--bind", "127.0.0.1:$PORT", "${GATEWAY_INSTANCE}", "$$PATH"]
+                  cwd: /tmp/${USER}/$GATEWAY_INSTANCE
+                  ports: 9100-9101
+              - name: script
+                path_prefix: /script/
+                process:
+                  command: ["sh", "-c", "exec app --home $HOME --port $PORT"]
+                  ports: 9102-9103
+            """
+        )
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let process = try ChildProcess.gateway(["check-config", path])
+        #expect(try await process.waitForExit() == 0)
+        try await process.waitForOutputToEnd()
+        #expect(process.stdoutLines == ["\(path): ok (2 deployments, 2 entry points, 0 backends)"])
+        let only = "(only $PORT, ${PORT}, $GATEWAY_INSTANCE and $GATEWAY_DEPLOYMENT are); use `sh -c` for shell expansion"
+        #expect(
+            process.stderrLines == [
+                "\(path): warning: deployments[0].process.command[2]: $HOME is not expanded \(only)",
+                "\(path): warning: deployments[0].process.cwd: $USER is not expanded \(only)",
+            ], "\(process.stderrLines)")
+    }
+
     @Test func missingFile() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("absent-\(UUID().uuidString).yaml").path
         let process = try ChildProcess.gateway(["check-config", path])

@@ -152,6 +152,30 @@ import Testing
         #expect(config.deployments[1].hosts == nil)
     }
 
+    @Test func adminConnectionLimits() throws {
+        let defaults = try self.parse(Self.minimal)
+        #expect(defaults.admin.idleTimeout == .seconds(60))
+        #expect(defaults.admin.requestTimeout == .seconds(10))
+        #expect(defaults.admin.maxConnections == 64)
+
+        let set = try self.parse(Self.minimal + "\nadmin: {idle_timeout: 5s, request_timeout: 2s, max_connections: 8}\n")
+        #expect(set.admin == AdminConfig(
+            listen: HostPort(host: "127.0.0.1", port: 9901), idleTimeout: .seconds(5), requestTimeout: .seconds(2), maxConnections: 8))
+
+        let cases: [(String, String, String)] = [
+            ("{idle_timeout: 0s}", "admin.idle_timeout", "must be greater than zero, got \"0s\""),
+            ("{request_timeout: 9000h}", "admin.request_timeout", "must be at most 8760h (365 days), got \"9000h\""),
+            ("{max_connections: 0}", "admin.max_connections", "expected a positive integer, got \"0\""),
+            ("{max_connections: 100000}", "admin.max_connections", "must be at most 10000, got \"100000\""),
+            ("{max_conections: 1}", "admin.max_conections", "unknown key \"max_conections\"; did you mean \"max_connections\"?"),
+        ]
+        for (admin, keyPath, message) in cases {
+            let error = try #require(self.error(Self.minimal + "\nadmin: \(admin)\n"))
+            #expect(error.keyPath == keyPath, "\(admin)")
+            #expect(error.message == message, "\(admin)")
+        }
+    }
+
     @Test func explicitNullMeansAbsent() throws {
         let config = try self.parse(
             """

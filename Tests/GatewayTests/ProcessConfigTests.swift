@@ -92,6 +92,14 @@ struct ProcessConfigTests {
         }
     }
 
+    @Test func aCwdNamedAfterTheInstanceIsCheckedAtSpawnNotAtLoad() throws {
+        let spec = try #require(try parse("command: [app, --port, $PORT]\nports: 9100-9199\ncwd: /no/such/$GATEWAY_INSTANCE"))
+        // Kept as written: each instance expands it when it is spawned.
+        #expect(spec.command == ["app", "--port", "$PORT"])
+        #expect(spec.workingDirectory == "/no/such/$GATEWAY_INSTANCE")
+        #expect(error("command: [app]\nports: 9100-9199\ncwd: /no/such/$$GATEWAY_INSTANCE")?.message.contains("no such directory") == true)
+    }
+
     @Test func backendsAndProcessExcludeEachOther() throws {
         let yaml = "listen: 127.0.0.1:8080\ndeployments:\n  - name: a\n    backends: [127.0.0.1:1]\n    process: {command: [x], ports: 1000-1001}\n"
         #expect(throws: ConfigError.self) { try ConfigLoader.parse(yaml: yaml, source: "g.yaml") }

@@ -38,10 +38,12 @@ extension AdminAPI {
         }
         var timeout: Duration?
         if let raw = request.query["timeout"] {
-            guard let seconds = Double(raw), seconds.isFinite, seconds >= 0 else {
-                return .error(400, "timeout must be a number of seconds >= 0, got '\(raw)'")
+            // Checked before the conversion to Duration, which would trap on 1e300.
+            guard let seconds = Double(raw), seconds >= 0, seconds <= Double(ConfigBounds.maxDurationSeconds) else {
+                return .error(
+                    400, "timeout must be a number of seconds from 0 to \(ConfigBounds.maxDurationSeconds) (365 days), got '\(raw)'")
             }
-            timeout = .milliseconds(Int64(seconds * 1000))
+            timeout = .milliseconds(Int64((seconds * 1000).rounded()))
         }
         guard let operations else { return .error(409, "this gateway cannot be shut down through the admin API") }
         let effective: Duration

@@ -59,6 +59,8 @@ struct AdminAPI: Sendable {
     /// How requests arrived (HTTP/1.1, HTTP/2, TLS).
     var traffic = TrafficCounters()
     var tls = TLSCounters()
+    /// The admin listener's own connections, for `/stats`; nil when no listener counts them.
+    var connections: AdminConnections? = nil
 
     func handle(_ request: AdminRequest) async -> AdminResponse {
         switch (request.method, request.path) {
@@ -68,7 +70,8 @@ struct AdminAPI: Sendable {
             let state = gatewayState
             return .json(state == .running ? 200 : 503, ReadyAnswer(ready: state == .running, state: state.rawValue))
         case ("GET", "/stats"):
-            return .json(200, StatsDocument(controller.snapshot(), traffic: traffic.snapshot(), tls: tls.snapshot()))
+            return .json(
+                200, StatsDocument(controller.snapshot(), traffic: traffic.snapshot(), tls: tls.snapshot(), admin: connections?.snapshot()))
         case ("GET", "/metrics"):
             return AdminResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: MetricsExporter.render(controller.snapshot(), traffic: traffic.snapshot(), tls: tls.snapshot()))
         case ("POST", "/suspend"):
@@ -117,8 +120,12 @@ struct AdminAPI: Sendable {
         // The configured shutdown timeout, as the last reload left it.
         var timeout = SuspendTimeout.after(await operations?.membership.config.shutdownTimeout ?? defaultSuspendTimeout)
         if let raw = request.query["timeout"] {
-            guard let seconds = Double(raw), seconds.isFinite else {
-                return .error(400, "timeout must be a number of seconds (0 = do not wait, <0 = wait for ever), got '\(raw)'")
+            // Any negative number means for ever; a positive one is bounded like every duration.
+            guard let seconds = Double(raw), seconds.isFinite, seconds <= Double(ConfigBounds.maxDurationSeconds) else {
+                return .error(
+                    400,
+                    "timeout must be a number of seconds up to \(ConfigBounds.maxDurationSeconds) (365 days; "
+                        + "0 = do not wait, <0 = wait for ever), got '\(raw)'")
             }
             timeout = SuspendTimeout(seconds: seconds)
         }

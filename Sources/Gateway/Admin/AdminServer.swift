@@ -3,20 +3,43 @@ import NIOHTTP1
 import NIOPosix
 
 /// The admin listener: a small HTTP/1.1 server in front of `AdminAPI`.
+///
+/// It must never cost the proxy its descriptors: a connection over `admin.max_connections` is
+/// closed as soon as it is accepted, one with nothing to do is closed after `idle_timeout`, and
+/// a request that takes longer than `request_timeout` to arrive gets 408 and is closed. An
+/// operation that takes long (a suspend waiting for a drain, a roll) is not cut: no timeout runs
+/// while a request is being answered.
 enum AdminServer {
-    static func bind(host: String, port: Int, api: AdminAPI, group: EventLoopGroup) async throws -> Channel {
+    /// Why an admin connection was closed at accept; NIO's accept handler closes it on this.
+    struct ConnectionRefused: Error {}
+
+    static func bind(
+        config: AdminConfig, api: AdminAPI, connections: AdminConnections, group: EventLoopGroup
+    ) async throws -> Channel {
+        let idleTimeout = TimeAmount(config.idleTimeout)
+        let requestTimeout = TimeAmount(config.requestTimeout)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandlers([
+                guard connections.admit() else {
+                    return channel.eventLoop.makeFailedFuture(ConnectionRefused())
+                }
+                channel.closeFuture.whenComplete { _ in connections.release() }
+                return channel.eventLoop.makeCompletedFuture {
+                    // The admin handler says "head received" once the whole request is in, and
+                    // nothing here is timed as a body or a tunnel.
+                    let timeouts = ConnectionTimeoutHandler(
+                        limits: .init(idle: idleTimeout, requestHeader: requestTimeout, requestBody: requestTimeout, tunnelIdle: idleTimeout))
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(timeouts)
+                    try sync.configureHTTPServerPipeline(withErrorHandling: true)
+                    try sync.addHandlers([
                         NIOHTTPServerRequestAggregator(maxContentLength: 1 << 20),
-                        AdminHTTPHandler(api: api),
+                        AdminHTTPHandler(api: api, timeouts: timeouts),
                     ])
                 }
             }
-        return try await bootstrap.bind(host: host, port: port).get()
+        return try await bootstrap.bind(host: config.listen.host, port: config.listen.port).get()
     }
 }
 
@@ -26,13 +49,18 @@ final class AdminHTTPHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let api: AdminAPI
+    /// Told when a whole request has arrived (no limit while it is answered) and when its
+    /// answer is out (the idle timeout starts).
+    private let timeouts: ConnectionTimeoutHandler?
 
-    init(api: AdminAPI) {
+    init(api: AdminAPI, timeouts: ConnectionTimeoutHandler? = nil) {
         self.api = api
+        self.timeouts = timeouts
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let full = unwrapInboundIn(data)
+        timeouts?.requestHeadReceived(bodyExpected: false)
         let request = AdminRequest(
             method: full.head.method.rawValue,
             uri: full.head.uri,
@@ -55,7 +83,11 @@ final class AdminHTTPHandler: ChannelInboundHandler {
             }
             context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
                 response.afterWrite?()
-                if !keepAlive { context.close(promise: nil) }
+                if keepAlive {
+                    self.timeouts?.responseCompleted()
+                } else {
+                    context.close(promise: nil)
+                }
             }
         }
     }

@@ -80,14 +80,26 @@ struct StatsDocument: Encodable {
         var unclean_shutdowns: Int
     }
 
+    /// The admin listener's connections: open now, the cap, and those closed at accept for it.
+    struct Admin: Encodable {
+        var connections: Int
+        var max_connections: Int
+        var refused_connections: Int
+    }
+
     var state: String
     var global: Global
     var protocols: Protocols
     var tls: TLS
     var timeouts: Timeouts
+    var admin: Admin?
     var deployments: [Deployment]
 
-    init(_ snapshot: RequestControlSnapshot, traffic: TrafficCounters.Snapshot, tls: TLSCounters.Snapshot = .init()) {
+    init(
+        _ snapshot: RequestControlSnapshot, traffic: TrafficCounters.Snapshot, tls: TLSCounters.Snapshot = .init(),
+        admin: AdminConnections.Snapshot? = nil
+    ) {
+        self.admin = admin.map { Admin(connections: $0.open, max_connections: $0.maxConnections, refused_connections: $0.refused) }
         self.tls = TLS(
             handshakes: tls.handshakesCompleted, handshake_failures: tls.handshakesFailed,
             alpn: ["h2": tls.alpnH2, "http/1.1": tls.alpnHTTP11, "none": tls.alpnNone, "other": tls.alpnOther],

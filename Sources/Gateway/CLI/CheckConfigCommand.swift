@@ -33,6 +33,9 @@ struct CheckConfigCommand: ParsableCommand {
             Self.printError("\(self.file): \(error)")
             throw ExitCode(1)
         }
+        for warning in ConfigWarnings.find(in: config) {
+            Self.printError("\(self.file): warning: \(warning)")
+        }
         let entryPoints = config.deployments.reduce(0) { $0 + $1.entryPoints.count }
         let backends = config.deployments.reduce(0) { $0 + $1.backends.count }
         print(

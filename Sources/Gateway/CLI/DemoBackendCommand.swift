@@ -41,8 +41,10 @@ struct DemoBackendCommand: AsyncParsableCommand {
         if let port, !(0...65535).contains(port) {
             throw ValidationError("--port must be from 0 to 65535, got \(port)")
         }
-        guard self.shutdownTimeout >= 0 else {
-            throw ValidationError("--shutdown-timeout must not be negative")
+        // Bounded before the conversion to Duration, which traps on 1e300 (NaN fails both tests).
+        guard self.shutdownTimeout >= 0, self.shutdownTimeout <= Double(ConfigBounds.maxDurationSeconds) else {
+            throw ValidationError(
+                "--shutdown-timeout must be a number of seconds from 0 to \(ConfigBounds.maxDurationSeconds) (365 days)")
         }
     }
 

@@ -53,14 +53,18 @@ enum ConfigLoader {
             "listen", "listeners", "admin", "limits", "shutdown_timeout", "threads", "timeouts", "http2", "deployments",
         ])
         let (listeners, listenNode) = try Self.listeners(node, map)
-        let listen = listeners[0].listen
         var admin = AdminConfig(listen: HostPort(host: "127.0.0.1", port: 9901))
         var adminListenNode = listenNode
         if let adminNode = map.optional("admin") {
-            let adminMap = try adminNode.mapping(known: ["listen"])
+            let adminMap = try adminNode.mapping(known: ["listen", "idle_timeout", "request_timeout", "max_connections"])
             if let node = adminMap.optional("listen") {
                 admin.listen = try node.hostPort(allowAnyPort: true)
                 adminListenNode = node
+            }
+            if let node = adminMap.optional("idle_timeout") { admin.idleTimeout = try node.duration(allowZero: false) }
+            if let node = adminMap.optional("request_timeout") { admin.requestTimeout = try node.duration(allowZero: false) }
+            if let node = adminMap.optional("max_connections") {
+                admin.maxConnections = try node.positiveInt(max: ConfigBounds.adminConnections)
             }
         }
         for listener in listeners where admin.listen == listener.listen && listener.listen.port != 0 {
@@ -69,12 +73,14 @@ enum ConfigLoader {
         var limits = LimitsConfig(maxRequests: nil, maxHeaderBytes: GatewayConfig.defaultMaxHeaderBytes, maxBodyBytes: nil)
         if let limitsNode = map.optional("limits") {
             let limitsMap = try limitsNode.mapping(known: ["max_requests", "max_header_bytes", "max_body_bytes"])
-            limits.maxRequests = try limitsMap.optional("max_requests")?.positiveInt()
-            limits.maxHeaderBytes = try limitsMap.optional("max_header_bytes")?.positiveInt() ?? limits.maxHeaderBytes
-            limits.maxBodyBytes = try limitsMap.optional("max_body_bytes")?.positiveInt()
+            limits.maxRequests = try limitsMap.optional("max_requests")?.positiveInt(max: ConfigBounds.maxRequests)
+            limits.maxHeaderBytes =
+                try limitsMap.optional("max_header_bytes")?.positiveInt(max: ConfigBounds.maxHeaderBytes, why: "16 MiB")
+                ?? limits.maxHeaderBytes
+            limits.maxBodyBytes = try limitsMap.optional("max_body_bytes")?.positiveInt(max: ConfigBounds.maxBodyBytes)
         }
         let shutdownTimeout = try map.optional("shutdown_timeout")?.duration(allowZero: true) ?? .seconds(30)
-        let threads = try map.optional("threads")?.positiveInt()
+        let threads = try map.optional("threads")?.positiveInt(max: ConfigBounds.threads)
         var timeouts = GatewayConfig.defaultTimeouts
         if let timeoutsNode = map.optional("timeouts") {
             timeouts = try Self.timeouts(timeoutsNode)
@@ -185,15 +191,14 @@ enum ConfigLoader {
     private static func http2(_ node: ConfigNode) throws(ConfigError) -> HTTP2Config {
         let map = try node.mapping(known: ["max_concurrent_streams", "initial_window_bytes", "max_frame_bytes", "stall_timeout"])
         var http2 = HTTP2Config()
-        if let value = map.optional("max_concurrent_streams") { http2.maxConcurrentStreams = try value.positiveInt() }
+        if let value = map.optional("max_concurrent_streams") {
+            http2.maxConcurrentStreams = try value.positiveInt(max: ConfigBounds.http2Value, why: "2^31-1")
+        }
         if let value = map.optional("initial_window_bytes") {
-            http2.initialWindowBytes = try value.positiveInt()
-            guard http2.initialWindowBytes <= Int(Int32.max) else {
-                throw value.error("at most \(Int32.max) (2^31-1), the largest HTTP/2 window")
-            }
+            http2.initialWindowBytes = try value.positiveInt(max: ConfigBounds.http2Value, why: "2^31-1, the largest HTTP/2 window")
         }
         if let value = map.optional("max_frame_bytes") {
-            http2.maxFrameBytes = try value.positiveInt()
+            http2.maxFrameBytes = try value.positiveInt(max: 16_777_215)
             guard (16_384...16_777_215).contains(http2.maxFrameBytes) else {
                 throw value.error("HTTP/2 frame sizes go from 16384 to 16777215 bytes, got \(http2.maxFrameBytes)")
             }
@@ -262,7 +267,7 @@ enum ConfigLoader {
         if let prefixNode = map.optional("path_prefix") {
             pathPrefix = try Self.pathPrefix(prefixNode)
         }
-        let maxRequests = try map.optional("max_requests")?.positiveInt()
+        let maxRequests = try map.optional("max_requests")?.positiveInt(max: ConfigBounds.maxRequests)
         var entryPoints = [EntryPointConfig(name: "default", pathPrefix: "/", methods: nil, maxRequests: nil)]
         if let entryPointsNode = map.optional("entry_points") {
             entryPoints = try Self.entryPoints(entryPointsNode)
@@ -345,7 +350,7 @@ enum ConfigLoader {
             if let methodsNode = map.optional("methods") {
                 methods = try Self.methods(methodsNode)
             }
-            let maxRequests = try map.optional("max_requests")?.positiveInt()
+            let maxRequests = try map.optional("max_requests")?.positiveInt(max: ConfigBounds.maxRequests)
             let entryPoint = EntryPointConfig(name: name, pathPrefix: pathPrefix, methods: methods, maxRequests: maxRequests)
             if let other = result.first(where: { Self.indistinguishable(entryPoint, $0) }) {
                 throw item.error(

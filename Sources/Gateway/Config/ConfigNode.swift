@@ -101,16 +101,23 @@ struct ConfigNode {
 
     // MARK: Values
 
-    /// A whole number greater than zero.
-    func positiveInt() throws(ConfigError) -> Int {
+    /// A whole number from 1 to `max`; `why` (such as "2^31-1") follows the maximum in the error.
+    func positiveInt(max: Int, why: String? = nil) throws(ConfigError) -> Int {
         let text = try self.string(expected: "a positive integer")
-        guard let value = Int(text.replacingUnderscores()), value > 0 else {
+        let digits = text.replacingUnderscores()
+        let tooLarge = "must be at most \(max)\(why.map { " (\($0))" } ?? ""), got \(self.shown)"
+        guard let value = Int(digits) else {
+            // All digits, only too many for an Int: say what the limit is, not that it is no number.
+            if !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) { throw self.error(tooLarge) }
             throw self.error("expected a positive integer, got \(self.shown)")
         }
+        guard value > 0 else { throw self.error("expected a positive integer, got \(self.shown)") }
+        guard value <= max else { throw self.error(tooLarge) }
         return value
     }
 
-    /// A duration (`500ms`, `30s`, `1.5s`, `2m`, `1h`, or a bare number of seconds).
+    /// A duration (`500ms`, `30s`, `1.5s`, `2m`, `1h`, or a bare number of seconds), at most
+    /// `ConfigBounds.maxDuration`.
     func duration(allowZero: Bool) throws(ConfigError) -> Duration {
         let text = try self.string(expected: "a duration")
         let value: Duration

@@ -1,5 +1,5 @@
 /// Durations as operators write them: `500ms`, `30s`, `1.5s`, `2m`, `1h`, or a bare number of
-/// seconds.
+/// seconds; at most `ConfigBounds.maxDuration` (a year), so no duration can overflow a clock.
 ///
 /// Parsed exactly in integer nanoseconds (not through `Double`), so `0.1s` is exactly 100 ms and
 /// compares equal to `.milliseconds(100)`.
@@ -31,7 +31,7 @@ enum DurationParser {
         }
         // Sub-nanosecond digits cannot matter; ignore them rather than overflow on them.
         let fraction = parts.count == 2 ? parts[1].prefix(9) : ""
-        let tooLarge = ConfigValueProblem("is too large")
+        let tooLarge = ConfigValueProblem("must be at most \(ConfigBounds.maxDurationText)")
         guard let wholeValue = Int64(whole), let fractionValue = Int64(fraction.isEmpty ? "0" : fraction) else {
             return .failure(tooLarge)
         }
@@ -45,7 +45,9 @@ enum DurationParser {
             + (nanosecondsPerUnit % scale) * fractionValue / scale
         let (total, overflow2) = wholeNanos.addingReportingOverflow(fractionNanos)
         guard !overflow1, !overflow2 else { return .failure(tooLarge) }
-        return .success(.nanoseconds(total))
+        let duration = Duration.nanoseconds(total)
+        guard duration <= ConfigBounds.maxDuration else { return .failure(tooLarge) }
+        return .success(duration)
     }
 }
 

@@ -27,13 +27,16 @@ struct HTTP2Config: Sendable, Equatable {
     /// How long responses may wait on a client that keeps its flow-control window at zero.
     var stallTimeout: Duration = .seconds(10)
 
+    /// The loader keeps each value within HTTP/2's 31 bits; the conversions clamp all the same,
+    /// so a value set some other way cannot trap on a client's first connection.
     var session: H2Session.Settings {
         var settings = H2Session.Settings()
-        settings.maxConcurrentStreams = UInt32(maxConcurrentStreams)
-        settings.initialWindowSize = UInt32(initialWindowBytes)
-        settings.maxFrameSize = UInt32(maxFrameBytes)
+        settings.maxConcurrentStreams = UInt32(clamping: maxConcurrentStreams)
+        settings.initialWindowSize = UInt32(clamping: initialWindowBytes)
+        settings.maxFrameSize = UInt32(clamping: maxFrameBytes)
         // Room for every stream's window, so one slow upload cannot hold the others.
-        settings.connectionWindowSize = UInt32(clamping: max(1 << 20, maxConcurrentStreams * initialWindowBytes))
+        let (windows, overflow) = maxConcurrentStreams.multipliedReportingOverflow(by: initialWindowBytes)
+        settings.connectionWindowSize = overflow ? .max : UInt32(clamping: max(1 << 20, windows))
         return settings
     }
 }
@@ -86,6 +89,13 @@ struct HostPort: Sendable, Hashable, CustomStringConvertible {
 
 struct AdminConfig: Sendable, Equatable {
     var listen: HostPort
+    /// A connection with no request in progress is closed after this long without a byte.
+    var idleTimeout: Duration = .seconds(60)
+    /// From a request's first byte to its last; a slower client gets 408 and is closed.
+    var requestTimeout: Duration = .seconds(10)
+    /// Admin connections open at once; the ones over it are closed as soon as they are accepted,
+    /// so the admin listener can never take the descriptors the proxy needs.
+    var maxConnections = 64
 }
 
 struct LimitsConfig: Sendable, Equatable {

@@ -35,8 +35,12 @@ enum ProcessConfigParser {
         if let cwdNode = map.optional("cwd") {
             let cwd = try cwdNode.string(expected: "a directory")
             workingDirectory = cwd.hasPrefix("/") ? cwd : Self.join(baseDirectory, cwd)
+            // One named after $PORT or $GATEWAY_INSTANCE exists (or not) only per instance: the
+            // spawn checks it then, and names it.
             var info = stat()
-            guard stat(workingDirectory!, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+            guard CommandExpansion.expandsAnything(in: workingDirectory!)
+                || (stat(workingDirectory!, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR)
+            else {
                 throw cwdNode.error("no such directory: \(workingDirectory!)")
             }
         }
@@ -59,7 +63,7 @@ enum ProcessConfigParser {
             }
         }
 
-        let instances = try map.optional("instances")?.positiveInt() ?? 1
+        let instances = try map.optional("instances")?.positiveInt(max: ConfigBounds.instances) ?? 1
         let portsNode = try map.required("ports")
         let ports = try Self.portRange(portsNode)
         // A roll of a one-instance deployment runs the replacement beside the old instance.
@@ -74,7 +78,7 @@ enum ProcessConfigParser {
         if let value = map.optional("stop_timeout") { spec.stopTimeout = try value.duration(allowZero: true) }
         if let value = map.optional("drain_timeout") { spec.drainTimeout = try value.duration(allowZero: true) }
         if let value = map.optional("ready_timeout") { spec.readyTimeout = try value.duration(allowZero: false) }
-        if let value = map.optional("max_unavailable") { spec.maxUnavailable = try value.positiveInt() }
+        if let value = map.optional("max_unavailable") { spec.maxUnavailable = try value.positiveInt(max: ConfigBounds.instances) }
         if let value = map.optional("health") { spec.health = try Self.health(value) }
         if let value = map.optional("respawn") { spec.respawn = try Self.respawn(value) }
         return spec
@@ -102,7 +106,7 @@ enum ProcessConfigParser {
         }
         if let value = map.optional("interval") { check.interval = try value.duration(allowZero: false) }
         if let value = map.optional("timeout") { check.timeout = try value.duration(allowZero: false) }
-        if let value = map.optional("failures") { check.failures = try value.positiveInt() }
+        if let value = map.optional("failures") { check.failures = try value.positiveInt(max: ConfigBounds.attempts) }
         return check
     }
 
@@ -117,7 +121,7 @@ enum ProcessConfigParser {
             policy.delays = delays
         }
         if let value = map.optional("reset_after") { policy.resetAfter = try value.duration(allowZero: false) }
-        if let value = map.optional("max_restarts") { policy.maxRestarts = try value.positiveInt() }
+        if let value = map.optional("max_restarts") { policy.maxRestarts = try value.positiveInt(max: ConfigBounds.attempts) }
         return policy
     }
 

@@ -22,6 +22,9 @@ protocol ConnectionTimeoutDelegate: AnyObject {
 /// - `awaitingResponse`: none here (the proxy's backend-response timer runs);
 /// - `tunnel`: no byte either way for `tunnelIdle` and the delegate closes the tunnel.
 ///
+/// The admin listener uses it too, and says "head received" only once the whole (small,
+/// aggregated) request is in, so its limit covers the body as well.
+///
 /// One timer per connection that is never cancelled on the request path: state changes only move
 /// a deadline, and the timer, when it fires early, re-arms itself for the rest. Scheduling and
 /// cancelling two timers per request showed up in profiles; reading the clock costs far less.
@@ -42,6 +45,13 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
         var requestHeader: TimeAmount
         var requestBody: TimeAmount
         var tunnelIdle: TimeAmount
+
+        init(idle: TimeAmount, requestHeader: TimeAmount, requestBody: TimeAmount, tunnelIdle: TimeAmount) {
+            self.idle = idle
+            self.requestHeader = requestHeader
+            self.requestBody = requestBody
+            self.tunnelIdle = tunnelIdle
+        }
 
         init(_ config: TimeoutsConfig) {
             idle = TimeAmount(config.idle)

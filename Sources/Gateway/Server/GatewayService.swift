@@ -77,12 +77,13 @@ final class GatewayService: Service {
             for (index, listener) in config.listeners.enumerated() {
                 listeners.append(try await server.bind(listener, index: index, tls: tls))
             }
+            let adminConnections = AdminConnections(maxConnections: config.admin.maxConnections, logger: logger)
             admin = try await AdminServer.bind(
-                host: config.admin.listen.host,
-                port: config.admin.listen.port,
+                config: config.admin,
                 api: AdminAPI(
                     controller: controller, defaultSuspendTimeout: config.shutdownTimeout, operations: operations, traffic: traffic,
-                    tls: tls.counters),
+                    tls: tls.counters, connections: adminConnections),
+                connections: adminConnections,
                 group: group
             )
         } catch {

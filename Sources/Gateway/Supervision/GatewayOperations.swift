@@ -105,7 +105,8 @@ final class GatewayOperations: Sendable {
             throw .certificates(error)
         }
         if new.admin != old.admin {
-            changes.append("admin listen \(new.admin.listen) takes a restart; still on \(old.admin.listen)")
+            changes.append(
+                "admin settings (listen, idle_timeout, request_timeout, max_connections) take a restart; still on \(old.admin.listen)")
             new.admin = old.admin
         }
         if new.threads != old.threads {
@@ -114,6 +115,9 @@ final class GatewayOperations: Sendable {
         }
         if new.limits != old.limits || new.timeouts != old.timeouts || new.shutdownTimeout != old.shutdownTimeout {
             changes.append("limits and timeouts updated in place")
+        }
+        if new.http2 != old.http2 {
+            changes.append("http2 settings updated for new connections")
         }
         if new.timeouts.connect != old.timeouts.connect || new.timeouts.preSuspend != old.timeouts.preSuspend {
             changes.append("timeouts.connect and timeouts.pre_suspend take a restart; the running values stay")

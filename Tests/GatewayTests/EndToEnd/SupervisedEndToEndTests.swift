@@ -36,6 +36,24 @@ import Glibc
         #expect(after.reduce(0) { $0 + ($1["total"] as? Int ?? 0) } >= 2)
     }
 
+    @Test func portAndInstanceNameAreExpandedInTheCommandAndCwd() async throws {
+        // The directory an instance is started in, named after it.
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("expansion-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: base.appendingPathComponent("run-shop#1"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: base) }
+        let yaml = GatewayHarness.supervisedConfig(
+            instances: 1, extraProcess: "      cwd: \(base.path)/run-${GATEWAY_INSTANCE}\n",
+            command: "[\"gateway\", \"demo-backend\", \"--port\", \"$PORT\", \"--name\", \"as-$GATEWAY_INSTANCE\"]")
+        let harness = try await GatewayHarness(backends: 0, yaml: yaml)
+        let row = try #require(try await harness.waitForReady(1).first)
+        let response = try await harness.get("/")
+        #expect(response.status == .ok)
+        #expect(String(decoding: response.body, as: UTF8.self).contains("as-shop#1"))
+        let pid = try #require(row["pid"] as? Int)
+        let cwd = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd")
+        #expect(cwd == base.appendingPathComponent("run-shop#1").path)
+    }
+
     @Test func aCrashedInstanceIsRespawnedAfterTheConfiguredDelay() async throws {
         let yaml = GatewayHarness.supervisedConfig(instances: 1)
             .replacingOccurrences(of: "delays: [200ms, 400ms]", with: "delays: [1s]")

@@ -44,9 +44,11 @@ enum AdminCommandRunner {
         if !allowZero && seconds == 0 {
             throw ValidationError("--timeout must be more than 0 seconds, got '0'")
         }
-        // Far beyond any drain; also keeps the conversion to Duration from overflowing.
-        guard abs(seconds) <= 1e9 else {
-            throw ValidationError("--timeout is too large, got '\(AdminFormat.trimmed(seconds))'")
+        // The admin API's own maximum, so the CLI does not send what the server refuses; also
+        // keeps the conversion to Duration from overflowing. Any negative value means for ever.
+        guard seconds <= Double(ConfigBounds.maxDurationSeconds) else {
+            throw ValidationError(
+                "--timeout must be at most \(ConfigBounds.maxDurationSeconds) seconds (365 days), got '\(AdminFormat.trimmed(seconds))'")
         }
     }
 }

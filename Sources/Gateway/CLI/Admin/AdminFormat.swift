@@ -58,6 +58,8 @@ enum AdminFormat {
     /// Milliseconds as a whole number: `12 ms`.
     static func milliseconds(_ value: Double?) -> String {
         guard let value, value.isFinite else { return Self.missing }
+        // A number from the wire: one too large for an Int is shown as it came.
+        guard abs(value) < 1e15 else { return "\(value) ms" }
         return "\(Int(value.rounded())) ms"
     }
 
