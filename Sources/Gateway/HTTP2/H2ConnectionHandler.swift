@@ -222,7 +222,7 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
             context.close(promise: nil)
             return
         }
-        abuse(error.isFlood ? "flood: \(error)" : "protocol error: \(error)", errorCode: error.isFlood ? Self.enhanceYourCalm : 0x1)
+        abuse(error.isFlood ? "flood: \(error)" : "protocol error: \(error)", errorCode: error.errorCode)
     }
 
     /// Closes a misbehaving connection: GOAWAY with `errorCode`, its streams reset, nothing more read.
