@@ -176,6 +176,16 @@ import Testing
             return false
         })
     }
+
+    @Test func aBrokenPrefaceFailsAsBadPreface() throws {
+        let session = try makeSession()
+        do {
+            try session.receive(ByteBuffer(string: "PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"))
+            Issue.record("a broken preface was accepted")
+        } catch {
+            #expect(error.isBadPreface && error.errorCode == 0x1, "\(error)")
+        }
+    }
 }
 
 @Suite struct TokenBucketTests {
