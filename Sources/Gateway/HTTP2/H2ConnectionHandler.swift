@@ -40,6 +40,7 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
     private static let enhanceYourCalm: UInt32 = 0xB
     private static let cancel: UInt32 = 0x8
     private static let refusedStream: UInt32 = 0x7
+    private static let protocolError: UInt32 = 0x1
     /// How long a closing connection waits for its last bytes to be written.
     private static let closeGrace: TimeAmount = .seconds(2)
 
@@ -217,12 +218,14 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
 
     private func fatal(_ error: H2Session.Failure) {
         if error.isBadPreface {
+            // A connection error like any other (RFC 9113 3.4): GOAWAY PROTOCOL_ERROR, then the
+            // close. Not counted as abuse: it is most often a client that speaks no HTTP/2.
             loop.logger.debug("not an HTTP/2 client", metadata: ["client": "\(clientAddress)"])
-            closing = true
-            context.close(promise: nil)
+            session.terminate(errorCode: Self.protocolError)
+            closeAfterOutput()
             return
         }
-        abuse(error.isFlood ? "flood: \(error)" : "protocol error: \(error)", errorCode: error.isFlood ? Self.enhanceYourCalm : 0x1)
+        abuse(error.isFlood ? "flood: \(error)" : "protocol error: \(error)", errorCode: error.errorCode)
     }
 
     /// Closes a misbehaving connection: GOAWAY with `errorCode`, its streams reset, nothing more read.

@@ -66,11 +66,35 @@ final class H2Session {
     }
 
     /// Why `receive` failed: the session cannot go on.
-    struct Failure: Error, CustomStringConvertible {
-        var code: Int32
-        var description: String { String(cString: nghttp2_strerror(Int32(code))) }
-        var isFlood: Bool { code == NGHTTP2_ERR_FLOODED.rawValue || code == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue }
-        var isBadPreface: Bool { code == NGHTTP2_ERR_BAD_CLIENT_MAGIC.rawValue }
+    enum Failure: Error, CustomStringConvertible {
+        /// nghttp2 refused the input or the call (its error code).
+        case library(Int32)
+        /// A frame RFC 9113 forbids that nghttp2 would have let through; it was not passed on.
+        case violation(H2StreamHistory.Violation)
+
+        var description: String {
+            switch self {
+            case .library(let code): String(cString: nghttp2_strerror(code))
+            case .violation(let violation): violation.description
+            }
+        }
+
+        var isFlood: Bool {
+            guard case .library(let code) = self else { return false }
+            return code == NGHTTP2_ERR_FLOODED.rawValue || code == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue
+        }
+
+        var isBadPreface: Bool {
+            guard case .library(let code) = self else { return false }
+            return code == NGHTTP2_ERR_BAD_CLIENT_MAGIC.rawValue
+        }
+
+        /// The HTTP/2 error code that ends the connection.
+        var errorCode: UInt32 {
+            if isFlood { return 0xB }  // ENHANCE_YOUR_CALM
+            if case .violation(let violation) = self { return violation.errorCode }
+            return 0x1  // PROTOCOL_ERROR
+        }
     }
 
     /// A response body waiting for nghttp2 to pull it into DATA frames.
@@ -93,6 +117,9 @@ final class H2Session {
     private let allocator: ByteBufferAllocator
     private var controlFrames: TokenBucket
     private var resets: TokenBucket
+    /// Frame boundaries of the client's bytes, and what its past streams allow next.
+    private var scanner = H2FrameScanner()
+    private var history = H2StreamHistory()
 
     init(settings: Settings, allocator: ByteBufferAllocator) throws(Failure) {
         self.settings = settings
@@ -122,7 +149,7 @@ final class H2Session {
 
         var created: OpaquePointer?
         let rv = nghttp2_session_server_new2(&created, callbacks, Unmanaged.passUnretained(self).toOpaque(), option)
-        guard rv == 0, let created else { throw Failure(code: rv) }
+        guard rv == 0, let created else { throw .library(rv) }
         session = created
 
         var entries = [
@@ -133,7 +160,7 @@ final class H2Session {
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0),
         ]
         let settingsResult = nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &entries, entries.count)
-        guard settingsResult == 0 else { throw Failure(code: settingsResult) }
+        guard settingsResult == 0 else { throw .library(settingsResult) }
         if settings.connectionWindowSize > 65_535 {
             nghttp2_session_set_local_window_size(
                 session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(clamping: settings.connectionWindowSize))
@@ -147,12 +174,22 @@ final class H2Session {
     // MARK: Input and output
 
     /// Feeds bytes from the client; the events they caused are in `events` afterwards.
+    ///
+    /// Each frame header is judged by the stream history first; a frame it refuses, and all
+    /// after it, never reach nghttp2, and `receive` throws `.violation`.
     func receive(_ buffer: ByteBuffer) throws(Failure) {
+        var violation: H2StreamHistory.Violation?
         let result = buffer.withUnsafeReadableBytes { bytes -> Int in
-            guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return 0 }
-            return nghttp2_session_mem_recv(session, base, bytes.count)
+            let allowed = scanner.scan(bytes) { header in
+                violation = history.receive(header)
+                return violation == nil
+            }
+            guard allowed > 0, let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return 0 }
+            return nghttp2_session_mem_recv(session, base, allowed)
         }
-        if result < 0 { throw Failure(code: Int32(result)) }
+        if result < 0 { throw .library(Int32(result)) }
+        // Unless nghttp2 already ended the session over an earlier frame of the same read.
+        if let violation, nghttp2_session_want_read(session) != 0 { throw .violation(violation) }
     }
 
     /// Appends everything nghttp2 has to send to `buffer`; returns whether anything was added.

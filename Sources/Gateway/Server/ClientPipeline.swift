@@ -60,11 +60,16 @@ enum ClientPipeline {
 /// On an `[http1, h2c]` listener: reads until the first bytes tell the HTTP/2 connection preface
 /// ("PRI * HTTP/2.0...") from an HTTP/1.1 request line, sets up that protocol after itself, hands
 /// it the bytes and leaves.
+///
+/// The HTTP/2 request line alone decides: no HTTP/1.1 request starts with it, and a client that
+/// sends it meant HTTP/2, so a preface broken after it is HTTP/2's to answer (GOAWAY
+/// PROTOCOL_ERROR, RFC 9113 3.4), not an HTTP/1.1 400.
 final class PrefaceDetector: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
-    static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+    /// The start of the HTTP/2 connection preface: its request line.
+    static let requestLine = Array("PRI * HTTP/2.0".utf8)
 
     private let loop: LoopContext
     private let scheme: String
@@ -95,9 +100,9 @@ final class PrefaceDetector: ChannelInboundHandler, RemovableChannelHandler {
             buffered!.writeBuffer(&incoming)
         }
         let bytes = buffered!.readableBytesView
-        let compared = min(bytes.count, Self.preface.count)
-        let isPreface = bytes.prefix(compared).elementsEqual(Self.preface.prefix(compared))
-        if isPreface, compared < Self.preface.count { return }  // not enough to tell yet
+        let compared = min(bytes.count, Self.requestLine.count)
+        let isPreface = bytes.prefix(compared).elementsEqual(Self.requestLine.prefix(compared))
+        if isPreface, compared < Self.requestLine.count { return }  // not enough to tell yet
         do {
             if isPreface {
                 try ClientPipeline.addHTTP2(to: context.channel, loop: loop, scheme: scheme)

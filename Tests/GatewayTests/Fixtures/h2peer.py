@@ -40,6 +40,12 @@ only what was written to the socket. Per subcommand:
                       outcome: complete|reset|open, body_bytes, ended_at_ms, error_*}], timeline
                       [{at_ms, event: opened|goaway|ping|rst_stream|stream_end|closed, ...}]
   slow-upload         body_bytes, body_bytes_sent, status, stream, responses, rst_streams
+  conformance         case, first_frame ({type, flags, stream_id} or null), first_bytes (the
+                      first 32 bytes received, latin-1: an HTTP/1.1 answer shows here),
+                      barrier_acked (a PING sent after the case's last frame came back: the
+                      server read it and went on), rst_streams, ended_streams (streams the
+                      server ended), statuses {"stream id": status} of the hand-built streams,
+                      answered_before_violation (cases that wait for a response first)
 
 zero-window, drain-watch and slow-upload print "h2peer: ready ..." on stderr once their streams
 are written, for a test that acts on the server next.
@@ -70,6 +76,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack
 
 FRAME_TYPES = {
     0x0: "DATA",
@@ -84,8 +91,11 @@ FRAME_TYPES = {
     0x9: "CONTINUATION",
 }
 DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, CONTINUATION = 0x0, 0x1, 0x3, 0x4, 0x6, 0x7, 0x9
+PRIORITY_FRAME, WINDOW_UPDATE = 0x2, 0x8
 FLAG_ACK = 0x1
 FLAG_END_STREAM = 0x1
+FLAG_END_HEADERS = 0x4
+CANCEL = 0x8
 FLAG_PADDED = 0x8
 FLAG_PRIORITY = 0x20
 
@@ -180,6 +190,8 @@ class Peer:
         self.bytes_written = 0
         self.bytes_received = 0
         self.inbuf = bytearray()
+        self.first_bytes = b""
+        self.first_frame = None
 
         self.closed = False
         self.close_kind = None
@@ -197,6 +209,11 @@ class Peer:
         self.rsts = []
         self.header_frames = 0
         self.header_streams = set()
+        # Streams the server ended (END_STREAM on its HEADERS or DATA), and the :status of the
+        # responses on hand-built streams, decoded here since H2Connection never sees them.
+        self.ended_streams = set()
+        self.raw_statuses = {}
+        self.hpack_decoder = hpack.Decoder()
         self.data_bytes = 0
         self.timeline = []
         # (at_ms of the frame, h2 event), for the subcommand to consume.
@@ -312,6 +329,8 @@ class Peer:
             if not data:
                 self._mark_closed("eof")
                 return
+            if len(self.first_bytes) < 32:
+                self.first_bytes += data[: 32 - len(self.first_bytes)]
             self.bytes_received += len(data)
             self.inbuf += data
             self._split_frames()
@@ -381,6 +400,8 @@ class Peer:
         self.last_frame_at = time.monotonic()
         name = FRAME_TYPES.get(ftype, "0x%x" % ftype)
         self.frame_counts[name] = self.frame_counts.get(name, 0) + 1
+        if self.first_frame is None:
+            self.first_frame = {"type": name, "flags": flags, "stream_id": stream_id}
 
         if ftype == GOAWAY and len(payload) >= 8:
             last, code = struct.unpack(">II", payload[:8])
@@ -402,7 +423,13 @@ class Peer:
         elif ftype == HEADERS:
             self.header_frames += 1
             self.header_streams.add(stream_id)
+            if flags & FLAG_END_STREAM:
+                self.ended_streams.add(stream_id)
+            if stream_id in self.raw_streams:
+                self._decode_raw_headers(stream_id, flags, payload)
         elif ftype == DATA:
+            if flags & FLAG_END_STREAM:
+                self.ended_streams.add(stream_id)
             self.data_bytes += len(self._data_payload(flags, payload))
         elif ftype == PING:
             if flags & FLAG_ACK:
@@ -445,6 +472,22 @@ class Peer:
                 )
             self.events.append((at, event))
         self.flush_h2()
+
+    def _decode_raw_headers(self, stream_id, flags, payload):
+        """The server's header block on a hand-built stream (assumed to fit one frame, as the
+        gateway's short responses do); every block goes through the one decoder, in order, so
+        its dynamic table stays in step with the server's."""
+        block = self._data_payload(flags, payload)
+        if flags & FLAG_PRIORITY:
+            block = block[5:]
+        try:
+            fields = self.hpack_decoder.decode(bytes(block), raw=True)
+        except Exception as e:  # hpack's errors have no common base worth naming here
+            self.h2_error = "hpack: %s" % e
+            return
+        for name, value in fields:
+            if name == b":status" and stream_id not in self.raw_statuses:
+                self.raw_statuses[stream_id] = int(value) if value.isdigit() else 0
 
     @staticmethod
     def _data_payload(flags, payload):
@@ -884,6 +927,226 @@ def cmd_slow_upload(peer, args):
     return result
 
 
+# -- conformance: h2spec's cases, frame by frame ------------------------------------------------
+
+MAGIC = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def _request_block(peer, method=b"GET", path=None, extra=()):
+    """A request header block of literals without indexing: it leaves no dynamic-table state,
+    so the same block can be sent twice, and a block the server drops unread changes nothing."""
+    block = b"".join(
+        [
+            hpack_literal_indexed_name(2, method),  # :method
+            hpack_literal_indexed_name(6, peer.scheme),  # :scheme
+            hpack_literal_indexed_name(1, peer.authority),  # :authority
+            hpack_literal_indexed_name(4, (path or peer.args.path).encode()),  # :path
+        ]
+    )
+    return block + b"".join(hpack_literal_new_name(name, value) for name, value in extra)
+
+
+def _headers(peer, sid, end_stream=True, **request):
+    peer.raw_streams.add(sid)
+    flags = FLAG_END_HEADERS | (FLAG_END_STREAM if end_stream else 0)
+    return peer.queue(frame(HEADERS, flags, sid, _request_block(peer, **request)))
+
+
+def _data(peer, sid, payload=b"test", end_stream=True):
+    peer.raw_streams.add(sid)
+    return peer.queue(frame(DATA, FLAG_END_STREAM if end_stream else 0, sid, payload))
+
+
+def _continuation(peer, sid):
+    peer.raw_streams.add(sid)
+    return peer.queue(frame(CONTINUATION, FLAG_END_HEADERS, sid, hpack_literal_new_name(b"x-dummy0", b"dummy")))
+
+
+def _rst(peer, sid, code=CANCEL):
+    peer.raw_streams.add(sid)
+    return peer.queue(frame(RST_STREAM, 0, sid, struct.pack(">I", code)))
+
+
+def _answered(peer, sid):
+    """Waits until the server ended its response on `sid` (or reset it); h2spec's
+    VerifyStreamClose. Returns whether the response ended."""
+    peer.drain_output()
+    peer.wait(lambda: sid in peer.ended_streams or any(r["stream_id"] == sid for r in peer.rsts))
+    return sid in peer.ended_streams
+
+
+# Each case sends what h2spec's test of the same name sends (section in the comment) and
+# returns extra report keys; the violating frame is the last thing it queues.
+def _case_closed(violation):
+    """5.1 closed: the stream is answered (END_STREAM both ways), then the violation."""
+
+    def run(peer):
+        _headers(peer, 1)
+        answered = _answered(peer, 1)
+        violation(peer, 1)
+        return {"answered_before_violation": answered}
+
+    return run
+
+
+def _case_after_reset(violation):
+    """5.1 closed: HEADERS, RST_STREAM(CANCEL) from us, then the violation, in one write."""
+
+    def run(peer):
+        _headers(peer, 1, end_stream=False)
+        _rst(peer, 1)
+        violation(peer, 1)
+        return {}
+
+    return run
+
+
+def _case_half_closed(violation):
+    """5.1 half-closed (remote): HEADERS with END_STREAM, then the violation, in one write."""
+
+    def run(peer):
+        _headers(peer, 1)
+        violation(peer, 1)
+        return {}
+
+    return run
+
+
+def _case_idle(violation):
+    """5.1 idle: the violation on stream 1, never opened."""
+
+    def run(peer):
+        violation(peer, 1)
+        return {}
+
+    return run
+
+
+def _window_update(peer, sid):
+    peer.raw_streams.add(sid)
+    peer.queue(frame(WINDOW_UPDATE, 0, sid, struct.pack(">I", 100)))
+
+
+def _continuation_with_request(peer, sid):
+    peer.raw_streams.add(sid)
+    peer.queue(frame(CONTINUATION, FLAG_END_HEADERS, sid, _request_block(peer)))
+
+
+def _case_stream_ids(*ids):
+    """5.1.1: HEADERS with END_STREAM on these stream ids, in one write."""
+
+    def run(peer):
+        for sid in ids:
+            _headers(peer, sid)
+        return {}
+
+    return run
+
+
+def _case_after_gateway_reset(peer):
+    """Not h2spec: DATA still in flight on a stream the *server* reset must be ignored (RFC
+    9113 5.1, closed). The server answers 413 at the HEADERS (a declared body over the limit)
+    and resets the stream; DATA follows, then a new stream must still be served."""
+    _headers(peer, 1, end_stream=False, method=b"POST", path="/echo", extra=[(b"content-length", b"200000")])
+    answered = _answered(peer, 1)
+    peer.wait(lambda: any(r["stream_id"] == 1 for r in peer.rsts), limit_s=2)
+    _data(peer, 1, b"x" * 1000, end_stream=False)
+    _headers(peer, 3)
+    _answered(peer, 3)
+    return {"answered_before_violation": answered}
+
+
+def _case_trailers(peer):
+    """Not h2spec: a request with a body and trailers (HEADERS, DATA, HEADERS END_STREAM) is
+    legitimate and must be answered."""
+    _headers(peer, 1, end_stream=False, method=b"POST", path="/echo")
+    _data(peer, 1, b"hello", end_stream=False)
+    peer.queue(frame(HEADERS, FLAG_END_STREAM | FLAG_END_HEADERS, 1, hpack_literal_new_name(b"x-trailer", b"1")))
+    _answered(peer, 1)
+    return {}
+
+
+def _case_skipped_stream_id(peer):
+    """Not h2spec: skipping an id (1, then 5) is allowed; both are answered."""
+    _headers(peer, 1)
+    _headers(peer, 5)
+    _answered(peer, 1)
+    _answered(peer, 5)
+    return {}
+
+
+CONFORMANCE_CASES = {
+    # 5.1 idle
+    "idle-data": _case_idle(lambda peer, sid: _data(peer, sid)),
+    "idle-rst-stream": _case_idle(lambda peer, sid: _rst(peer, sid)),
+    "idle-window-update": _case_idle(_window_update),
+    "idle-continuation": _case_idle(_continuation_with_request),
+    # 5.1 half-closed (remote)
+    "half-closed-data": _case_half_closed(lambda peer, sid: _data(peer, sid)),
+    "half-closed-headers": _case_half_closed(lambda peer, sid: _headers(peer, sid)),
+    "half-closed-continuation": _case_half_closed(_continuation),
+    # 5.1 closed, after our RST_STREAM
+    "reset-data": _case_after_reset(lambda peer, sid: _data(peer, sid)),
+    "reset-headers": _case_after_reset(lambda peer, sid: _headers(peer, sid)),
+    "reset-continuation": _case_after_reset(_continuation),
+    # 5.1 closed, after END_STREAM both ways
+    "closed-data": _case_closed(lambda peer, sid: _data(peer, sid)),
+    "closed-headers": _case_closed(lambda peer, sid: _headers(peer, sid)),
+    "closed-continuation": _case_closed(_continuation),
+    # 5.1.1
+    "even-stream-id": _case_stream_ids(2),
+    "smaller-stream-id": _case_stream_ids(5, 3),
+    # legitimate traffic next to the rules above
+    "after-gateway-reset-data": _case_after_gateway_reset,
+    "trailers": _case_trailers,
+    "skipped-stream-id": _case_skipped_stream_id,
+}
+
+# 3.5: what is sent instead of the client preface.
+PREFACE_CASES = {
+    "preface-valid": MAGIC + frame(SETTINGS, 0, 0, struct.pack(">HI", 0x4, 65535)),
+    "preface-invalid": b"INVALID CONNECTION PREFACE\r\n\r\n",
+    "preface-bad-magic": b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n",
+    "preface-no-settings": MAGIC + frame(PING, 0, 0, b"\0" * 8),
+}
+
+
+def cmd_conformance(peer, args):
+    """One h2spec-style case: the frames it names, then what the server did about them. After
+    the violating frame a PING follows; its ACK means the server read the frame and went on."""
+    extra = {}
+    if args.case in PREFACE_CASES:
+        peer.queue(PREFACE_CASES[args.case])
+        peer.drain_output()
+        if args.case == "preface-valid":
+            peer.wait(lambda: peer.first_frame is not None)
+        else:
+            peer.wait(lambda: False)  # until the server closes, or the run times out
+    elif peer.start():
+        extra = CONFORMANCE_CASES[args.case](peer)
+        peer.drain_output()
+        if peer.usable():
+            peer.conn.ping(BARRIER)
+            peer.flush_h2()
+            peer.wait(lambda: peer.barrier_acked or peer.goaways)
+        if peer.goaways:
+            peer.wait(lambda: False, limit_s=3)  # a connection error ends with a close
+        else:
+            peer.wait(lambda: False, idle_ms=args.settle_ms)
+    result = peer.report("conformance")
+    result.update(
+        case=args.case,
+        first_frame=peer.first_frame,
+        first_bytes=peer.first_bytes.decode("latin-1"),
+        barrier_acked=peer.barrier_acked,
+        rst_streams=peer.rsts,
+        ended_streams=sorted(peer.ended_streams),
+        statuses={str(sid): status for sid, status in sorted(peer.raw_statuses.items())},
+        **extra,
+    )
+    return result
+
+
 COMMANDS = {
     "rapid-reset": cmd_rapid_reset,
     "continuation-flood": cmd_continuation_flood,
@@ -893,6 +1156,7 @@ COMMANDS = {
     "streams": cmd_streams,
     "drain-watch": cmd_drain_watch,
     "slow-upload": cmd_slow_upload,
+    "conformance": cmd_conformance,
 }
 
 
@@ -950,6 +1214,8 @@ def parse_args(argv):
     p.add_argument("--body-bytes", type=positive, required=True)
     p.add_argument("--chunk-bytes", type=positive, default=1, help="bytes per DATA frame")
     p.add_argument("--interval-ms", type=non_negative, default=1000, help="pause between DATA frames")
+    p = sub.add_parser("conformance", parents=[common], help="one h2spec-style case, frame by frame")
+    p.add_argument("--case", required=True, choices=sorted(list(CONFORMANCE_CASES) + list(PREFACE_CASES)))
 
     args = parser.parse_args(argv)
     if args.timeout <= 0:

@@ -157,6 +157,35 @@ import Testing
             #expect(error.isFlood, "\(error)")
         }
     }
+
+    /// DATA after the client's END_STREAM, in the same read as the request: the request is
+    /// reported, the DATA never reaches nghttp2, and `receive` says why (STREAM_CLOSED).
+    @Test func dataAfterTheClientEndedTheStreamFailsWithStreamClosed() throws {
+        let session = try makeSession()
+        try feed(session, Self.preface + Self.frame(type: 0x4, stream: 0))
+        do {
+            try session.receive(
+                ByteBuffer(bytes: Self.postHeaders(stream: 1, endStream: true) + Self.frame(type: 0x0, flags: 0x1, stream: 1, [1, 2])))
+            Issue.record("DATA after END_STREAM was accepted")
+        } catch {
+            #expect(error.errorCode == 0x5, "\(error)")
+            #expect(error.description == "DATA on stream 1 after the client ended it")
+        }
+        #expect(session.takeEvents().contains {
+            if case .request(1, _, true) = $0 { return true }
+            return false
+        })
+    }
+
+    @Test func aBrokenPrefaceFailsAsBadPreface() throws {
+        let session = try makeSession()
+        do {
+            try session.receive(ByteBuffer(string: "PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"))
+            Issue.record("a broken preface was accepted")
+        } catch {
+            #expect(error.isBadPreface && error.errorCode == 0x1, "\(error)")
+        }
+    }
 }
 
 @Suite struct TokenBucketTests {
