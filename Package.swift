@@ -48,9 +48,10 @@ let package = Package(
         ),
         // libFuzzer target (Fuzz/run-request-framing.sh builds it with -sanitize=fuzzer); in an
         // ordinary build it replays the inputs it is given.
+        .target(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"),
         .executableTarget(
             name: "RequestFramingFuzz",
-            dependencies: ["FramingOracle"],
+            dependencies: ["FramingOracle", "CLibFuzzer"],
             path: "Fuzz/RequestFramingFuzz"
         ),
         .target(

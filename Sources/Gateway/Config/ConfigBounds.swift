@@ -26,6 +26,8 @@ enum ConfigBounds {
     static let instances = 65_534
     /// `admin.max_connections`.
     static let adminConnections = 10_000
-    /// Health-check failures in a row, restarts in a row.
+    /// Retries of one request on other backends.
+    static let retries = 10
+    /// Health-check failures in a row, restarts in a row, connection failures before ejection.
     static let attempts = 1_000_000
 }

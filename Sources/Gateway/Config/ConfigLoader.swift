@@ -254,6 +254,7 @@ enum ConfigLoader {
 
     private static let deploymentKeys = [
         "name", "hosts", "path_prefix", "max_requests", "entry_points", "backends", "process",
+        "retries", "eject_after", "eject_for", "tunnel_grace",
     ]
 
     private static func deployment(_ node: ConfigNode) throws(ConfigError) -> DeploymentConfig {
@@ -295,7 +296,7 @@ enum ConfigLoader {
             }
             backends.append(address)
         }
-        return DeploymentConfig(
+        var deployment = DeploymentConfig(
             name: name,
             hosts: hosts,
             pathPrefix: pathPrefix,
@@ -304,6 +305,14 @@ enum ConfigLoader {
             backends: backends,
             process: process
         )
+        if let value = map.optional("retries") { deployment.retries = try value.nonNegativeInt(max: ConfigBounds.retries) }
+        if let value = map.optional("eject_after") {
+            deployment.ejectAfter = try value.nonNegativeInt(max: ConfigBounds.attempts)
+        }
+        if let value = map.optional("eject_for") { deployment.ejectFor = try value.duration(allowZero: false) }
+        // Zero is meaningful: close the tunnels as soon as the drain starts.
+        if let value = map.optional("tunnel_grace") { deployment.tunnelGrace = try value.duration(allowZero: true) }
+        return deployment
     }
 
     /// The directory of a configuration file, for relative paths inside it.

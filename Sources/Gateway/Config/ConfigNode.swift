@@ -103,15 +103,25 @@ struct ConfigNode {
 
     /// A whole number from 1 to `max`; `why` (such as "2^31-1") follows the maximum in the error.
     func positiveInt(max: Int, why: String? = nil) throws(ConfigError) -> Int {
-        let text = try self.string(expected: "a positive integer")
+        try integer(min: 1, max: max, why: why)
+    }
+
+    /// A whole number from 0 to `max`.
+    func nonNegativeInt(max: Int) throws(ConfigError) -> Int {
+        try integer(min: 0, max: max, why: nil)
+    }
+
+    private func integer(min: Int, max: Int, why: String?) throws(ConfigError) -> Int {
+        let expected = min > 0 ? "a positive integer" : "a whole number of at least \(min)"
+        let text = try self.string(expected: expected)
         let digits = text.replacingUnderscores()
         let tooLarge = "must be at most \(max)\(why.map { " (\($0))" } ?? ""), got \(self.shown)"
         guard let value = Int(digits) else {
             // All digits, only too many for an Int: say what the limit is, not that it is no number.
             if !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) { throw self.error(tooLarge) }
-            throw self.error("expected a positive integer, got \(self.shown)")
+            throw self.error("expected \(expected), got \(self.shown)")
         }
-        guard value > 0 else { throw self.error("expected a positive integer, got \(self.shown)") }
+        guard value >= min else { throw self.error("expected \(expected), got \(self.shown)") }
         guard value <= max else { throw self.error(tooLarge) }
         return value
     }

@@ -137,6 +137,15 @@ struct DeploymentConfig: Sendable, Equatable {
     var backends: [HostPort]
     /// The instances the gateway supervises; their addresses join the rotation when ready.
     var process: ProcessSpec?
+    /// How many times a request whose backend failed before answering goes to another backend.
+    var retries = GatewayConfig.defaultRetries
+    /// A fixed backend that fails this many connections in a row leaves the rotation (0: never).
+    var ejectAfter = GatewayConfig.defaultEjectAfter
+    /// How long its first ejection lasts; doubled while the probes keep failing.
+    var ejectFor = GatewayConfig.defaultEjectFor
+    /// A planned stop of an instance gives its upgraded tunnels (WebSocket) this long, then
+    /// closes them (1001 Going Away), so a roll is not held for the whole drain_timeout.
+    var tunnelGrace = GatewayConfig.defaultTunnelGrace
 }
 
 struct EntryPointConfig: Sendable, Equatable {
@@ -158,4 +167,8 @@ extension GatewayConfig {
         tunnelIdle: .seconds(3600)
     )
     static let defaultMaxHeaderBytes = 64 * 1024
+    static let defaultRetries = 2
+    static let defaultEjectAfter = 3
+    static let defaultEjectFor: Duration = .seconds(5)
+    static let defaultTunnelGrace: Duration = .seconds(5)
 }

@@ -70,6 +70,17 @@ final class LoopContext {
         }
     }
 
+    /// Closes the tunnels forwarded to one backend (a planned stop of that instance): a
+    /// WebSocket client gets 1001 Going Away and reconnects, to another instance. Returns how many.
+    @discardableResult
+    func closeTunnels(backend: HostPort) -> Int {
+        var closed = 0
+        for handler in connections.values {
+            if let http1 = handler as? ProxyHandler, http1.closeTunnel(backend: backend) { closed += 1 }
+        }
+        return closed
+    }
+
     /// Closes every connection at once: the end of a shutdown.
     func closeAllConnections() {
         for handler in connections.values {

@@ -641,13 +641,22 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         clientTunnel?.writeAndClose(nil)
     }
 
+    /// Ends the tunnel if it goes to `backend` (1001 first for a WebSocket); true if it did.
+    func closeTunnel(backend address: HostPort) -> Bool {
+        guard case .tunnel = phase, let clientTunnel, backend?.backend.address == address else { return false }
+        clientTunnel.writeAndClose(upgradeProtocol == "websocket" ? Self.webSocketGoingAway : nil)
+        return true
+    }
+
+    /// A WebSocket close frame with status 1001 (going away), unmasked as a server sends it.
+    static let webSocketGoingAway: [UInt8] = [0x88, 0x02, 0x03, 0xE9]
+
     /// Ends a tunnel whose scope finished draining; a WebSocket client gets a close frame with
     /// 1001 (going away) first.
     func closeTunnel(deployment: String?) {
         guard case .tunnel = phase, let clientTunnel else { return }
         if let deployment, lastDeployment != deployment { return }
-        let goingAway: [UInt8]? = upgradeProtocol == "websocket" ? [0x88, 0x02, 0x03, 0xE9] : nil
-        clientTunnel.writeAndClose(goingAway)
+        clientTunnel.writeAndClose(upgradeProtocol == "websocket" ? Self.webSocketGoingAway : nil)
     }
 
     // MARK: Finishing

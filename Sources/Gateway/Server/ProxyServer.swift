@@ -67,12 +67,22 @@ final class ProxyServer: Sendable {
 
     /// Runs `body` on every loop's context and waits for all of them.
     func forEachLoop(_ body: @escaping @Sendable (LoopContext) -> Void) async {
-        await withTaskGroup(of: Void.self) { group in
+        _ = await mapLoops(body)
+    }
+
+    /// Runs `body` on every loop's context and returns what each gave.
+    func mapLoops<Value: Sendable>(_ body: @escaping @Sendable (LoopContext) -> Value) async -> [Value] {
+        await withTaskGroup(of: Value?.self) { group in
             for bound in contexts.values {
                 group.addTask {
                     try? await bound.eventLoop.submit { body(bound.value) }.get()
                 }
             }
+            var values: [Value] = []
+            for await value in group {
+                if let value { values.append(value) }
+            }
+            return values
         }
     }
 }

@@ -28,7 +28,26 @@ struct SupervisedBackends: SupervisorDelegate {
     func drain(_ instance: InstanceEndpoint, timeout: Duration) async -> DrainReport {
         let clock = ContinuousClock()
         let started = clock.now
-        let scope = SuspendScope.backend(deployment: instance.deployment, address: Self.address(instance).description)
+        let address = Self.address(instance)
+        let scope = SuspendScope.backend(deployment: instance.deployment, address: address.description)
+        // Tunnels (WebSocket) never end by themselves: after the deployment's tunnel_grace they
+        // are closed with 1001, their clients reconnect to another instance, and the drain goes
+        // on without them instead of holding the roll for the whole drain timeout.
+        let grace = await membership.config.deployments.first { $0.name == instance.deployment }?.tunnelGrace
+            ?? GatewayConfig.defaultTunnelGrace
+        let server = self.server
+        let logger = self.logger
+        let closer = Task {
+            try await Task.sleep(for: grace)
+            let counts = await server.mapLoops { $0.closeTunnels(backend: address) }
+            let closed = counts.reduce(0, +)
+            if closed > 0 {
+                logger.info(
+                    "tunnels closed for a planned stop",
+                    metadata: ["instance": "\(instance.name)", "backend": "\(address)", "tunnels": "\(closed)", "tunnel_grace": "\(grace)"])
+            }
+        }
+        defer { closer.cancel() }
         do {
             let result = try await controller.suspend(scope, timeout: .after(timeout))
             return DrainReport(drained: result.drained, active: result.active, duration: clock.now - started)

@@ -50,6 +50,36 @@ struct UpgradeEndToEndTests {
     }
 }
 
+extension UpgradeEndToEndTests {
+    /// A planned stop of an instance (here a roll) gives its WebSockets `tunnel_grace`, then
+    /// closes them with 1001, so the roll takes seconds, not the 30 s drain timeout.
+    @Test(.timeLimit(.minutes(2)))
+    func aRollClosesWebSocketsAfterTunnelGraceNotTheDrainTimeout() async throws {
+        let h = try await GatewayHarness(
+            backends: 0,
+            yaml: GatewayHarness.supervisedConfig(instances: 1, extraProcess: "      drain_timeout: 30s\n    tunnel_grace: 1s"))
+        try await h.waitForReady(1)
+        let connection = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: h.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        try await connection.executeThenClose { inbound, outbound in
+            var reader = ByteReader(inbound.makeAsyncIterator())
+            try await outbound.write(ByteBuffer(string: Self.handshake))
+            #expect(try await reader.readUntil("\r\n\r\n").hasPrefix("HTTP/1.1 101"))
+            let started = ContinuousClock.now
+            let roll = Task { Int(try await h.admin(.POST, "/deployments/shop/restart").status.code) }
+            let close = try await reader.read(count: 4)
+            #expect(close == [0x88, 0x02, 0x03, 0xE9])
+            #expect(try await roll.value == 200)
+            #expect(ContinuousClock.now - started < .seconds(15), "the roll waited for the tunnel")
+        }
+        #expect(h.gateway.stderrLines.contains { $0.contains("tunnels closed for a planned stop") })
+    }
+}
+
 /// Reads exact amounts from a byte stream in tests.
 struct ByteReader {
     var iterator: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
