@@ -13,6 +13,10 @@ public final class BackendCounter: Sendable {
     let counter: AdmissionCounter
     private let succeeded: Atomic<UInt64>
     private let failed: Atomic<UInt64>
+    /// Failed releases since the last successful one (passive health).
+    private let failedInARow = Atomic<Int>(0)
+    private let ejectedFlag = Atomic<Bool>(false)
+    private let ejectionCount = Atomic<Int>(0)
 
     init(deployment: String, address: String) {
         self.deployment = deployment
@@ -43,10 +47,40 @@ public final class BackendCounter: Sendable {
     public func release(failed: Bool) {
         if failed {
             self.failed.wrappingAdd(1, ordering: .relaxed)
+            failedInARow.wrappingAdd(1, ordering: .relaxed)
         } else {
             succeeded.wrappingAdd(1, ordering: .relaxed)
+            // A load first: the store would bounce the cache line on every request otherwise.
+            if failedInARow.load(ordering: .relaxed) != 0 { failedInARow.store(0, ordering: .relaxed) }
         }
         counter.release()
+    }
+
+    // MARK: Passive ejection
+
+    /// Failed releases since the last successful one.
+    public var failuresInARow: Int { failedInARow.load(ordering: .relaxed) }
+
+    /// Out of the load balancer's choice after failing too often (passive health checks), until
+    /// `restore()`. Separate from a drain: an ejected backend is still RUNNING and counted.
+    public var isEjected: Bool { ejectedFlag.load(ordering: .relaxed) }
+
+    /// How many times it was ejected.
+    public var ejections: Int { ejectionCount.load(ordering: .relaxed) }
+
+    /// Ejects it; false when it already was (exactly one caller wins).
+    public func eject() -> Bool {
+        guard ejectedFlag.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else {
+            return false
+        }
+        ejectionCount.wrappingAdd(1, ordering: .relaxed)
+        return true
+    }
+
+    /// Lets it back in, with a clean count of failures.
+    public func restore() {
+        failedInARow.store(0, ordering: .relaxed)
+        ejectedFlag.store(false, ordering: .relaxed)
     }
 
     /// Acquisitions ever: completed ones plus those in flight.

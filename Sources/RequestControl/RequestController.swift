@@ -279,7 +279,8 @@ public final class RequestController: Sendable {
                 BackendSnapshot(
                     address: backend.counter.address, state: backend.scope.state,
                     inRotation: backend.counter.inRotation, active: backend.counter.active,
-                    total: backend.counter.total, failures: backend.counter.failures)
+                    total: backend.counter.total, failures: backend.counter.failures,
+                    ejected: backend.counter.isEjected, ejections: backend.counter.ejections)
             }
             let deploymentTotal = entryPoints.reduce(0) { $0 + $1.total }
             total += deploymentTotal

@@ -32,6 +32,10 @@ enum MetricsExporter {
             registry.makeCounter(name: "gateway_stalled_timeouts_total", labels: [("kind", kind)], help: "Request bodies and tunnels ended because they stopped moving.")
                 .increment(by: Int64(count))
         }
+        registry.makeCounter(name: "gateway_retries_total", labels: [], help: "Requests sent again to another backend after theirs failed before answering.")
+            .increment(by: Int64(traffic.retries))
+        registry.makeCounter(name: "gateway_retries_over_budget_total", labels: [], help: "Retries not made because the deployment's retry budget was spent.")
+            .increment(by: Int64(traffic.retriesOverBudget))
         registry.makeGauge(name: "gateway_requests_in_flight_total", help: "Requests in flight in the whole gateway.").set(Double(snapshot.active))
         registry.makeCounter(name: "gateway_requests_admitted_total", help: "Requests admitted by the gateway.").increment(by: Int64(snapshot.total))
         registry.makeGauge(name: "gateway_requests_limit", help: "The global in-flight limit (0 = unlimited).").set(Double(snapshot.limit ?? 0))
@@ -50,6 +54,8 @@ enum MetricsExporter {
                 registry.makeCounter(name: "gateway_backend_requests_total", labels: bl, help: "Requests sent to a backend.").increment(by: Int64(b.total))
                 registry.makeCounter(name: "gateway_backend_failures_total", labels: bl, help: "Backend connect, protocol or timeout failures.").increment(by: Int64(b.failures))
                 registry.makeGauge(name: "gateway_backend_in_rotation", labels: bl, help: "1 when the load balancer may pick the backend.").set(Double(b.inRotation ? 1 : 0))
+                registry.makeGauge(name: "gateway_backend_ejected", labels: bl, help: "1 while the backend is ejected after failing in a row.").set(Double(b.ejected ? 1 : 0))
+                registry.makeCounter(name: "gateway_backend_ejections_total", labels: bl, help: "Times the backend was ejected.").increment(by: Int64(b.ejections))
             }
             for ep in d.entryPoints {
                 let el = dl + [("entry_point", ep.name)]

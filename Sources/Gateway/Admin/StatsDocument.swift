@@ -26,6 +26,16 @@ struct StatsDocument: Encodable {
         var active: Int
         var total: Int
         var failures: Int
+        /// Out of the balancer's choice after failing `eject_after` times in a row.
+        var ejected: Bool
+        var ejections: Int
+    }
+
+    /// Requests sent again to another backend after theirs failed before answering, and the
+    /// retries the retry budget refused.
+    struct Retries: Encodable {
+        var attempted: Int
+        var over_budget: Int
     }
 
     struct EntryPoint: Encodable {
@@ -92,6 +102,7 @@ struct StatsDocument: Encodable {
     var protocols: Protocols
     var tls: TLS
     var timeouts: Timeouts
+    var retries: Retries
     var admin: Admin?
     var deployments: [Deployment]
 
@@ -111,6 +122,7 @@ struct StatsDocument: Encodable {
                 goaways_sent: traffic.h2GoAways, abusive_connections_closed: traffic.h2AbusiveConnections)
         )
         timeouts = Timeouts(request_body: traffic.requestBodyTimeouts, tunnel_idle: traffic.tunnelIdleTimeouts)
+        retries = Retries(attempted: traffic.retries, over_budget: traffic.retriesOverBudget)
         state = snapshot.state.rawValue
         global = Global(
             active: snapshot.active,
@@ -126,7 +138,9 @@ struct StatsDocument: Encodable {
                 total: d.total,
                 limit: d.limit,
                 backends: d.backends.map {
-                    Backend(address: $0.address, state: $0.state.rawValue, in_rotation: $0.inRotation, active: $0.active, total: $0.total, failures: $0.failures)
+                    Backend(
+                        address: $0.address, state: $0.state.rawValue, in_rotation: $0.inRotation, active: $0.active,
+                        total: $0.total, failures: $0.failures, ejected: $0.ejected, ejections: $0.ejections)
                 },
                 entry_points: d.entryPoints.map { ep in
                     EntryPoint(

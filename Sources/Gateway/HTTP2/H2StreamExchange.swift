@@ -44,6 +44,9 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
     private var endForwarded = false
     private(set) var requestBodyForwarded = false
     var retried = false
+    var retriesUsed = 0
+    var holdsRetryBudget = false
+    private(set) var requestHasBody = false
     private var upstreamReusable = true
     private var headRequest = false
     private(set) var responseStatus: Int?
@@ -130,6 +133,7 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
         // (RFC 9113 8.3.1: :authority takes precedence over a host field).
         if let given = head.authority { headers.replaceOrAdd(name: "host", value: given) }
         let method = HTTPMethod(rawValue: head.method)
+        requestHasBody = !endStream
         // HTTP/1.1 carries request trailers only in a chunked body. A body of unknown length is
         // chunked anyway; one with a length goes chunked too when the client announced trailers
         // with a `trailer` field, or they would be dropped. (nghttp2 still holds the client to

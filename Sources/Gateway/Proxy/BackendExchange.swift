@@ -13,8 +13,14 @@ protocol BackendExchange: AnyObject {
     var failedBackends: [Int] { get set }
     var upstream: UpstreamConnection? { get set }
     var upstreamHead: HTTPRequestHead? { get }
-    /// The request already went once more on a fresh connection.
+    /// The request already went once more on a fresh connection (a stale keep-alive one closed).
     var retried: Bool { get set }
+    /// Attempts on other backends after one failed (bounded by the deployment's `retries`).
+    var retriesUsed: Int { get set }
+    /// The current attempt is a retry and holds a slot of the deployment's retry budget.
+    var holdsRetryBudget: Bool { get set }
+    /// The request has a body (sent or still to come).
+    var requestHasBody: Bool { get }
     var responseStarted: Bool { get }
     var requestBodyForwarded: Bool { get }
     var requestEnded: Bool { get }
@@ -64,11 +70,42 @@ extension BackendExchange {
                     "backend connect failed",
                     metadata: ["deployment": "\(route.deployment.name)", "backend": "\(chosen.backend.address)", "error": "\(error)"]
                 )
-                releaseBackend(failed: true)
-                failedBackends.append(chosen.index)
-                connectUpstream()
+                // Nothing reached the backend: any request may go to another one.
+                retryElsewhere(
+                    after: "backend \(chosen.backend.address) of deployment \(route.deployment.name) refused the connection: \(error)")
             }
         }
+    }
+
+    /// The current backend failed before any byte of the response: it is released as failed
+    /// (which may eject it), and the request goes to another backend if the deployment's
+    /// `retries` and retry budget allow; else 502.
+    func retryElsewhere(after failure: String) {
+        guard let route, let chosen = backend else { return }
+        releaseBackend(failed: true)
+        failedBackends.append(chosen.index)
+        let failover = route.deployment.failover
+        guard retriesUsed < failover.retries else {
+            failExchange(status: .badGateway, reason: failure, backendFailed: false, retryAfter: nil)
+            return
+        }
+        guard failover.budget.tryAcquire(active: route.deployment.balancer.active) else {
+            loop.traffic.retriesOverBudget.add(1, ordering: .relaxed)
+            failExchange(status: .badGateway, reason: failure + " (retry budget spent)", backendFailed: false, retryAfter: nil)
+            return
+        }
+        holdsRetryBudget = true
+        retriesUsed += 1
+        loop.traffic.retries.add(1, ordering: .relaxed)
+        connectUpstream()
+    }
+
+    /// Whether a request whose backend broke before answering may go to another backend: its
+    /// body (if any) must not have left, since it is not kept; and it must be idempotent (RFC
+    /// 9110 9.2.2) or have a body still unsent, so the backend cannot have acted on it.
+    var mayRetryElsewhere: Bool {
+        guard !responseStarted, !requestBodyForwarded, let method = upstreamHead?.method else { return false }
+        return method.isIdempotent || requestHasBody
     }
 
     /// The backend closed the connection during the exchange. A reused keep-alive connection
@@ -78,13 +115,17 @@ extension BackendExchange {
     func upstreamClosed(error: Error?) {
         guard isProxying, let closed = upstream else { return }
         upstream = nil
+        let failure = "backend \(closed.backend) closed the connection" + (error.map { ": \($0)" } ?? "")
         guard !retried, !responseStarted, !requestBodyForwarded, requestEnded, closed.exchanges > 1,
             upstreamHead?.method.isIdempotent == true
         else {
-            failExchange(
-                status: .badGateway,
-                reason: "backend \(closed.backend) closed the connection" + (error.map { ": \($0)" } ?? ""),
-                backendFailed: true, retryAfter: nil)
+            // A fresh connection broke: the backend failed. Another one may take the request.
+            if mayRetryElsewhere {
+                closed.close()
+                retryElsewhere(after: failure)
+            } else {
+                failExchange(status: .badGateway, reason: failure, backendFailed: true, retryAfter: nil)
+            }
             return
         }
         retried = true
@@ -107,6 +148,11 @@ extension BackendExchange {
         if let chosen = backend {
             backend = nil
             chosen.backend.counter.release(failed: failed)
+            if failed, let route { loop.ejection?.backendFailed(chosen.backend, deployment: route.deployment, loop: loop) }
+        }
+        if holdsRetryBudget {
+            holdsRetryBudget = false
+            route?.deployment.failover.budget.release()
         }
     }
 

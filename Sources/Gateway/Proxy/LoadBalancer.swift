@@ -19,6 +19,16 @@ final class LoadBalancer: Sendable {
         self.backends = backends.map { Backend(address: $0.0, counter: $0.1) }
     }
 
+    /// Backends the balancer may choose now (in rotation, not ejected).
+    var choosable: Int {
+        backends.reduce(0) { $0 + ($1.counter.inRotation && !$1.counter.isEjected ? 1 : 0) }
+    }
+
+    /// Requests in flight to all of them.
+    var active: Int {
+        backends.reduce(0) { $0 + $1.counter.active }
+    }
+
     /// Chooses and acquires a backend, skipping the indices in `excluding` (backends that already
     /// failed for this request). Returns nil when none is in rotation and admitting.
     func acquire(excluding: [Int] = []) -> (index: Int, backend: Backend)? {
@@ -33,7 +43,7 @@ final class LoadBalancer: Sendable {
                 let index = Int(UInt(bitPattern: start &+ step) % UInt(count))
                 if skipped.contains(index) { continue }
                 let counter = backends[index].counter
-                guard counter.inRotation else { continue }
+                guard counter.inRotation, !counter.isEjected else { continue }
                 let active = counter.active
                 if active < bestActive {
                     best = index

@@ -27,6 +27,8 @@ final class LoopContext {
     /// `Upgrade` protocols tunnelled to the backend (lower-case); any other is not passed on.
     var upgradeProtocols: [String] = ["websocket"]
     let pool: UpstreamPool
+    /// Passive health of fixed backends (shared by every loop); nil in handler tests.
+    let ejection: PassiveEjection?
     let logger: Logger
     /// This loop's own share of the traffic counters.
     let traffic: TrafficCounters.Shard
@@ -34,8 +36,10 @@ final class LoopContext {
 
     init(
         eventLoop: EventLoop, router: Router, timeouts: TimeoutsConfig, limits: LimitsConfig,
-        http2: HTTP2Config = HTTP2Config(), traffic: TrafficCounters.Shard, logger: Logger
+        http2: HTTP2Config = HTTP2Config(), traffic: TrafficCounters.Shard, ejection: PassiveEjection? = nil,
+        logger: Logger
     ) {
+        self.ejection = ejection
         self.http2 = http2
         self.traffic = traffic
         self.eventLoop = eventLoop

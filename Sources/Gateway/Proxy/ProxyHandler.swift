@@ -56,7 +56,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     private var pendingParts: [HTTPClientRequestPart] = []
     private(set) var requestEnded = false
     /// The head announced a body (a length above zero, or chunked framing).
-    private var requestHasBody = false
+    private(set) var requestHasBody = false
     /// The last response's end is written but not yet flushed out.
     private var endWritePending = false
     private(set) var requestBodyForwarded = false
@@ -68,6 +68,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     private var keepAlive = true
     private var requestVersion = HTTPVersion.http1_1
     var retried = false
+    var retriesUsed = 0
+    var holdsRetryBudget = false
     private var readPending = false
     private var pipelined = CircularBuffer<HTTPServerRequestPart>()
     private var responseTimer: Scheduled<Void>?
@@ -809,6 +811,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         responseHeadWritten = false
         upstreamReusable = true
         retried = false
+        retriesUsed = 0
         upgradeProtocol = nil
         switchingHead = nil
     }

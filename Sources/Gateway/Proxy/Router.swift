@@ -19,15 +19,33 @@ struct Router: Sendable {
         let pathPrefix: String
         let entryPoints: [EntryPointRoute]
         let balancer: LoadBalancer
+        let failover: Failover
 
-        init(name: String, hosts: Set<String>?, pathPrefix: String, entryPoints: [EntryPointRoute], balancer: LoadBalancer) {
+        init(
+            name: String, hosts: Set<String>?, pathPrefix: String, entryPoints: [EntryPointRoute], balancer: LoadBalancer,
+            failover: Failover = Failover()
+        ) {
             self.name = name
             self.hosts = hosts
             self.pathPrefix = pathPrefix
             // Longest prefix first, so the first match is the best one.
             self.entryPoints = entryPoints.sorted { $0.pathPrefix.utf8.count > $1.pathPrefix.utf8.count }
             self.balancer = balancer
+            self.failover = failover
         }
+    }
+
+    /// What a deployment does when a backend fails: retries elsewhere (within a budget) and
+    /// passive ejection of its fixed backends.
+    struct Failover: Sendable {
+        var retries = GatewayConfig.defaultRetries
+        var ejectAfter = GatewayConfig.defaultEjectAfter
+        var ejectFor = GatewayConfig.defaultEjectFor
+        /// The configured addresses; supervised instances have active health checks instead.
+        var fixedBackends: Set<HostPort> = []
+        /// A retry holds a slot of the budget of the route it started on until its attempt ends
+        /// (a router published meanwhile has a budget of its own).
+        var budget = RetryBudget()
     }
 
     struct EntryPointRoute: Sendable {
@@ -71,7 +89,10 @@ struct Router: Sendable {
                     hosts: deployment.hosts.map(Set.init),
                     pathPrefix: deployment.pathPrefix,
                     entryPoints: entryPoints,
-                    balancer: LoadBalancer(backends: members)
+                    balancer: LoadBalancer(backends: members),
+                    failover: Failover(
+                        retries: deployment.retries, ejectAfter: deployment.ejectAfter, ejectFor: deployment.ejectFor,
+                        fixedBackends: Set(deployment.backends))
                 )
             )
         }
@@ -83,6 +104,12 @@ struct Router: Sendable {
         self.init(
             config: config, controller: controller,
             backends: Dictionary(uniqueKeysWithValues: config.deployments.map { ($0.name, $0.backends) }))
+    }
+
+    /// Whether `address` still serves `deployment` in this router (an ejected backend's probes
+    /// stop when a reload removed it).
+    func routes(deployment name: String, to address: HostPort) -> Bool {
+        deployments.contains { $0.name == name && $0.balancer.backends.contains { $0.address == address } }
     }
 
     /// - Parameters:

@@ -18,13 +18,14 @@ final class ProxyServer: Sendable {
         self.logger = logger
         self.traffic = traffic
         var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
+        let ejection = PassiveEjection(group: group, probeTimeout: TimeAmount(config.timeouts.connect), logger: logger)
         for (index, loop) in group.makeIterator().enumerated() {
             let shard = traffic.shards[index % traffic.shards.count]
             let bound = try loop.submit {
                 NIOLoopBound(
                     LoopContext(
                         eventLoop: loop, router: router, timeouts: config.timeouts, limits: config.limits,
-                        http2: config.http2, traffic: shard, logger: logger),
+                        http2: config.http2, traffic: shard, ejection: ejection, logger: logger),
                     eventLoop: loop
                 )
             }.wait()

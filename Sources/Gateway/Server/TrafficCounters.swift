@@ -20,6 +20,10 @@ final class TrafficCounters: Sendable {
         let requestBodyTimeouts = Atomic<Int>(0)
         /// Upgraded tunnels closed after `timeouts.tunnel_idle` without a byte.
         let tunnelIdleTimeouts = Atomic<Int>(0)
+        /// Requests sent again to another backend after theirs failed before answering.
+        let retries = Atomic<Int>(0)
+        /// Retries not made because the deployment's retry budget was spent.
+        let retriesOverBudget = Atomic<Int>(0)
 
         init() {}
     }
@@ -33,6 +37,8 @@ final class TrafficCounters: Sendable {
         var h2AbusiveConnections = 0
         var requestBodyTimeouts = 0
         var tunnelIdleTimeouts = 0
+        var retries = 0
+        var retriesOverBudget = 0
     }
 
     let shards: [Shard]
@@ -52,6 +58,8 @@ final class TrafficCounters: Sendable {
             total.h2AbusiveConnections += shard.h2AbusiveConnections.load(ordering: .relaxed)
             total.requestBodyTimeouts += shard.requestBodyTimeouts.load(ordering: .relaxed)
             total.tunnelIdleTimeouts += shard.tunnelIdleTimeouts.load(ordering: .relaxed)
+            total.retries += shard.retries.load(ordering: .relaxed)
+            total.retriesOverBudget += shard.retriesOverBudget.load(ordering: .relaxed)
         }
         return total
     }

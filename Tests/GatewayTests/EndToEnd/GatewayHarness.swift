@@ -16,7 +16,7 @@ final class GatewayHarness: Sendable {
     let adminPort: Int
     let directory: URL
     /// Held for the harness's lifetime so the dead backends' ports stay dead.
-    private let refusingPorts: [RefusingPort]
+    let refusingPorts: [RefusingPort]
 
     /// - Parameters:
     ///   - backends: how many demo backends to start (named b0, b1, ...).

@@ -59,6 +59,12 @@ final class RefusingPort: Sendable {
         self.port = Int(UInt16(bigEndian: address.sin_port))
     }
 
+    /// Starts listening: connections are then completed by the kernel (a TCP probe passes) but
+    /// never accepted by anyone.
+    func startListening() {
+        _ = listen(fd, 16)
+    }
+
     deinit { close(fd) }
 }
 

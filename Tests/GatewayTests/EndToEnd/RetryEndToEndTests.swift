@@ -1,0 +1,99 @@
+import Foundation
+import NIOHTTP1
+import Testing
+
+/// Backends that fail: a request whose backend broke before answering goes to another backend
+/// when that is safe (idempotent, or its body never left), within `retries` and the retry
+/// budget; a fixed backend that keeps failing is ejected and let back by a probe, never by a
+/// client; the last backend is never ejected.
+@Suite(.timeLimit(.minutes(2)))
+struct RetryEndToEndTests {
+    static func backendStats(_ stats: [String: Any], _ address: String) -> [String: Any] {
+        let deployments = stats["deployments"] as? [[String: Any]] ?? []
+        let backends = deployments.first?["backends"] as? [[String: Any]] ?? []
+        return backends.first { $0["address"] as? String == address } ?? [:]
+    }
+
+    /// Four slow GETs spread over two backends; one backend is killed with SIGKILL while they
+    /// are in flight: all four are answered 200 (nginx did this; the gateway used to answer two
+    /// with 502).
+    @Test func getsInFlightOnAKilledBackendAreRetriedOnTheOther() async throws {
+        let h = try await GatewayHarness(backends: 2, yaml: GatewayHarness.simpleConfig())
+        let requests = (0..<4).map { _ in Task { try await h.get("/sleep?ms=1500") } }
+        try await h.waitForStats("two requests on each backend") { stats in
+            let backends = (stats["deployments"] as? [[String: Any]])?.first?["backends"] as? [[String: Any]] ?? []
+            return backends.count == 2 && backends.allSatisfy { $0["active"] as? Int == 2 }
+        }
+        h.backends[0].killAndReap()
+        for request in requests {
+            let response = try await request.value
+            #expect(response.status == .ok, "\(String(decoding: response.body, as: UTF8.self))")
+        }
+        let stats = try await h.stats()
+        #expect((stats["retries"] as? [String: Any])?["attempted"] as? Int == 2, "\(stats)")
+    }
+
+    /// A backend that reads the whole request and closes without answering: a GET is retried
+    /// on the other backend; a POST whose body was sent is not (502), and reached one backend once.
+    @Test func aPostWhoseBodyWasSentIsNeverRetried() async throws {
+        let silent = try await RecordingBackend { _ in RecordingBackend.Reply(bytes: [], close: true) }
+        let good = try await RecordingBackend()
+        let yaml = GatewayHarness.simpleConfig(extra: "")
+            .replacingOccurrences(of: "{backends}", with: "[127.0.0.1:\(silent.port), 127.0.0.1:\(good.port)]")
+            .replacingOccurrences(of: "    backends:", with: "    eject_after: 0\n    backends:")
+        let h = try await GatewayHarness(backends: 0, yaml: yaml)
+        var postStatuses: [Int] = []
+        for round in 0..<6 {
+            let get = try await h.get("/get/\(round)")
+            #expect(get.status == .ok, "GET \(round)")
+            let post = try await TestHTTPClient.withConnection(port: h.port) { client in
+                try await client.request(.POST, "/post/\(round)", body: Array("order \(round)".utf8))
+            }
+            postStatuses.append(Int(post.status.code))
+        }
+        // Least-connections with round robin among ties sends some of each to the silent one.
+        #expect(postStatuses.contains(502), "\(postStatuses)")
+        let posts = (silent.requests + good.requests).filter { $0.method == "POST" }
+        #expect(posts.count == 6, "each POST reached a backend exactly once: \(posts)")
+        #expect(Set(posts.map(\.uri)).count == 6)
+    }
+
+    /// A fixed backend that refuses connections is ejected after `eject_after` failures, the
+    /// requests meanwhile are retried on the others, and a passing probe lets it back.
+    @Test func aFailingBackendIsEjectedAndAProbeLetsItBack() async throws {
+        let h = try await GatewayHarness(
+            backends: 2, deadBackends: 1,
+            yaml: GatewayHarness.simpleConfig()
+                .replacingOccurrences(of: "    backends:", with: "    eject_after: 2\n    eject_for: 500ms\n    backends:"))
+        let dead = "127.0.0.1:\(h.backendPorts[2])"
+        for _ in 0..<12 {
+            #expect(try await h.get("/").status == .ok)
+        }
+        let stats = try await h.stats()
+        let deadStats = Self.backendStats(stats, dead)
+        #expect(deadStats["ejected"] as? Bool == true, "\(deadStats)")
+        #expect(deadStats["ejections"] as? Int == 1)
+        // Ejected after exactly two failures: no client request was spent on it since.
+        #expect(deadStats["failures"] as? Int == 2, "\(deadStats)")
+        #expect(h.gateway.stderrLines.contains { $0.contains("backend ejected") })
+
+        // It starts listening; the next probe (0.5 s, then 1 s, ...) lets it back.
+        h.refusingPorts[0].startListening()
+        try await h.waitForStats("the backend restored") { Self.backendStats($0, dead)["ejected"] as? Bool == false }
+        #expect(h.gateway.stderrLines.contains { $0.contains("backend restored") })
+    }
+
+    /// The last backend a deployment can choose is never ejected: when it comes back, the next
+    /// request is served at once.
+    @Test func theLastBackendIsNeverEjected() async throws {
+        let h = try await GatewayHarness(
+            backends: 0, deadBackends: 1,
+            yaml: GatewayHarness.simpleConfig().replacingOccurrences(of: "    backends:", with: "    eject_after: 1\n    backends:"))
+        for _ in 0..<5 {
+            #expect(try await h.get("/").status == .badGateway)
+        }
+        let deadStats = Self.backendStats(try await h.stats(), "127.0.0.1:\(h.backendPorts[0])")
+        #expect(deadStats["ejected"] as? Bool == false, "\(deadStats)")
+        #expect(deadStats["failures"] as? Int == 5)
+    }
+}
