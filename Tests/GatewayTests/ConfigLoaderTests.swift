@@ -396,6 +396,36 @@ import Testing
         }
     }
 
+    @Test func failoverAndTunnelKeysPerDeployment() throws {
+        let config = try self.parse(
+            """
+            listen: 127.0.0.1:8080
+            upgrade_protocols: [websocket, My-Proto]
+            deployments:
+              - name: app
+                retries: 0
+                eject_after: 5
+                eject_for: 2s
+                tunnel_grace: 0s
+                backends: [127.0.0.1:9001]
+            """)
+        let app = config.deployments[0]
+        #expect(app.retries == 0)
+        #expect(app.ejectAfter == 5)
+        #expect(app.ejectFor == .seconds(2))
+        #expect(app.tunnelGrace == .zero)
+        #expect(config.upgradeProtocols == ["websocket", "my-proto"])
+        #expect(try self.parse(Self.minimal).upgradeProtocols == ["websocket"])
+        #expect(try self.parse(Self.minimal).deployments[0].retries == 2)
+
+        let tooMany = try #require(self.error(Self.minimal.replacingOccurrences(of: "  - name: app\n", with: "  - name: app\n    retries: 11\n")))
+        #expect(tooMany.message.contains("must be at most 10"), "\(tooMany)")
+        let h2c = try #require(self.error(Self.minimal + "\nupgrade_protocols: [h2c]\n"))
+        #expect(h2c.message.contains("h2c cannot be tunnelled"), "\(h2c)")
+        let bad = try #require(self.error(Self.minimal + "\nupgrade_protocols: [\"web socket\"]\n"))
+        #expect(bad.message.contains("expected a protocol token"), "\(bad)")
+    }
+
     @Test func hostsAreNormalised() {
         #expect(HostName.normalize("Shop.Local") == "shop.local")
         #expect(HostName.normalize("shop.local:8080") == "shop.local")

@@ -51,6 +51,7 @@ enum ConfigLoader {
     private static func gateway(_ node: ConfigNode) throws(ConfigError) -> GatewayConfig {
         let map = try node.mapping(known: [
             "listen", "listeners", "admin", "limits", "shutdown_timeout", "threads", "timeouts", "http2", "deployments",
+            "upgrade_protocols",
         ])
         let (listeners, listenNode) = try Self.listeners(node, map)
         var admin = AdminConfig(listen: HostPort(host: "127.0.0.1", port: 9901))
@@ -90,7 +91,9 @@ enum ConfigLoader {
             http2 = try Self.http2(http2Node)
         }
         let deployments = try Self.deployments(map.required("deployments"))
-        return GatewayConfig(
+        var upgradeProtocols = ["websocket"]
+        if let node = map.optional("upgrade_protocols") { upgradeProtocols = try Self.upgradeProtocols(node) }
+        var config = GatewayConfig(
             listeners: listeners,
             admin: admin,
             limits: limits,
@@ -100,6 +103,26 @@ enum ConfigLoader {
             http2: http2,
             deployments: deployments
         )
+        config.upgradeProtocols = upgradeProtocols
+        return config
+    }
+
+    /// Tokens of `Upgrade` (RFC 9110 7.8) the gateway tunnels; h2c is never one: it would hand
+    /// the backend connection to a protocol the gateway does not proxy (RFC 9113 deprecates it).
+    private static func upgradeProtocols(_ node: ConfigNode) throws(ConfigError) -> [String] {
+        var tokens: [String] = []
+        for item in try node.list() {
+            let token = try item.string(expected: "a protocol name").lowercased()
+            let allowed = token.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x61 && byte <= 0x7A) || "!#$%&'*+-.^_`|~/".utf8.contains(byte)
+            }
+            guard !token.isEmpty, allowed else { throw item.error("expected a protocol token like websocket, got \(item.shown)") }
+            guard token != "h2c" else {
+                throw item.error("h2c cannot be tunnelled: clients that ask for it get HTTP/1.1 (use an h2c listener for HTTP/2)")
+            }
+            if !tokens.contains(token) { tokens.append(token) }
+        }
+        return tokens
     }
 
     /// `listen: ADDRESS` (one cleartext HTTP/1.1 listener) or `listeners: [...]`; returns the

@@ -15,6 +15,9 @@ struct GatewayConfig: Sendable, Equatable {
     var threads: Int?
     var timeouts: TimeoutsConfig
     var http2 = HTTP2Config()
+    /// `Upgrade` protocols tunnelled to the backends (lower-case); any other upgrade request is
+    /// answered over HTTP/1.1 without it.
+    var upgradeProtocols = ["websocket"]
     var deployments: [DeploymentConfig]
 }
 

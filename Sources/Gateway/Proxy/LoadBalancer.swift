@@ -31,7 +31,16 @@ final class LoadBalancer: Sendable {
 
     /// Chooses and acquires a backend, skipping the indices in `excluding` (backends that already
     /// failed for this request). Returns nil when none is in rotation and admitting.
+    ///
+    /// Ejected backends (passive health) are skipped while any other is left; when none is, they
+    /// are tried rather than failing the request at once (Envoy's panic mode): a restarted
+    /// backend is often back long before its ejection ends. Using one does not end its ejection.
     func acquire(excluding: [Int] = []) -> (index: Int, backend: Backend)? {
+        if let chosen = acquire(excluding: excluding, ejected: false) { return chosen }
+        return acquire(excluding: excluding, ejected: true)
+    }
+
+    private func acquire(excluding: [Int], ejected allowEjected: Bool) -> (index: Int, backend: Backend)? {
         let count = backends.count
         guard count > 0 else { return nil }
         var skipped = excluding
@@ -43,7 +52,7 @@ final class LoadBalancer: Sendable {
                 let index = Int(UInt(bitPattern: start &+ step) % UInt(count))
                 if skipped.contains(index) { continue }
                 let counter = backends[index].counter
-                guard counter.inRotation, !counter.isEjected else { continue }
+                guard counter.inRotation, allowEjected || !counter.isEjected else { continue }
                 let active = counter.active
                 if active < bestActive {
                     best = index

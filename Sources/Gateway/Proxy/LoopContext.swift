@@ -24,8 +24,9 @@ final class LoopContext {
     var timeouts: TimeoutsConfig
     var limits: LimitsConfig
     var http2: HTTP2Config
-    /// `Upgrade` protocols tunnelled to the backend (lower-case); any other is not passed on.
-    var upgradeProtocols: [String] = ["websocket"]
+    /// `Upgrade` protocols tunnelled to the backend (lower-case; `upgrade_protocols`); any
+    /// other is not passed on.
+    var upgradeProtocols = ["websocket"]
     let pool: UpstreamPool
     /// Passive health of fixed backends (shared by every loop); nil in handler tests.
     let ejection: PassiveEjection?

@@ -229,6 +229,11 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
             context.eventLoop.assumeIsolated().execute { [self] in restartDecoder() }
         } else if !pipelined.isEmpty || deferredParseError != nil {
             context.eventLoop.assumeIsolated().execute { [self] in processPipelined() }
+        } else {
+            // Reads held while a connect was pending stay held unless released here: an exchange
+            // answered locally (a 502 after failed connects) never reached `attach`, and the
+            // connection went deaf to the client's next request.
+            resumeReadsIfPossible()
         }
     }
 
@@ -321,8 +326,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         decoderStopsAfterRequest = asksUpgrade || head.method == .CONNECT
 
         if head.method == .CONNECT {
-            // A tunnel to anywhere is not this gateway's business: a framed 405 (a CONNECT
-            // answer carries no body, so none is sent), and the connection closes.
+            // A tunnel to anywhere is not this gateway's business: a framed 405, and the
+            // connection closes.
             keepAlive = false
             writeConnectRefusal()
             return

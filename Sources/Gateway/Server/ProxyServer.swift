@@ -22,12 +22,11 @@ final class ProxyServer: Sendable {
         for (index, loop) in group.makeIterator().enumerated() {
             let shard = traffic.shards[index % traffic.shards.count]
             let bound = try loop.submit {
-                NIOLoopBound(
-                    LoopContext(
-                        eventLoop: loop, router: router, timeouts: config.timeouts, limits: config.limits,
-                        http2: config.http2, traffic: shard, ejection: ejection, logger: logger),
-                    eventLoop: loop
-                )
+                let context = LoopContext(
+                    eventLoop: loop, router: router, timeouts: config.timeouts, limits: config.limits,
+                    http2: config.http2, traffic: shard, ejection: ejection, logger: logger)
+                context.upgradeProtocols = config.upgradeProtocols
+                return NIOLoopBound(context, eventLoop: loop)
             }.wait()
             contexts[ObjectIdentifier(loop)] = bound
         }

@@ -77,6 +77,7 @@ actor BackendMembership {
         let timeouts = config.timeouts
         let limits = config.limits
         let http2 = config.http2
+        let upgradeProtocols = config.upgradeProtocols
         version += 1
         let version = self.version
         await server.forEachLoop { loop in
@@ -86,6 +87,7 @@ actor BackendMembership {
             loop.timeouts = timeouts
             loop.limits = limits
             loop.http2 = http2
+            loop.upgradeProtocols = upgradeProtocols
         }
     }
 }

@@ -116,6 +116,9 @@ final class GatewayOperations: Sendable {
         if new.limits != old.limits || new.timeouts != old.timeouts || new.shutdownTimeout != old.shutdownTimeout {
             changes.append("limits and timeouts updated in place")
         }
+        if new.upgradeProtocols != old.upgradeProtocols {
+            changes.append("upgrade_protocols now \(new.upgradeProtocols.joined(separator: ", ")) for new requests")
+        }
         if new.http2 != old.http2 {
             changes.append("http2 settings updated for new connections")
         }

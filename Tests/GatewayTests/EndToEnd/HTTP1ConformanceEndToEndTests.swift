@@ -135,6 +135,17 @@ struct HTTP1ConformanceEndToEndTests {
         #expect(Set(requests.map(\.connection)).count == 1)
     }
 
+    /// Protocols other than WebSocket are tunnelled only when `upgrade_protocols` names them.
+    @Test(arguments: [false, true])
+    func otherUpgradesPassOnlyWhenConfigured(configured: Bool) async throws {
+        let backend = try await RecordingBackend()
+        let h = try await Self.harness(backend, extra: configured ? "upgrade_protocols: [websocket, my-proto]\n" : "")
+        _ = try await TestHTTPClient.raw(
+            port: h.port, "GET /p HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: My-Proto\r\n\r\n", responses: 1)
+        let seen = try #require(try await SmugglingEndToEndTests.requests(backend, count: 1).first)
+        #expect(seen.header("upgrade") == (configured ? "My-Proto" : nil))
+    }
+
     @Test func curlHTTP2OnACleartextListenerGetsBothAnswers() async throws {
         let h = try await GatewayHarness(yaml: GatewayHarness.simpleConfig())
         let run = try await ExternalTool.run(

@@ -83,6 +83,55 @@ struct RetryEndToEndTests {
         #expect(h.gateway.stderrLines.contains { $0.contains("backend restored") })
     }
 
+    /// A request answered 502 while its connect was pending (reads are held meanwhile) leaves
+    /// the keep-alive connection reading: the next request on it is answered too. It used to
+    /// hang (found by bench/origins-restart: one stuck request per client connection).
+    @Test func aConnectionKeepsReadingAfterA502ForAFailedConnect() async throws {
+        let h = try await GatewayHarness(backends: 0, deadBackends: 1, yaml: GatewayHarness.simpleConfig())
+        let answer = try await TestHTTPClient.raw(
+            port: h.port, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n", responses: 1, timeout: .seconds(5))
+        #expect(answer.hasPrefix("HTTP/1.1 502"))
+        try await TestHTTPClient.withConnection(port: h.port, timeout: .seconds(5)) { client in
+            for _ in 0..<3 {
+                let status = try await client.request(.GET, "/").status
+                #expect(status == .badGateway)
+            }
+        }
+    }
+
+    /// Two backends were ejected and have come back (their ejection runs for a minute); the
+    /// third dies. Its requests go to the ejected ones rather than failing (Envoy's panic mode).
+    @Test func whenOnlyEjectedBackendsAreLeftTheyAreTriedRatherThanFailing() async throws {
+        let h = try await GatewayHarness(
+            backends: 3,
+            yaml: GatewayHarness.simpleConfig()
+                .replacingOccurrences(of: "    backends:", with: "    eject_after: 1\n    eject_for: 60s\n    backends:"))
+        h.backends[0].killAndReap()
+        h.backends[1].killAndReap()
+        // Requests that pick a dead backend fail over to the live one, and eject the dead one.
+        try await h.poll(
+            timeout: .seconds(20), "two backends ejected",
+            fetch: {
+                #expect(try await h.get("/").status == .ok)
+                return try await h.stats()
+            },
+            until: { stats in
+                let backends = (stats["deployments"] as? [[String: Any]])?.first?["backends"] as? [[String: Any]] ?? []
+                return backends.filter { $0["ejected"] as? Bool == true }.count == 2
+            })
+        var revived: [ChildProcess] = []
+        for index in 0..<2 {
+            let backend = try ChildProcess.gateway(["demo-backend", "--port", String(h.backendPorts[index]), "--name", "r\(index)"])
+            _ = try await backend.waitForOutput(containing: "listening on", timeout: .seconds(20))
+            revived.append(backend)
+        }
+        h.backends[2].killAndReap()
+        for _ in 0..<4 {
+            let response = try await h.get("/")
+            #expect(response.status == .ok, "\(String(decoding: response.body, as: UTF8.self))")
+        }
+    }
+
     /// The last backend a deployment can choose is never ejected: when it comes back, the next
     /// request is served at once.
     @Test func theLastBackendIsNeverEjected() async throws {
