@@ -70,17 +70,20 @@ extension BackendExchange {
                     "backend connect failed",
                     metadata: ["deployment": "\(route.deployment.name)", "backend": "\(chosen.backend.address)", "error": "\(error)"]
                 )
-                // Nothing reached the backend: any request may go to another one.
+                // Nothing reached the backend: any request may go to another one, and the retry
+                // adds no work anywhere, so the retry budget does not limit it.
                 retryElsewhere(
-                    after: "backend \(chosen.backend.address) of deployment \(route.deployment.name) refused the connection: \(error)")
+                    after: "backend \(chosen.backend.address) of deployment \(route.deployment.name) refused the connection: \(error)",
+                    nothingSent: true)
             }
         }
     }
 
     /// The current backend failed before any byte of the response: it is released as failed
     /// (which may eject it), and the request goes to another backend if the deployment's
-    /// `retries` and retry budget allow; else 502.
-    func retryElsewhere(after failure: String) {
+    /// `retries` allow and, unless nothing of it was sent (a refused connect), its retry budget;
+    /// else 502.
+    func retryElsewhere(after failure: String, nothingSent: Bool = false) {
         guard let route, let chosen = backend else { return }
         releaseBackend(failed: true)
         failedBackends.append(chosen.index)
@@ -89,12 +92,14 @@ extension BackendExchange {
             failExchange(status: .badGateway, reason: failure, backendFailed: false, retryAfter: nil)
             return
         }
-        guard failover.budget.tryAcquire(active: route.deployment.balancer.active) else {
-            loop.traffic.retriesOverBudget.add(1, ordering: .relaxed)
-            failExchange(status: .badGateway, reason: failure + " (retry budget spent)", backendFailed: false, retryAfter: nil)
-            return
+        if !nothingSent {
+            guard failover.budget.tryAcquire(active: route.deployment.balancer.active) else {
+                loop.traffic.retriesOverBudget.add(1, ordering: .relaxed)
+                failExchange(status: .badGateway, reason: failure + " (retry budget spent)", backendFailed: false, retryAfter: nil)
+                return
+            }
+            holdsRetryBudget = true
         }
-        holdsRetryBudget = true
         retriesUsed += 1
         loop.traffic.retries.add(1, ordering: .relaxed)
         connectUpstream()

@@ -32,34 +32,43 @@ final class LoadBalancer: Sendable {
     /// Chooses and acquires a backend, skipping the indices in `excluding` (backends that already
     /// failed for this request). Returns nil when none is in rotation and admitting.
     ///
-    /// Ejected backends (passive health) are skipped while any other is left; when none is, they
-    /// are tried rather than failing the request at once (Envoy's panic mode): a restarted
-    /// backend is often back long before its ejection ends. Using one does not end its ejection.
+    /// Ejected backends (passive health) are skipped, unless fewer than half of the backends in
+    /// rotation are left (Envoy's panic mode) or no other one is: then every backend in rotation
+    /// is chosen from, since a restarted backend is often back long before its ejection ends, and
+    /// the few left would take every request first. Choosing one does not end its ejection.
     func acquire(excluding: [Int] = []) -> (index: Int, backend: Backend)? {
-        if let chosen = acquire(excluding: excluding, ejected: false) { return chosen }
-        return acquire(excluding: excluding, ejected: true)
-    }
-
-    private func acquire(excluding: [Int], ejected allowEjected: Bool) -> (index: Int, backend: Backend)? {
         let count = backends.count
         guard count > 0 else { return nil }
         var skipped = excluding
         while true {
             let start = cursor.wrappingAdd(1, ordering: .relaxed).oldValue
-            var best: Int? = nil
-            var bestActive = Int.max
+            // One pass: the best healthy backend, the best of all, and how many are ejected.
+            var healthy: Int? = nil
+            var healthyActive = Int.max
+            var any: Int? = nil
+            var anyActive = Int.max
+            var inRotation = 0
+            var ejected = 0
             for step in 0..<count {
                 let index = Int(UInt(bitPattern: start &+ step) % UInt(count))
-                if skipped.contains(index) { continue }
                 let counter = backends[index].counter
-                guard counter.inRotation, allowEjected || !counter.isEjected else { continue }
+                guard counter.inRotation else { continue }
+                inRotation += 1
+                let isEjected = counter.isEjected
+                if isEjected { ejected += 1 }
+                if skipped.contains(index) { continue }
                 let active = counter.active
-                if active < bestActive {
-                    best = index
-                    bestActive = active
+                if active < anyActive {
+                    any = index
+                    anyActive = active
+                }
+                if !isEjected, active < healthyActive {
+                    healthy = index
+                    healthyActive = active
                 }
             }
-            guard let best else { return nil }
+            let panic = ejected * 2 > inRotation
+            guard let best = (panic ? any : healthy) ?? any else { return nil }
             if backends[best].counter.acquire() {
                 return (best, backends[best])
             }

@@ -10,14 +10,19 @@ import Testing
 struct StalledRequestEndToEndTests {
     static func timeouts(_ stats: [String: Any]) -> [String: Any] { stats["timeouts"] as? [String: Any] ?? [:] }
 
-    /// Opens a connection, writes `text` and returns it open; the caller reads or closes it.
-    static func open(port: Int, _ text: String) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
-        let connection = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+    /// A raw byte connection to 127.0.0.1:`port`.
+    static func connect(port: Int) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }
+    }
+
+    /// Opens a connection, writes `text` and returns it open; the caller reads or closes it.
+    static func open(port: Int, _ text: String) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        let connection = try await connect(port: port)
         try await connection.outbound.write(ByteBuffer(string: text))
         return connection
     }

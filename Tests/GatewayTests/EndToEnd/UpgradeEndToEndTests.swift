@@ -18,12 +18,7 @@ struct UpgradeEndToEndTests {
 
     @Test func webSocketEchoThroughTheGatewayAndCloseWith1001OnDrain() async throws {
         let h = try await GatewayHarness(yaml: GatewayHarness.simpleConfig())
-        let connection = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connect(host: "127.0.0.1", port: h.port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-                }
-            }
+        let connection = try await StalledRequestEndToEndTests.connect(port: h.port)
         try await connection.executeThenClose { inbound, outbound in
             var reader = ByteReader(inbound.makeAsyncIterator())
             try await outbound.write(ByteBuffer(string: Self.handshake))
@@ -59,12 +54,7 @@ extension UpgradeEndToEndTests {
             backends: 0,
             yaml: GatewayHarness.supervisedConfig(instances: 1, extraProcess: "      drain_timeout: 30s\n    tunnel_grace: 1s"))
         try await h.waitForReady(1)
-        let connection = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connect(host: "127.0.0.1", port: h.port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-                }
-            }
+        let connection = try await StalledRequestEndToEndTests.connect(port: h.port)
         try await connection.executeThenClose { inbound, outbound in
             var reader = ByteReader(inbound.makeAsyncIterator())
             try await outbound.write(ByteBuffer(string: Self.handshake))
