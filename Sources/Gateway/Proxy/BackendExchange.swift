@@ -142,8 +142,9 @@ extension BackendExchange {
             }
             switch result {
             case .success(let fresh): attach(fresh)
-            case .failure:
-                failExchange(status: .badGateway, reason: "backend closed the connection", backendFailed: true, retryAfter: nil)
+            case .failure(let error):
+                // Not a stale connection after all: the backend is gone. Another may answer.
+                retryElsewhere(after: "backend \(closed.backend) closed the connection and refused a new one: \(error)")
             }
         }
     }

@@ -33,6 +33,25 @@ struct RetryEndToEndTests {
         #expect((stats["retries"] as? [String: Any])?["attempted"] as? Int == 2, "\(stats)")
     }
 
+    /// The same on pooled keep-alive connections (a first round of requests leaves them in the
+    /// pool): the closed one looks like a stale keep-alive connection, the fresh connection to
+    /// the same backend is refused, and the request must still go to the other backend.
+    @Test func getsInFlightOnPooledConnectionsToAKilledBackendAreRetriedOnTheOther() async throws {
+        let h = try await GatewayHarness(backends: 2, yaml: GatewayHarness.simpleConfig())
+        let warm = (0..<4).map { _ in Task { try await h.get("/sleep?ms=300") } }
+        for request in warm { #expect(try await request.value.status == .ok) }
+        let requests = (0..<4).map { _ in Task { try await h.get("/sleep?ms=1500") } }
+        try await h.waitForStats("two requests on each backend") { stats in
+            let backends = (stats["deployments"] as? [[String: Any]])?.first?["backends"] as? [[String: Any]] ?? []
+            return backends.count == 2 && backends.allSatisfy { $0["active"] as? Int == 2 }
+        }
+        h.backends[0].killAndReap()
+        for request in requests {
+            let response = try await request.value
+            #expect(response.status == .ok, "\(String(decoding: response.body, as: UTF8.self))")
+        }
+    }
+
     /// A backend that reads the whole request and closes without answering: a GET is retried
     /// on the other backend; a POST whose body was sent is not (502), and reached one backend once.
     @Test func aPostWhoseBodyWasSentIsNeverRetried() async throws {
