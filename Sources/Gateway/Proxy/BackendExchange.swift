@@ -115,8 +115,9 @@ extension BackendExchange {
 
     /// The backend closed the connection during the exchange. A reused keep-alive connection
     /// closed before anything of the request or its response moved was never processed, so an
-    /// idempotent request goes once more on a fresh connection to the same backend; anything
-    /// else is a 502 (or a cut response).
+    /// idempotent request goes once more on a fresh connection to the same backend (and on to
+    /// another if that is refused). Otherwise the request goes to another backend when that is
+    /// safe (`mayRetryElsewhere`), else it is a 502 (or a cut response).
     func upstreamClosed(error: Error?) {
         guard isProxying, let closed = upstream else { return }
         upstream = nil
