@@ -19,9 +19,12 @@ public struct RequestTarget: Equatable, Sendable {
     }
 
     public static func parse(_ head: HTTPRequestHead) -> Result<RequestTarget, Refusal> {
-        let hostFields = head.headers["host"]
-        guard hostFields.count <= 1 else { return .failure(Refusal(reason: "more than one Host field")) }
-        var host = hostFields.first
+        // One pass without an array: this runs for every request.
+        var host: String?
+        for (name, value) in head.headers where HeaderName.equals(name, "host") {
+            guard host == nil else { return .failure(Refusal(reason: "more than one Host field")) }
+            host = value
+        }
         var uri = head.uri
         if !uri.hasPrefix("/"), uri != "*" {
             guard let (authority, path) = absoluteForm(uri) else {

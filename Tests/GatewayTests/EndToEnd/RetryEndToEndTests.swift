@@ -19,16 +19,7 @@ struct RetryEndToEndTests {
     /// with 502).
     @Test func getsInFlightOnAKilledBackendAreRetriedOnTheOther() async throws {
         let h = try await GatewayHarness(backends: 2, yaml: GatewayHarness.simpleConfig())
-        let requests = (0..<4).map { _ in Task { try await h.get("/sleep?ms=1500") } }
-        try await h.waitForStats("two requests on each backend") { stats in
-            let backends = (stats["deployments"] as? [[String: Any]])?.first?["backends"] as? [[String: Any]] ?? []
-            return backends.count == 2 && backends.allSatisfy { $0["active"] as? Int == 2 }
-        }
-        h.backends[0].killAndReap()
-        for request in requests {
-            let response = try await request.value
-            #expect(response.status == .ok, "\(String(decoding: response.body, as: UTF8.self))")
-        }
+        try await Self.killOneBackendUnderSlowGets(h)
         let stats = try await h.stats()
         #expect((stats["retries"] as? [String: Any])?["attempted"] as? Int == 2, "\(stats)")
     }
@@ -40,6 +31,12 @@ struct RetryEndToEndTests {
         let h = try await GatewayHarness(backends: 2, yaml: GatewayHarness.simpleConfig())
         let warm = (0..<4).map { _ in Task { try await h.get("/sleep?ms=300") } }
         for request in warm { #expect(try await request.value.status == .ok) }
+        try await Self.killOneBackendUnderSlowGets(h)
+    }
+
+    /// Four slow GETs, two on each of two backends; the first backend is killed with SIGKILL
+    /// while they run; every GET must still be answered 200.
+    static func killOneBackendUnderSlowGets(_ h: GatewayHarness) async throws {
         let requests = (0..<4).map { _ in Task { try await h.get("/sleep?ms=1500") } }
         try await h.waitForStats("two requests on each backend") { stats in
             let backends = (stats["deployments"] as? [[String: Any]])?.first?["backends"] as? [[String: Any]] ?? []
