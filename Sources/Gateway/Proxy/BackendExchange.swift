@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOHTTP1
 
@@ -66,10 +67,16 @@ extension BackendExchange {
             case .success(let connection):
                 attach(connection)
             case .failure(let error):
-                loop.logger.warning(
-                    "backend connect failed",
-                    metadata: ["deployment": "\(route.deployment.name)", "backend": "\(chosen.backend.address)", "error": "\(error)"]
-                )
+                // Once per run of failures: a dead backend under load would write a line per
+                // request (thousands a second) until it is ejected or back.
+                let metadata: Logger.Metadata = [
+                    "deployment": "\(route.deployment.name)", "backend": "\(chosen.backend.address)", "error": "\(error)",
+                ]
+                if chosen.backend.counter.failuresInARow == 0 {
+                    loop.logger.warning("backend connect failed", metadata: metadata)
+                } else {
+                    loop.logger.debug("backend connect failed", metadata: metadata)
+                }
                 // Nothing reached the backend: any request may go to another one, and the retry
                 // adds no work anywhere, so the retry budget does not limit it.
                 retryElsewhere(

@@ -160,5 +160,7 @@ struct RetryEndToEndTests {
         let deadStats = Self.backendStats(try await h.stats(), "127.0.0.1:\(h.backendPorts[0])")
         #expect(deadStats["ejected"] as? Bool == false, "\(deadStats)")
         #expect(deadStats["failures"] as? Int == 5)
+        // Logged once for the run of failures, not once per request.
+        #expect(h.gateway.stderrLines.filter { $0.contains("backend connect failed") }.count == 1)
     }
 }
