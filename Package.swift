@@ -29,6 +29,9 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
         .target(name: "RequestControl"),
+        // The keeper protocol (roadmap step 7): messages, framing and descriptor passing between
+        // the keeper that owns sockets and instances and the worker that serves. No NIO.
+        .target(name: "Keeper"),
         // The message rules of the proxy that decide what a backend reads: body framing, the
         // forwarded fields, Host and request-target. Its own module so the request-framing
         // fuzzer and its oracle run the gateway's very code.
@@ -85,6 +88,7 @@ let package = Package(
         ),
         .testTarget(name: "RequestControlTests", dependencies: ["RequestControl"]),
         .testTarget(name: "SupervisorTests", dependencies: ["Supervisor"]),
+        .testTarget(name: "KeeperTests", dependencies: ["Keeper"]),
         .testTarget(
             name: "GatewayTests",
             dependencies: [

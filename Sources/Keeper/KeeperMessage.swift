@@ -1,0 +1,151 @@
+/// What the keeper and a worker say to each other over their socket (roadmap step 7).
+///
+/// The keeper is the small, stable process that owns the listening sockets and the supervised
+/// instances; a worker is the gateway proper (proxy, RequestControl, supervision policy, admin
+/// API) and can be replaced at any time. The keeper only does what it is told to processes and
+/// reports what happened to them; every decision stays in the worker.
+///
+/// Messages are values; `KeeperFraming` puts them on the wire, and the listening sockets ride
+/// along with `hello` as SCM_RIGHTS (`DescriptorPassing`).
+public enum KeeperMessage: Equatable, Sendable, Codable {
+    // MARK: Keeper to worker
+
+    /// The first message to a new worker: who it is, the listening sockets sent with it (in
+    /// this order), and the instances running now, which it adopts instead of starting anew.
+    case hello(Hello)
+    /// An instance the worker asked for was started.
+    case spawned(Spawned)
+    /// An instance the worker asked for could not be started.
+    case spawnFailed(SpawnFailed)
+    /// An instance exited (the keeper reaped it).
+    case exited(Exited)
+    /// Stop accepting, let what is in flight finish, then exit: a new worker serves now.
+    case drain(reason: String)
+
+    // MARK: Worker to keeper
+
+    /// The worker adopted the instances and accepts on the sockets: the keeper may now drain
+    /// the worker it replaces.
+    case ready(workerPID: Int32)
+    /// Start an instance.
+    case spawn(SpawnOrder)
+    /// Signal an instance (its process group when `group`).
+    case signal(pid: Int32, signal: Int32, group: Bool)
+    /// The instance's state changed; the keeper keeps it for the table the next worker gets.
+    case instanceState(pid: Int32, state: String)
+    /// Replace the worker with one started from `binary` (nil: the keeper's own binary).
+    case upgrade(binary: String?)
+    /// The draining worker has finished; it exits next.
+    case drained
+}
+
+extension KeeperMessage {
+    public struct Hello: Equatable, Sendable, Codable {
+        public var keeperPID: Int32
+        /// Counts the workers this keeper started, from 1.
+        public var generation: Int
+        /// The listeners, in the order of the descriptors passed with the message.
+        public var listeners: [Listener]
+        public var instances: [Instance]
+
+        public init(keeperPID: Int32, generation: Int, listeners: [Listener], instances: [Instance]) {
+            self.keeperPID = keeperPID
+            self.generation = generation
+            self.listeners = listeners
+            self.instances = instances
+        }
+    }
+
+    /// A listening socket by what the configuration calls it.
+    public struct Listener: Equatable, Sendable, Codable {
+        /// `host:port` as configured (the admin listener included).
+        public var address: String
+        /// `proxy` or `admin`.
+        public var role: String
+
+        public init(address: String, role: String) {
+            self.address = address
+            self.role = role
+        }
+    }
+
+    /// A running instance, as the keeper knows it.
+    public struct Instance: Equatable, Sendable, Codable {
+        public var deployment: String
+        public var index: Int
+        public var pid: Int32
+        public var port: Int
+        /// Seconds since the epoch.
+        public var startedAt: Double
+        /// The last state a worker reported (`READY`, `STARTING`, ...).
+        public var lastState: String
+
+        public init(deployment: String, index: Int, pid: Int32, port: Int, startedAt: Double, lastState: String) {
+            self.deployment = deployment
+            self.index = index
+            self.pid = pid
+            self.port = port
+            self.startedAt = startedAt
+            self.lastState = lastState
+        }
+    }
+
+    public struct SpawnOrder: Equatable, Sendable, Codable {
+        /// Matches the answer (`spawned` or `spawnFailed`) to the order.
+        public var request: Int
+        public var deployment: String
+        public var index: Int
+        public var port: Int
+        public var command: [String]
+        public var environment: [String: String]
+        public var workingDirectory: String?
+
+        public init(
+            request: Int, deployment: String, index: Int, port: Int, command: [String], environment: [String: String],
+            workingDirectory: String?
+        ) {
+            self.request = request
+            self.deployment = deployment
+            self.index = index
+            self.port = port
+            self.command = command
+            self.environment = environment
+            self.workingDirectory = workingDirectory
+        }
+    }
+
+    public struct Spawned: Equatable, Sendable, Codable {
+        public var request: Int
+        public var pid: Int32
+        public var startedAt: Double
+
+        public init(request: Int, pid: Int32, startedAt: Double) {
+            self.request = request
+            self.pid = pid
+            self.startedAt = startedAt
+        }
+    }
+
+    public struct SpawnFailed: Equatable, Sendable, Codable {
+        public var request: Int
+        public var reason: String
+
+        public init(request: Int, reason: String) {
+            self.request = request
+            self.reason = reason
+        }
+    }
+
+    public struct Exited: Equatable, Sendable, Codable {
+        public var pid: Int32
+        /// The exit status, or nil when a signal ended it.
+        public var status: Int32?
+        public var signal: Int32?
+
+        public init(pid: Int32, status: Int32?, signal: Int32?) {
+            self.pid = pid
+            self.status = status
+            self.signal = signal
+        }
+    }
+}
