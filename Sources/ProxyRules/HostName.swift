@@ -6,41 +6,82 @@ public enum HostName {
     /// `Shop.Local:8080` → `shop.local`, `[::1]:8080` → `::1`; `nil` when it is not a host name
     /// or address (empty, spaces, `*`, a bad port).
     public static func normalize(_ text: some StringProtocol) -> String? {
-        var host = Substring(text)
-        if host.hasPrefix("[") {
-            guard let close = host.firstIndex(of: "]") else { return nil }
-            let rest = host[host.index(after: close)...]
-            guard rest.isEmpty || Self.isPortSuffix(rest) else { return nil }
-            host = host[host.index(after: host.startIndex)..<close]
-            guard host.contains(":"), host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else {
-                return nil
-            }
-            return host.lowercased()
-        }
-        if let colon = host.firstIndex(of: ":") {
-            guard Self.isPortSuffix(host[colon...]) else { return nil }
-            host = host[..<colon]
-        }
-        guard Self.isValid(host) else { return nil }
-        return host.lowercased()
+        let bytes = Array(text.utf8)
+        guard let host = hostRange(bytes) else { return nil }
+        return String(decoding: bytes[host].map { ($0 >= 65 && $0 <= 90) ? $0 | 0x20 : $0 }, as: UTF8.self)
+    }
+
+    /// Whether a `Host` field is a valid host (and optional port), checked on its bytes without
+    /// allocating: every request's Host is checked, routing by host or not.
+    public static func isValidField(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { hostRange($0) != nil }
     }
 
     /// Letters, digits, `-`, `_` and dots between non-empty labels (names as written in DNS
     /// and IPv4 addresses alike).
     public static func isValid(_ host: some StringProtocol) -> Bool {
-        guard !host.isEmpty, host.count <= 253 else { return false }
-        let labels = host.split(separator: ".", omittingEmptySubsequences: false)
-        return labels.allSatisfy { label in
-            !label.isEmpty && label.count <= 63
-                && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
-        }
+        let bytes = Array(host.utf8)
+        return isValidName(bytes, 0..<bytes.count)
     }
 
-    private static func isPortSuffix(_ text: Substring) -> Bool {
-        let digits = text.dropFirst()
-        guard text.hasPrefix(":"), !digits.isEmpty, digits.count <= 5, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else {
-            return false
+    /// The bytes of the host in `host[:port]` or `[ipv6][:port]` (without brackets and port).
+    private static func hostRange<Bytes: RandomAccessCollection<UInt8>>(_ bytes: Bytes) -> Range<Int>? where Bytes.Index == Int {
+        let start = bytes.startIndex
+        let end = bytes.endIndex
+        guard start < end else { return nil }
+        if bytes[start] == UInt8(ascii: "[") {
+            guard let close = bytes[start...].firstIndex(of: UInt8(ascii: "]")) else { return nil }
+            guard close + 1 == end || isPortSuffix(bytes, close + 1) else { return nil }
+            let inner = (start + 1)..<close
+            var sawColon = false
+            for byte in bytes[inner] {
+                if byte == UInt8(ascii: ":") { sawColon = true; continue }
+                guard isHexDigit(byte) || byte == UInt8(ascii: ".") else { return nil }
+            }
+            return sawColon ? inner : nil
         }
-        return Int(digits).map { $0 <= 65535 } ?? false
+        let colon = bytes[start...].firstIndex(of: UInt8(ascii: ":"))
+        if let colon, !isPortSuffix(bytes, colon) { return nil }
+        let host = start..<(colon ?? end)
+        return isValidName(bytes, host) ? host : nil
+    }
+
+    private static func isValidName<Bytes: RandomAccessCollection<UInt8>>(_ bytes: Bytes, _ range: Range<Int>) -> Bool
+    where Bytes.Index == Int {
+        guard !range.isEmpty, range.count <= 253 else { return false }
+        var label = 0
+        for byte in bytes[range] {
+            if byte == UInt8(ascii: ".") {
+                guard label > 0 else { return false }
+                label = 0
+                continue
+            }
+            let allowed =
+                (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x30 && byte <= 0x39)
+                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+            guard allowed else { return false }
+            label += 1
+            guard label <= 63 else { return false }
+        }
+        return label > 0
+    }
+
+    /// `:` and 1 to 5 digits at most 65535, to the end.
+    private static func isPortSuffix<Bytes: RandomAccessCollection<UInt8>>(_ bytes: Bytes, _ colon: Int) -> Bool
+    where Bytes.Index == Int {
+        guard bytes[colon] == UInt8(ascii: ":") else { return false }
+        let digits = bytes[(colon + 1)...]
+        guard !digits.isEmpty, digits.count <= 5 else { return false }
+        var value = 0
+        for byte in digits {
+            guard byte >= 0x30 && byte <= 0x39 else { return false }
+            value = value * 10 + Int(byte - 0x30)
+        }
+        return value <= 65535
+    }
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        (byte >= 0x30 && byte <= 0x39) || (byte >= 0x61 && byte <= 0x66) || (byte >= 0x41 && byte <= 0x46)
     }
 }

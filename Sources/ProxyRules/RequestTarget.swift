@@ -9,8 +9,9 @@ import NIOHTTP1
 public struct RequestTarget: Equatable, Sendable {
     /// The `Host` value the backend gets (as the client wrote it); nil for HTTP/1.0 without one.
     public var host: String?
-    /// `host` normalised for routing (lower-cased, no port).
-    public var routingHost: String?
+    /// `host` normalised for routing (lower-cased, no port); computed on demand, since only
+    /// deployments chosen by host need it.
+    public var routingHost: String? { host.flatMap(HostName.normalize) }
     /// The origin-form target (or `*` for `OPTIONS *`).
     public var uri: String
 
@@ -35,14 +36,14 @@ public struct RequestTarget: Equatable, Sendable {
         }
         guard let host else {
             if head.version.major == 1 && head.version.minor == 0 {
-                return .success(RequestTarget(host: nil, routingHost: nil, uri: uri))
+                return .success(RequestTarget(host: nil, uri: uri))
             }
             return .failure(Refusal(reason: "an HTTP/1.1 request needs a Host field"))
         }
-        guard let routingHost = HostName.normalize(host) else {
+        guard HostName.isValidField(host) else {
             return .failure(Refusal(reason: "invalid Host \(host)"))
         }
-        return .success(RequestTarget(host: host, routingHost: routingHost, uri: uri))
+        return .success(RequestTarget(host: host, uri: uri))
     }
 
     /// `http://authority/path?query` → (authority, `/path?query`); the path is `/` when absent.
