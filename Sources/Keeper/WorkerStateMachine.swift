@@ -1,0 +1,139 @@
+/// A worker's side of the link to its keeper, as a pure state machine: what it must do with
+/// each message, and which messages it may send when.
+///
+/// `awaitingHello` → (hello, with the listening sockets) `adopting` → (its listeners accept and
+/// the handed instances are being checked) `serving` → (drain) `draining` → `done`.
+/// Spawn orders are numbered here, so each answer finds its order; a message out of turn, or a
+/// keeper that closes the link, ends the worker (a worker without its keeper cannot spawn,
+/// signal or be replaced, and the keeper starts a new one if it still runs).
+public struct WorkerStateMachine: Sendable {
+    public enum State: Equatable, Sendable {
+        case awaitingHello
+        case adopting(KeeperMessage.Hello)
+        case serving(KeeperMessage.Hello)
+        case draining
+        case done
+    }
+
+    public enum Action: Equatable, Sendable {
+        /// Listen on the sockets that came with hello (in its listener order) and adopt its
+        /// instances: health-check them before they join the rotation.
+        case adopt(KeeperMessage.Hello)
+        /// Send this to the keeper.
+        case send(KeeperMessage)
+        /// An order was answered.
+        case spawned(KeeperMessage.Spawned, order: KeeperMessage.SpawnOrder)
+        case spawnFailed(reason: String, order: KeeperMessage.SpawnOrder)
+        /// An instance exited (reaped by the keeper).
+        case instanceExited(KeeperMessage.Exited)
+        /// Stop accepting, let what is in flight finish, then call `drainFinished()`.
+        case startDraining(reason: String)
+        /// Exit now: `reason` says why (the drain is done, or the link cannot be trusted).
+        case exit(reason: String, failure: Bool)
+    }
+
+    public private(set) var state = State.awaitingHello
+    private var nextRequest = 1
+    private var pendingOrders: [Int: KeeperMessage.SpawnOrder] = [:]
+
+    public init() {}
+
+    /// A message from the keeper.
+    public mutating func received(_ message: KeeperMessage) -> [Action] {
+        switch (state, message) {
+        case (.awaitingHello, .hello(let hello)):
+            state = .adopting(hello)
+            return [.adopt(hello)]
+        case (.adopting, .spawned(let answer)), (.serving, .spawned(let answer)), (.draining, .spawned(let answer)):
+            guard let order = pendingOrders.removeValue(forKey: answer.request) else {
+                return protocolError("an answer to spawn order \(answer.request), which was never given")
+            }
+            return [.spawned(answer, order: order)]
+        case (.adopting, .spawnFailed(let answer)), (.serving, .spawnFailed(let answer)), (.draining, .spawnFailed(let answer)):
+            guard let order = pendingOrders.removeValue(forKey: answer.request) else {
+                return protocolError("an answer to spawn order \(answer.request), which was never given")
+            }
+            return [.spawnFailed(reason: answer.reason, order: order)]
+        case (.adopting, .exited(let exit)), (.serving, .exited(let exit)), (.draining, .exited(let exit)):
+            return [.instanceExited(exit)]
+        case (.serving, .drain(let reason)):
+            state = .draining
+            return [.startDraining(reason: reason)]
+        case (.draining, .drain):
+            return []
+        default:
+            return protocolError("unexpected \(Self.name(message)) while \(Self.name(state))")
+        }
+    }
+
+    /// The listeners accept and the handed instances are being checked: the keeper may drain the
+    /// worker this one replaces.
+    public mutating func becameReady(workerPID: Int32) -> [Action] {
+        guard case .adopting(let hello) = state else { return [] }
+        state = .serving(hello)
+        return [.send(.ready(workerPID: workerPID))]
+    }
+
+    /// Numbers a spawn order and sends it; nil when the worker may not order spawns now.
+    public mutating func spawn(
+        deployment: String, index: Int, port: Int, command: [String], environment: [String: String],
+        workingDirectory: String?
+    ) -> Action? {
+        switch state {
+        case .adopting, .serving:
+            let order = KeeperMessage.SpawnOrder(
+                request: nextRequest, deployment: deployment, index: index, port: port, command: command,
+                environment: environment, workingDirectory: workingDirectory)
+            nextRequest += 1
+            pendingOrders[order.request] = order
+            return .send(.spawn(order))
+        case .awaitingHello, .draining, .done:
+            return nil
+        }
+    }
+
+    /// The drain finished: tell the keeper, then exit.
+    public mutating func drainFinished() -> [Action] {
+        guard state == .draining else { return [] }
+        state = .done
+        return [.send(.drained), .exit(reason: "drained after being replaced", failure: false)]
+    }
+
+    /// The keeper closed the link.
+    public mutating func linkClosed() -> [Action] {
+        guard state != .done else { return [] }
+        state = .done
+        return [.exit(reason: "the keeper closed the link", failure: true)]
+    }
+
+    private mutating func protocolError(_ what: String) -> [Action] {
+        state = .done
+        return [.exit(reason: "keeper protocol error: \(what)", failure: true)]
+    }
+
+    private static func name(_ message: KeeperMessage) -> String {
+        switch message {
+        case .hello: "hello"
+        case .spawned: "spawned"
+        case .spawnFailed: "spawnFailed"
+        case .exited: "exited"
+        case .drain: "drain"
+        case .ready: "ready"
+        case .spawn: "spawn"
+        case .signal: "signal"
+        case .instanceState: "instanceState"
+        case .upgrade: "upgrade"
+        case .drained: "drained"
+        }
+    }
+
+    private static func name(_ state: State) -> String {
+        switch state {
+        case .awaitingHello: "awaiting hello"
+        case .adopting: "adopting"
+        case .serving: "serving"
+        case .draining: "draining"
+        case .done: "done"
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import Testing
+
+@testable import Keeper
+
+@Suite struct WorkerStateMachineTests {
+    static let hello = KeeperMessage.Hello(
+        keeperPID: 1, generation: 3, listeners: [.init(address: "127.0.0.1:8080", role: "proxy")],
+        instances: [.init(deployment: "shop", index: 1, pid: 10, port: 9100, startedAt: 1, lastState: "READY")])
+
+    @Test func aWorkerAdoptsServesDrainsAndExits() {
+        var worker = WorkerStateMachine()
+        #expect(worker.spawn(deployment: "shop", index: 2, port: 9101, command: ["app"], environment: [:], workingDirectory: nil) == nil,
+                "no orders before hello")
+        #expect(worker.received(.hello(Self.hello)) == [.adopt(Self.hello)])
+        #expect(worker.becameReady(workerPID: 77) == [.send(.ready(workerPID: 77))])
+        #expect(worker.state == .serving(Self.hello))
+
+        let order = worker.spawn(deployment: "shop", index: 2, port: 9101, command: ["app"], environment: ["PORT": "9101"], workingDirectory: nil)
+        guard case .send(.spawn(let sent))? = order else {
+            Issue.record("no spawn order: \(String(describing: order))")
+            return
+        }
+        #expect(sent.request == 1)
+        #expect(worker.received(.spawned(.init(request: 1, pid: 11, startedAt: 5)))
+            == [.spawned(.init(request: 1, pid: 11, startedAt: 5), order: sent)])
+        #expect(worker.received(.exited(.init(pid: 11, status: 0, signal: nil))) == [.instanceExited(.init(pid: 11, status: 0, signal: nil))])
+
+        #expect(worker.received(.drain(reason: "upgrade")) == [.startDraining(reason: "upgrade")])
+        #expect(worker.spawn(deployment: "shop", index: 3, port: 9102, command: ["app"], environment: [:], workingDirectory: nil) == nil,
+                "a draining worker starts nothing")
+        #expect(worker.drainFinished() == [.send(.drained), .exit(reason: "drained after being replaced", failure: false)])
+        #expect(worker.linkClosed() == [])
+    }
+
+    @Test func messagesOutOfTurnEndTheWorker() {
+        var early = WorkerStateMachine()
+        #expect(early.received(.drain(reason: "x")) == [.exit(reason: "keeper protocol error: unexpected drain while awaiting hello", failure: true)])
+
+        var unknownAnswer = WorkerStateMachine()
+        _ = unknownAnswer.received(.hello(Self.hello))
+        #expect(unknownAnswer.received(.spawnFailed(.init(request: 9, reason: "x")))
+            == [.exit(reason: "keeper protocol error: an answer to spawn order 9, which was never given", failure: true)])
+
+        var twice = WorkerStateMachine()
+        _ = twice.received(.hello(Self.hello))
+        #expect(twice.received(.hello(Self.hello)).first == .exit(reason: "keeper protocol error: unexpected hello while adopting", failure: true))
+
+        var orphan = WorkerStateMachine()
+        _ = orphan.received(.hello(Self.hello))
+        #expect(orphan.linkClosed() == [.exit(reason: "the keeper closed the link", failure: true)])
+    }
+}
