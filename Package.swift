@@ -96,6 +96,7 @@ let package = Package(
                 "RequestControl",
                 "ProxyRules",
                 "FramingOracle",
+                "Keeper",
                 "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

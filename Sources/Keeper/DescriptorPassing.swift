@@ -14,6 +14,11 @@ public enum DescriptorPassing {
         public var code: Int32
 
         public var description: String { "\(operation): \(String(cString: strerror(code)))" }
+
+        public init(operation: String, code: Int32) {
+            self.operation = operation
+            self.code = code
+        }
     }
 
     /// The most descriptors one message carries (every listener plus the admin one).
