@@ -330,6 +330,7 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
     }
 
     func closeTunnel(deployment: String?) {}
+    func closeTunnel(backend: HostPort) -> Bool { false }
 
     /// The drain timed out (or the gateway is stopping): reset what is left and close.
     func closeNow() {

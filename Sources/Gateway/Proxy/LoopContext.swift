@@ -8,6 +8,9 @@ protocol ClientConnection: AnyObject {
     /// HTTP/2 connection sends its GOAWAYs and closes when its streams are done.
     func closeIfIdle(deployment: String?)
     func closeTunnel(deployment: String?)
+    /// Closes the connection's tunnel if it goes to `backend` (a planned stop of that instance);
+    /// true if it did.
+    func closeTunnel(backend: HostPort) -> Bool
     /// Closes at once; what is still in flight is cut.
     func closeNow()
 }
@@ -81,7 +84,7 @@ final class LoopContext {
     func closeTunnels(backend: HostPort) -> Int {
         var closed = 0
         for handler in connections.values {
-            if let http1 = handler as? ProxyHandler, http1.closeTunnel(backend: backend) { closed += 1 }
+            if handler.closeTunnel(backend: backend) { closed += 1 }
         }
         return closed
     }

@@ -633,10 +633,14 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         let reason = "request body made no progress for \(loop.timeouts.requestBody)"
         switch phase {
         case .connecting, .proxying:
-            // The rest of the body is abandoned: the answer closes the connection.
             keepAlive = false
-            requestEnded = true
             failExchange(status: .requestTimeout, reason: reason, backendFailed: false)
+            // The rest of the body is abandoned: the connection closes once the answer is out
+            // (at once if its write already finished) instead of reading on to discard it.
+            if case .discarding = phase {
+                phase = .closed
+                if !endWritePending { context.close(promise: nil) }
+            }
         case .discarding, .idle, .tunnel, .closed:
             closeNow()
         }
