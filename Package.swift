@@ -31,7 +31,10 @@ let package = Package(
         .target(name: "RequestControl"),
         // The keeper protocol (roadmap step 7): messages, framing and descriptor passing between
         // the keeper that owns sockets and instances and the worker that serves. No NIO.
-        .target(name: "Keeper"),
+        .target(
+            name: "Keeper",
+            dependencies: ["Supervisor", .product(name: "Logging", package: "swift-log")]
+        ),
         // The message rules of the proxy that decide what a backend reads: body framing, the
         // forwarded fields, Host and request-target. Its own module so the request-framing
         // fuzzer and its oracle run the gateway's very code.
@@ -65,6 +68,7 @@ let package = Package(
             name: "Gateway",
             dependencies: [
                 "RequestControl",
+                "Keeper",
                 "Supervisor",
                 "ProxyRules",
                 "CNghttp2",
@@ -88,7 +92,7 @@ let package = Package(
         ),
         .testTarget(name: "RequestControlTests", dependencies: ["RequestControl"]),
         .testTarget(name: "SupervisorTests", dependencies: ["Supervisor"]),
-        .testTarget(name: "KeeperTests", dependencies: ["Keeper"]),
+        .testTarget(name: "KeeperTests", dependencies: ["Keeper", "Supervisor"]),
         .testTarget(
             name: "GatewayTests",
             dependencies: [

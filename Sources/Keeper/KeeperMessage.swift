@@ -21,12 +21,19 @@ public enum KeeperMessage: Equatable, Sendable, Codable {
     case exited(Exited)
     /// Stop accepting, let what is in flight finish, then exit: a new worker serves now.
     case drain(reason: String)
+    /// Run the gateway's graceful shutdown: drain, stop every instance through the two phases
+    /// (the keeper carries out the signals), exit.
+    case shutdown(reason: String)
+    /// Reload the configuration file (the keeper got SIGHUP).
+    case reload
+    /// How the upgrade this worker asked for ended (sent before `drain` when it succeeded).
+    case upgradeFinished(ok: Bool, message: String)
 
     // MARK: Worker to keeper
 
     /// The worker adopted the instances and accepts on the sockets: the keeper may now drain
     /// the worker it replaces.
-    case ready(workerPID: Int32)
+    case ready(workerPID: Int32, adopted: Int = 0)
     /// Start an instance.
     case spawn(SpawnOrder)
     /// Signal an instance (its process group when `group`).
@@ -35,8 +42,13 @@ public enum KeeperMessage: Equatable, Sendable, Codable {
     case instanceState(pid: Int32, state: String)
     /// Replace the worker with one started from `binary` (nil: the keeper's own binary).
     case upgrade(binary: String?)
-    /// The draining worker has finished; it exits next.
-    case drained
+    /// The draining worker has finished (after closing `connections` client connections); it
+    /// exits next.
+    case drained(connections: Int)
+    /// The worker shuts the gateway down on its own (`POST /shutdown`): do not replace it.
+    case stopping(reason: String)
+    /// A reload the keeper forwarded has finished.
+    case reloaded(ok: Bool, message: String)
 }
 
 extension KeeperMessage {

@@ -32,8 +32,9 @@ public struct KeeperStateMachine: Sendable {
         case upgradeFailed(reason: String)
         /// No worker is left to stop the instances: the keeper stops them itself.
         case stopInstances
-        /// Every worker is gone after a shutdown.
-        case exitKeeper
+        /// Every worker is gone after a shutdown; `failed` when the gateway never served (the first
+        /// worker could not start: a bad certificate, say), which is the keeper's exit status.
+        case exitKeeper(failed: Bool)
     }
 
     public enum Phase: Equatable, Sendable {
@@ -57,6 +58,9 @@ public struct KeeperStateMachine: Sendable {
     /// Workers that died (or failed to start) in a row without one becoming ready.
     public private(set) var crashesInARow = 0
     private var restartPending = false
+    /// Some worker was ready once. Until then a worker that fails is a failed start of the
+    /// gateway (exit), not a crash to restart from.
+    public private(set) var everServed = false
 
     public init(readyTimeout: Duration = .seconds(30)) {
         self.readyTimeout = readyTimeout
@@ -80,6 +84,7 @@ public struct KeeperStateMachine: Sendable {
         guard worker == starting else { return [] }
         starting = nil
         crashesInARow = 0
+        everServed = true
         if phase == .shuttingDown {
             // Started just before the shutdown: it shuts down with the rest.
             draining.insert(worker)
@@ -107,6 +112,11 @@ public struct KeeperStateMachine: Sendable {
             starting = nil
             crashesInARow += 1
             if phase == .shuttingDown { return finishShutdownIfDone() }
+            if !everServed {
+                // The gateway could not start at all: what the worker printed says why.
+                phase = .done
+                return [.stopInstances, .exitKeeper(failed: true)]
+            }
             if serving != nil {
                 return [.upgradeFailed(reason: "worker \(worker) exited before it was ready; worker \(serving!) keeps serving")]
             }
@@ -129,6 +139,20 @@ public struct KeeperStateMachine: Sendable {
         restartPending = false
         guard phase == .running, serving == nil, starting == nil else { return [] }
         return startWorker(binary: nil)
+    }
+
+    /// The serving worker shuts the gateway down on its own (`POST /shutdown`): it stops the
+    /// instances itself, and when it exits the keeper exits too instead of replacing it.
+    public mutating func workerStopping(generation worker: Int) -> [Action] {
+        guard phase == .running, worker == serving else { return [] }
+        phase = .shuttingDown
+        serving = nil
+        draining.insert(worker)
+        var actions: [Action] = []
+        if let starting {
+            actions.append(.killWorker(generation: starting))
+        }
+        return actions
     }
 
     public mutating func shutdownRequested() -> [Action] {
@@ -165,6 +189,6 @@ public struct KeeperStateMachine: Sendable {
     private mutating func finishShutdownIfDone() -> [Action] {
         guard phase == .shuttingDown, serving == nil, starting == nil, draining.isEmpty else { return [] }
         phase = .done
-        return [.exitKeeper]
+        return [.exitKeeper(failed: false)]
     }
 }

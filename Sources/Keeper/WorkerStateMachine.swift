@@ -28,6 +28,12 @@ public struct WorkerStateMachine: Sendable {
         case instanceExited(KeeperMessage.Exited)
         /// Stop accepting, let what is in flight finish, then call `drainFinished()`.
         case startDraining(reason: String)
+        /// Run the gateway's graceful shutdown (instances included), then exit.
+        case startShutdown(reason: String)
+        /// Reload the configuration, then call `reloadFinished(ok:message:)`.
+        case reload
+        /// The upgrade this worker asked for ended.
+        case upgradeFinished(ok: Bool, message: String)
         /// Exit now: `reason` says why (the drain is done, or the link cannot be trusted).
         case exit(reason: String, failure: Bool)
     }
@@ -59,8 +65,15 @@ public struct WorkerStateMachine: Sendable {
         case (.serving, .drain(let reason)):
             state = .draining
             return [.startDraining(reason: reason)]
-        case (.draining, .drain):
+        case (.adopting, .shutdown(let reason)), (.serving, .shutdown(let reason)):
+            state = .draining
+            return [.startShutdown(reason: reason)]
+        case (.draining, .drain), (.draining, .shutdown), (.draining, .reload), (.adopting, .reload):
             return []
+        case (.serving, .reload):
+            return [.reload]
+        case (.serving, .upgradeFinished(let ok, let message)), (.draining, .upgradeFinished(let ok, let message)):
+            return [.upgradeFinished(ok: ok, message: message)]
         default:
             return protocolError("unexpected \(Self.name(message)) while \(Self.name(state))")
         }
@@ -68,10 +81,34 @@ public struct WorkerStateMachine: Sendable {
 
     /// The listeners accept and the handed instances are being checked: the keeper may drain the
     /// worker this one replaces.
-    public mutating func becameReady(workerPID: Int32) -> [Action] {
+    public mutating func becameReady(workerPID: Int32, adopted: Int = 0) -> [Action] {
         guard case .adopting(let hello) = state else { return [] }
         state = .serving(hello)
-        return [.send(.ready(workerPID: workerPID))]
+        return [.send(.ready(workerPID: workerPID, adopted: adopted))]
+    }
+
+    /// The worker shuts the gateway down on its own (`POST /shutdown`, its own signal): the
+    /// keeper must not replace it.
+    public mutating func shuttingDown(reason: String) -> [Action] {
+        switch state {
+        case .adopting, .serving:
+            state = .draining
+            return [.send(.stopping(reason: reason))]
+        case .awaitingHello, .draining, .done:
+            return []
+        }
+    }
+
+    /// A reload the keeper asked for has finished.
+    public func reloadFinished(ok: Bool, message: String) -> [Action] {
+        guard case .serving = state else { return [] }
+        return [.send(.reloaded(ok: ok, message: message))]
+    }
+
+    /// Asks the keeper for a new worker; nil unless this one serves.
+    public func upgrade(binary: String?) -> Action? {
+        guard case .serving = state else { return nil }
+        return .send(.upgrade(binary: binary))
     }
 
     /// Numbers a spawn order and sends it; nil when the worker may not order spawns now.
@@ -93,10 +130,10 @@ public struct WorkerStateMachine: Sendable {
     }
 
     /// The drain finished: tell the keeper, then exit.
-    public mutating func drainFinished() -> [Action] {
+    public mutating func drainFinished(connections: Int) -> [Action] {
         guard state == .draining else { return [] }
         state = .done
-        return [.send(.drained), .exit(reason: "drained after being replaced", failure: false)]
+        return [.send(.drained(connections: connections)), .exit(reason: "drained", failure: false)]
     }
 
     /// The keeper closed the link.
@@ -118,6 +155,11 @@ public struct WorkerStateMachine: Sendable {
         case .spawnFailed: "spawnFailed"
         case .exited: "exited"
         case .drain: "drain"
+        case .shutdown: "shutdown"
+        case .reload: "reload"
+        case .upgradeFinished: "upgradeFinished"
+        case .stopping: "stopping"
+        case .reloaded: "reloaded"
         case .ready: "ready"
         case .spawn: "spawn"
         case .signal: "signal"

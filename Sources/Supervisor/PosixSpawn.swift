@@ -21,6 +21,8 @@ enum PosixSpawn {
         /// Descriptors to become the child's stdout and stderr; nil inherits the parent's.
         var standardOutput: Int32?
         var standardError: Int32?
+        /// A descriptor to become the child's fd 3 (the keeper's link to a worker).
+        var passedDescriptor: Int32? = nil
     }
 
     /// Spawns the child as the leader of a new process group, with every signal at its default
@@ -54,9 +56,12 @@ enum PosixSpawn {
         if let error = options.standardError {
             record(posix_spawn_file_actions_adddup2(&actions, error, STDERR_FILENO))
         }
+        if let passed = options.passedDescriptor {
+            record(posix_spawn_file_actions_adddup2(&actions, passed, 3))
+        }
         // After the dup2s, so the sources (>= 3, close-on-exec anyway) go too.
         if let addCloseFrom = GNULibC.addCloseFrom {
-            record(addCloseFrom(&actions, 3))
+            record(addCloseFrom(&actions, options.passedDescriptor == nil ? 3 : 4))
         }
 
         // Own process group (pgid 0 = the child's pid): a stop reaches grandchildren, and a

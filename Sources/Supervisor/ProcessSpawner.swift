@@ -181,3 +181,30 @@ private final class Handoff: Sendable {
         return result.withLock { $0! }
     }
 }
+
+extension ProcessSpawner {
+    /// Starts a helper process that is no instance (the keeper's worker): its own process
+    /// group, stdout and stderr inherited, `descriptor` as its fd 3, nothing relayed or watched.
+    /// The caller reaps it.
+    public static func spawnHelper(
+        executable: String, arguments: [String], environment: [String: String], descriptor: Int32
+    ) throws(SpawnError) -> Int32 {
+        func failure(_ code: Int32) -> SpawnError {
+            SpawnError(name: "worker", arguments: arguments, errno: code, context: nil)
+        }
+        let path: String
+        switch ExecutableLookup.resolve(executable, searchPath: getenv("PATH").map { String(cString: $0) }, workingDirectory: nil) {
+        case .success(let resolved): path = resolved
+        case .failure(let error): throw failure(error.code)
+        }
+        let result = PosixSpawn.spawn(.init(
+            executable: path, arguments: arguments,
+            environment: environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" },
+            workingDirectory: nil, standardInput: nil, standardOutput: nil, standardError: nil,
+            passedDescriptor: descriptor))
+        switch result {
+        case .success(let pid): return pid
+        case .failure(let error): throw failure(error.code)
+        }
+    }
+}

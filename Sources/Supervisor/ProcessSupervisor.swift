@@ -30,6 +30,11 @@ public actor ProcessSupervisor {
         var killReason: String?
         var failures = 0
         var exitHandled = false
+        /// When the check for readiness began: the start, or for an adopted process the
+        /// adoption (its `ready_timeout` counts from there).
+        var checkingSince: ContinuousClock.Instant
+        /// Handed over running (``ProcessSupervisor/adopt(deployment:spec:instances:)``).
+        var adopted = false
         let ready = Completion<Bool>()
         let exit = Completion<ExitStatus>()
         var health: Task<Void, Never>?
@@ -43,6 +48,7 @@ public actor ProcessSupervisor {
             self.spec = spec
             self.endpoint = endpoint
             self.startedAt = process.startedAt
+            self.checkingSince = process.startedAt
         }
     }
 
@@ -88,7 +94,7 @@ public actor ProcessSupervisor {
         }
     }
 
-    private let spawner: ProcessSpawner
+    private let spawner: any ProcessLaunching
     private let delegate: any SupervisorDelegate
     private let logger: Logger
     private let host: String
@@ -96,12 +102,15 @@ public actor ProcessSupervisor {
     private var deployments: [String: DeploymentState] = [:]
     private var order: [String] = []
     private var shuttingDown = false
+    /// Another supervisor (a new worker's) has taken the processes over: this one decides
+    /// nothing any more, it only lets its own in-flight work end.
+    private var detached = false
 
     /// - Parameters:
     ///   - host: the address instances listen on and are reached at (they get `$PORT` only).
     ///   - environment: the environment every instance starts from (the gateway's own).
     public init(
-        spawner: ProcessSpawner, delegate: any SupervisorDelegate, logger: Logger,
+        spawner: any ProcessLaunching, delegate: any SupervisorDelegate, logger: Logger,
         host: String = "127.0.0.1", environment: [String: String]
     ) {
         self.spawner = spawner
@@ -123,6 +132,79 @@ public actor ProcessSupervisor {
             let slot = Slot(deployment: name, index: index, policy: spec.respawn)
             state.slots.append(slot)
             start(slot, spec: spec)
+        }
+    }
+
+    /// Takes over a deployment whose instances run already (started by a previous worker, kept by
+    /// the keeper): each adopted process becomes its slot's current one and joins the rotation
+    /// only after its health check passes (its `ready_timeout` counts from now); slots without one
+    /// are started. Processes the spec has no slot for (the instance count went down, or two
+    /// for one slot after an interrupted roll) are stopped.
+    public func adopt(deployment name: String, spec: ProcessSpec, instances: [AdoptedInstance]) {
+        guard deployments[name] == nil, !shuttingDown else { return }
+        let state = DeploymentState(spec: spec)
+        deployments[name] = state
+        order.append(name)
+        var extras: [AdoptedInstance] = []
+        // The newest process of a slot is the one a roll would have kept.
+        let bySlot = Dictionary(grouping: instances, by: \.index).mapValues { $0.sorted { $0.process.startedAt > $1.process.startedAt } }
+        for index in 1...max(1, spec.instances) {
+            let slot = Slot(deployment: name, index: index, policy: spec.respawn)
+            state.slots.append(slot)
+            guard let adopted = bySlot[index]?.first else {
+                start(slot, spec: spec)
+                continue
+            }
+            extras += bySlot[index]!.dropFirst()
+            let endpoint = InstanceEndpoint(deployment: name, index: index, host: host, port: adopted.port, pid: adopted.process.pid)
+            let generation = Generation(process: adopted.process, spec: spec, endpoint: endpoint)
+            generation.checkingSince = .now
+            generation.adopted = true
+            slot.current = generation
+            slot.lastPort = adopted.port
+            slot.state = .starting
+            slot.reason = "adopted from the previous worker; waiting for its health check"
+            logger.info(
+                "[\(slot.name)] adopted",
+                metadata: ["pid": "\(adopted.process.pid)", "port": "\(adopted.port)", "state": "STARTING"])
+            Task { await self.watchExit(slot, generation) }
+            generation.health = Task { await self.checkHealth(slot, generation) }
+        }
+        extras += bySlot.filter { $0.key < 1 || $0.key > max(1, spec.instances) }.values.flatMap { $0 }
+        for extra in extras {
+            logger.info(
+                "[\(name)#\(extra.index)] not part of the deployment any more; stopping it",
+                metadata: ["pid": "\(extra.process.pid)"])
+            extra.process.signalGroup(spec.stopSignal)
+            let process = extra.process
+            Task {
+                if await process.exitStatus(within: spec.stopTimeout) == nil { process.signalGroup(SIGKILL) }
+            }
+        }
+    }
+
+    /// Waits until every adopted instance has passed its first health check or given up (it
+    /// died, or its ready timeout passed); says how many are ready. A new worker accepts
+    /// connections only after this, so it never answers 503 for instances it is still checking.
+    public func settled() async -> Int {
+        var ready = 0
+        for slot in order.compactMap({ deployments[$0] }).flatMap(\.slots) {
+            guard let generation = slot.current, generation.adopted else { continue }
+            if await generation.ready.wait() { ready += 1 }
+        }
+        return ready
+    }
+
+    /// A new worker has adopted the processes: from now on this supervisor starts, checks,
+    /// restarts and stops nothing, and exits are no longer its business. The processes keep
+    /// running.
+    public func detach() {
+        detached = true
+        shuttingDown = true
+        for slot in deployments.values.flatMap(\.slots) {
+            slot.backoff?.cancel()
+            slot.backoff = nil
+            for generation in slot.live { generation.health?.cancel() }
         }
     }
 
@@ -377,7 +459,8 @@ public actor ProcessSupervisor {
                 name: slot.name,
                 arguments: spec.command.map { CommandExpansion.expand($0, instance) },
                 workingDirectory: spec.workingDirectory.map { CommandExpansion.expand($0, instance) },
-                environment: environment))
+                environment: environment,
+                placement: .init(deployment: slot.deployment, index: slot.index, port: port)))
         } catch {
             logger.error("[\(slot.name)] cannot start: \(error)")
             if !asSurge { crashed(slot, reason: "\(error)", healthyFor: .zero) }
@@ -413,7 +496,7 @@ public actor ProcessSupervisor {
         while generation.exit.value == nil, !generation.stopping, !Task.isCancelled {
             try? await Task.sleep(for: generation.readyAt == nil ? startingInterval : check.interval)
             guard generation.exit.value == nil, !generation.stopping, !Task.isCancelled else { return }
-            if generation.readyAt == nil, ContinuousClock.now - generation.startedAt > generation.spec.readyTimeout {
+            if generation.readyAt == nil, ContinuousClock.now - generation.checkingSince > generation.spec.readyTimeout {
                 await kill(slot, generation, reason: "not ready within \(Self.format(generation.spec.readyTimeout))")
                 return
             }
@@ -446,7 +529,7 @@ public actor ProcessSupervisor {
             slot.reason = "health check passed"
         }
         logger.info(
-            "[\(slot.name)] ready after \(Self.format(now - generation.startedAt)); in rotation",
+            "[\(slot.name)] ready after \(Self.format(now - generation.checkingSince)); in rotation",
             metadata: ["pid": "\(generation.process.pid)", "port": "\(generation.endpoint.port)", "state": "READY"])
         let delegate = self.delegate
         let endpoint = generation.endpoint
@@ -475,6 +558,11 @@ public actor ProcessSupervisor {
     private func handleExit(_ slot: Slot, _ generation: Generation, _ status: ExitStatus) async {
         guard !generation.exitHandled else { return }
         generation.exitHandled = true
+        if detached {
+            generation.ready.complete(false)
+            generation.exit.complete(status)
+            return
+        }
         let uptime = ContinuousClock.now - generation.startedAt
         let text = "exited with \(status) after \(Self.format(uptime, precise: true))"
         if generation.stopping {

@@ -23,6 +23,8 @@ public struct SpawnError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
+        // errno 0: the reason came from elsewhere (the keeper) and is complete in `context`.
+        if errno == 0, let context { return context }
         var text = "cannot start '\(arguments.joined(separator: " "))' for \(name): "
         if let context {
             text += "\(context): "

@@ -15,16 +15,43 @@ public struct SpawnRequest: Sendable, Equatable {
     public var workingDirectory: String?
     /// The whole environment of the child.
     public var environment: [String: String]
+    /// Which instance this is (deployment, index, port), for a launcher that keeps a table of
+    /// them: the keeper hands it to the next worker. Nil for a process that is no instance.
+    public var placement: Placement?
 
     public init(
         name: String,
         arguments: [String],
         workingDirectory: String? = nil,
-        environment: [String: String]
+        environment: [String: String],
+        placement: Placement? = nil
     ) {
         self.name = name
         self.arguments = arguments
         self.workingDirectory = workingDirectory
         self.environment = environment
+        self.placement = placement
+    }
+
+    public struct Placement: Sendable, Equatable {
+        public var deployment: String
+        public var index: Int
+        public var port: Int
+
+        public init(deployment: String, index: Int, port: Int) {
+            self.deployment = deployment
+            self.index = index
+            self.port = port
+        }
     }
 }
+
+/// Whatever starts an instance's process: ``ProcessSpawner`` here, or a keeper process that
+/// owns the children while this process (a worker) only decides (the `Keeper` module).
+public protocol ProcessLaunching: Sendable {
+    /// Starts `request` and returns once it runs (or failed to start). May block for the few
+    /// milliseconds a spawn (or a round trip to the keeper) takes.
+    func spawn(_ request: SpawnRequest) throws(SpawnError) -> SpawnedProcess
+}
+
+extension ProcessSpawner: ProcessLaunching {}

@@ -16,6 +16,9 @@ public final class SpawnedProcess: Sendable {
     public let startedAt: ContinuousClock.Instant
 
     private let state = Mutex(State())
+    /// For a process another process (the keeper) is the parent of: how a signal for its group
+    /// gets there. Nil for our own children.
+    private let remoteSignal: (@Sendable (Int32) -> Void)?
 
     private struct State {
         /// Set, under the lock, in the same critical section that reaps the leader. Until then the
@@ -32,6 +35,27 @@ public final class SpawnedProcess: Sendable {
         self.name = name
         self.pid = pid
         self.startedAt = startedAt
+        self.remoteSignal = nil
+    }
+
+    /// A process whose parent is another process (the keeper): signals go through `signal`, and
+    /// the exit arrives as a message and is handed to ``remoteExited(_:)``.
+    public init(remote name: String, pid: Int32, startedAt: ContinuousClock.Instant, signal: @escaping @Sendable (Int32) -> Void) {
+        self.name = name
+        self.pid = pid
+        self.startedAt = startedAt
+        self.remoteSignal = signal
+    }
+
+    /// The parent reaped a remote process: from now on it is not signalled or sampled, and
+    /// every waiter learns the exit. Only for processes made with ``init(remote:pid:startedAt:signal:)``.
+    public func remoteExited(_ exit: ExitStatus) {
+        precondition(remoteSignal != nil, "only a remote process's exit is reported from outside")
+        let first = state.withLock { state in
+            defer { state.leaderReaped = true }
+            return !state.leaderReaped
+        }
+        if first { publish(exit) }
     }
 
     /// Sends `signal` to the whole process group (`kill(-pid, signal)`), so a stop reaches
@@ -43,7 +67,12 @@ public final class SpawnedProcess: Sendable {
     public func signalGroup(_ signal: Int32) {
         state.withLock { state in
             guard !state.leaderReaped else { return }
-            _ = kill(-pid, signal)
+            if let remoteSignal {
+                // The parent checks the pid against its own table of live children.
+                remoteSignal(signal)
+            } else {
+                _ = kill(-pid, signal)
+            }
         }
     }
 
@@ -51,6 +80,8 @@ public final class SpawnedProcess: Sendable {
     ///
     /// Prefer this to ``ProcessSampler/sample(pid:)``: it reads procfs under the same lock that
     /// reaping takes, so it can never sample another process that was given the recycled pid.
+    /// (For a remote process the reaping happens elsewhere and the news comes a moment later;
+    /// within that moment a recycled pid could be sampled once, which only misstates a figure.)
     public func sample() -> ProcessSample? {
         state.withLock { state in
             state.leaderReaped ? nil : ProcessSampler.sample(pid: pid)

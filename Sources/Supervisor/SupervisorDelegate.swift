@@ -61,3 +61,17 @@ public protocol SupervisorDelegate: Sendable {
     /// One health check; must answer within `check.timeout` (the supervisor does not cancel it).
     func probe(_ instance: InstanceEndpoint, check: HealthCheckSpec) async -> HealthProbeResult
 }
+
+/// A process that runs already and is handed to ``ProcessSupervisor/adopt(deployment:spec:instances:)``:
+/// a new worker takes over the instances its keeper kept running.
+public struct AdoptedInstance: Sendable {
+    public var index: Int
+    public var port: Int
+    public var process: SpawnedProcess
+
+    public init(index: Int, port: Int, process: SpawnedProcess) {
+        self.index = index
+        self.port = port
+        self.process = process
+    }
+}

@@ -22,7 +22,12 @@ import Testing
         .instanceState(pid: 99, state: "STOPPING"),
         .upgrade(binary: "/usr/local/bin/gateway"),
         .upgrade(binary: nil),
-        .drained,
+        .drained(connections: 12),
+        .shutdown(reason: "SIGTERM"),
+        .reload,
+        .upgradeFinished(ok: false, message: "worker 3 exited before it was ready"),
+        .stopping(reason: "POST /shutdown"),
+        .reloaded(ok: true, message: "unchanged"),
     ]
 
     @Test func everyMessageComesBackAsItWent() throws {
@@ -49,7 +54,7 @@ import Testing
     }
 
     @Test func anotherVersionIsRefusedByName() throws {
-        var frame = try KeeperFraming.encode(.drained)
+        var frame = try KeeperFraming.encode(.drained(connections: 0))
         frame[2] = 9
         var decoder = KeeperFraming.Decoder()
         decoder.append(frame)

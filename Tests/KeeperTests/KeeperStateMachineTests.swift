@@ -77,7 +77,7 @@ import Testing
         #expect(machine.shutdownRequested() == [.shutDownWorker(generation: 2)])
         #expect(machine.upgradeRequested(binary: nil) == [.upgradeFailed(reason: "the gateway is shutting down")])
         #expect(machine.workerExited(generation: 2) == [])
-        #expect(machine.workerExited(generation: 1) == [.exitKeeper])
+        #expect(machine.workerExited(generation: 1) == [.exitKeeper(failed: false)])
         #expect(machine.phase == .done)
     }
 
@@ -88,7 +88,29 @@ import Testing
         _ = machine.workerExited(generation: 1)
         _ = machine.restartTimerFired()
         #expect(machine.shutdownRequested() == [.stopInstances, .killWorker(generation: 2)])
-        #expect(machine.workerExited(generation: 2) == [.exitKeeper])
+        #expect(machine.workerExited(generation: 2) == [.exitKeeper(failed: false)])
         #expect(machine.restartTimerFired() == [])
+    }
+
+    /// A first worker that cannot start (a bad certificate, a port it cannot use) is the
+    /// gateway failing to start: no restart loop, the keeper exits with a failure.
+    @Test func aFirstWorkerThatFailsEndsTheKeeper() {
+        var machine = KeeperStateMachine(readyTimeout: .seconds(10))
+        _ = machine.start()
+        #expect(machine.workerExited(generation: 1) == [.stopInstances, .exitKeeper(failed: true)])
+        #expect(machine.phase == .done)
+        #expect(machine.restartTimerFired() == [])
+    }
+
+    /// `POST /shutdown` reaches the worker: it says so, stops the instances itself, and its
+    /// exit ends the keeper instead of starting a replacement.
+    @Test func aWorkerThatShutsTheGatewayDownIsNotReplaced() {
+        var machine = Self.serving()
+        _ = machine.upgradeRequested(binary: nil)
+        #expect(machine.workerStopping(generation: 2) == [], "only the serving worker speaks for the gateway")
+        #expect(machine.workerStopping(generation: 1) == [.killWorker(generation: 2)])
+        #expect(machine.phase == .shuttingDown)
+        #expect(machine.workerExited(generation: 2) == [])
+        #expect(machine.workerExited(generation: 1) == [.exitKeeper(failed: false)])
     }
 }

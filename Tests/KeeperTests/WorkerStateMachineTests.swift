@@ -28,7 +28,7 @@ import Testing
         #expect(worker.received(.drain(reason: "upgrade")) == [.startDraining(reason: "upgrade")])
         #expect(worker.spawn(deployment: "shop", index: 3, port: 9102, command: ["app"], environment: [:], workingDirectory: nil) == nil,
                 "a draining worker starts nothing")
-        #expect(worker.drainFinished() == [.send(.drained), .exit(reason: "drained after being replaced", failure: false)])
+        #expect(worker.drainFinished(connections: 3) == [.send(.drained(connections: 3)), .exit(reason: "drained", failure: false)])
         #expect(worker.linkClosed() == [])
     }
 
@@ -48,5 +48,29 @@ import Testing
         var orphan = WorkerStateMachine()
         _ = orphan.received(.hello(Self.hello))
         #expect(orphan.linkClosed() == [.exit(reason: "the keeper closed the link", failure: true)])
+    }
+
+    @Test func shutdownReloadAndUpgradeResultsReachAServingWorker() {
+        var worker = WorkerStateMachine()
+        _ = worker.received(.hello(Self.hello))
+        #expect(worker.upgrade(binary: nil) == nil, "only a serving worker asks for an upgrade")
+        #expect(worker.received(.reload) == [], "a reload before serving waits for the next one")
+        _ = worker.becameReady(workerPID: 5, adopted: 1)
+        #expect(worker.upgrade(binary: "/new") == .send(.upgrade(binary: "/new")))
+        #expect(worker.received(.reload) == [.reload])
+        #expect(worker.reloadFinished(ok: true, message: "unchanged") == [.send(.reloaded(ok: true, message: "unchanged"))])
+        #expect(worker.received(.upgradeFinished(ok: false, message: "no")) == [.upgradeFinished(ok: false, message: "no")])
+        #expect(worker.received(.shutdown(reason: "SIGTERM")) == [.startShutdown(reason: "SIGTERM")])
+        #expect(worker.received(.shutdown(reason: "SIGTERM")) == [], "a second shutdown changes nothing")
+        #expect(worker.drainFinished(connections: 0).last == .exit(reason: "drained", failure: false))
+    }
+
+    @Test func aWorkerThatShutsDownOnItsOwnTellsTheKeeper() {
+        var worker = WorkerStateMachine()
+        _ = worker.received(.hello(Self.hello))
+        _ = worker.becameReady(workerPID: 5)
+        #expect(worker.shuttingDown(reason: "POST /shutdown") == [.send(.stopping(reason: "POST /shutdown"))])
+        #expect(worker.state == .draining)
+        #expect(worker.shuttingDown(reason: "again") == [])
     }
 }

@@ -60,6 +60,28 @@ extension AdminAPI {
         return answer
     }
 
+    /// `POST /upgrade[?binary=PATH]`: the keeper starts a new worker (from PATH, else its own
+    /// binary); it adopts the instances and serves, then this worker drains and exits. The answer
+    /// comes once the new worker serves or the upgrade failed (this worker then keeps serving).
+    func upgrade(_ request: AdminRequest) async -> AdminResponse {
+        if let unknown = request.query.keys.sorted().first(where: { $0 != "binary" }) {
+            return .error(400, "unknown parameter '\(unknown)'; expected binary")
+        }
+        let binary = request.query["binary"]
+        if let binary {
+            guard binary.hasPrefix("/") else { return .error(400, "binary must be an absolute path, got '\(binary)'") }
+            guard access(binary, X_OK) == 0 else {
+                return .error(400, "binary '\(binary)' is not an executable file: \(String(cString: strerror(errno)))")
+            }
+        }
+        guard let keeper = operations?.keeper else {
+            return .error(409, "this gateway runs without a keeper (it was not started by `gateway run`), so it cannot replace itself")
+        }
+        let outcome = await keeper.requestUpgrade(binary: binary)
+        guard outcome.ok else { return .error(500, "upgrade failed: \(outcome.message); this worker (pid \(getpid())) keeps serving") }
+        return .json(200, UpgradeAnswer(upgraded: true, message: outcome.message, oldWorkerPID: getpid()))
+    }
+
     /// `/deployments/D/restart`, `/deployments/D/{stop,start}`, `/deployments/D/instances/N/{stop,start,restart}`.
     func deploymentOperation(_ request: AdminRequest) async -> AdminResponse {
         let parts = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst(2).map {
@@ -214,6 +236,17 @@ struct InstancesAnswer: Encodable {
 struct ReloadAnswer: Encodable {
     var ok: Bool
     var changes: [String]
+}
+
+struct UpgradeAnswer: Encodable {
+    var upgraded: Bool
+    var message: String
+    var oldWorkerPID: Int32
+
+    enum CodingKeys: String, CodingKey {
+        case upgraded, message
+        case oldWorkerPID = "old_worker_pid"
+    }
 }
 
 struct ShutdownAnswer: Encodable {

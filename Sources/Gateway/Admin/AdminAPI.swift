@@ -65,7 +65,12 @@ struct AdminAPI: Sendable {
     func handle(_ request: AdminRequest) async -> AdminResponse {
         switch (request.method, request.path) {
         case ("GET", "/health"), ("HEAD", "/health"):
-            return .json(200, ["status": "ok", "state": gatewayState.rawValue])
+            let hello = operations?.keeper?.hello
+            return .json(
+                200,
+                HealthAnswer(
+                    status: "ok", state: gatewayState.rawValue, pid: getpid(), keeperPID: hello?.keeperPID,
+                    workerGeneration: hello?.generation, version: GatewayVersion.version))
         case ("GET", "/ready"), ("HEAD", "/ready"):
             let state = gatewayState
             return .json(state == .running ? 200 : 503, ReadyAnswer(ready: state == .running, state: state.rawValue))
@@ -84,10 +89,12 @@ struct AdminAPI: Sendable {
             return await reload()
         case ("POST", "/shutdown"):
             return await shutdown(request)
+        case ("POST", "/upgrade"):
+            return await upgrade(request)
         case (_, _) where request.path.hasPrefix("/deployments/"):
             return await deploymentOperation(request)
         case (_, "/health"), (_, "/ready"), (_, "/stats"), (_, "/metrics"), (_, "/suspend"), (_, "/resume"),
-            (_, "/processes"), (_, "/reload"), (_, "/shutdown"):
+            (_, "/processes"), (_, "/reload"), (_, "/shutdown"), (_, "/upgrade"):
             return .error(405, "method \(request.method) not allowed on \(request.path)")
         default:
             return .error(404, "no admin endpoint \(request.path)")
@@ -96,6 +103,33 @@ struct AdminAPI: Sendable {
 
     private var gatewayState: SuspendState {
         (try? controller.state(of: .gateway)) ?? .running
+    }
+
+    struct HealthAnswer: Encodable {
+        var status: String
+        var state: String
+        /// The worker that answers.
+        var pid: Int32
+        var keeperPID: Int32?
+        var workerGeneration: Int?
+        var version: String
+
+        enum CodingKeys: String, CodingKey {
+            case status, state, pid, version
+            case keeperPID = "keeper_pid"
+            case workerGeneration = "worker_generation"
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(status, forKey: .status)
+            try container.encode(state, forKey: .state)
+            try container.encode(pid, forKey: .pid)
+            // null, not absent, without a keeper: the fields are always there to read.
+            try container.encode(keeperPID, forKey: .keeperPID)
+            try container.encode(workerGeneration, forKey: .workerGeneration)
+            try container.encode(version, forKey: .version)
+        }
     }
 
     struct ReadyAnswer: Encodable {

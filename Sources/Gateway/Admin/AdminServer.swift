@@ -14,7 +14,7 @@ enum AdminServer {
     struct ConnectionRefused: Error {}
 
     static func bind(
-        config: AdminConfig, api: AdminAPI, connections: AdminConnections, group: EventLoopGroup
+        config: AdminConfig, api: AdminAPI, connections: AdminConnections, group: EventLoopGroup, socket: Int32? = nil
     ) async throws -> Channel {
         let idleTimeout = TimeAmount(config.idleTimeout)
         let requestTimeout = TimeAmount(config.requestTimeout)
@@ -39,6 +39,7 @@ enum AdminServer {
                     ])
                 }
             }
+        if let socket { return try await bootstrap.withBoundSocket(socket).get() }
         return try await bootstrap.bind(host: config.listen.host, port: config.listen.port).get()
     }
 }

@@ -20,7 +20,8 @@ struct GatewayCommand: AsyncParsableCommand {
             ResumeCommand.self,
             VersionCommand.self,
             DemoBackendCommand.self,
-            LaunchCommand.self, WatchdogCommand.self,
+            UpgradeCommand.self,
+            LaunchCommand.self, WatchdogCommand.self, WorkerCommand.self,
         ]
     )
 }

@@ -1,9 +1,13 @@
 import ArgumentParser
 import Foundation
+import Keeper
 import Logging
-import ServiceLifecycle
 
-struct RunCommand: AsyncParsableCommand {
+/// `gateway run --config F`: the keeper. It binds every listening socket (or takes them from
+/// systemd), becomes the parent of every instance, and runs the gateway proper as a worker
+/// process (`gateway _worker`) that it can replace at an upgrade or after a crash without
+/// closing a socket or stopping an instance.
+struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run the gateway with a configuration file."
@@ -15,7 +19,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
-    func run() async throws {
+    func run() throws {
         let level = logLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -23,9 +27,9 @@ struct RunCommand: AsyncParsableCommand {
             return handler
         }
         // The relay writes the instances' output to our stdout; if that is a pipe whose reader
-        // went away, the write must fail, not kill the gateway. (Children get default signals.)
+        // went away, the write must fail, not kill the keeper. (Children get default signals.)
         signal(SIGPIPE, SIG_IGN)
-        let logger = Logger(label: "gateway")
+        let logger = Logger(label: "keeper")
         let loaded: GatewayConfig
         do {
             loaded = try ConfigLoader.load(path: config)
@@ -33,21 +37,72 @@ struct RunCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("gateway: invalid configuration: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        let service = GatewayService(config: loaded, configPath: config, logger: logger)
-        let group = ServiceGroup(
-            configuration: .init(
-                // POST /shutdown ends `run` by itself; that is a normal end, not a failure.
-                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
-            )
-        )
+        var environment = ProcessInfo.processInfo.environment
+        let sockets: [(KeeperMessage.Listener, Int32)]
         do {
-            try await group.run()
-        } catch let error as GatewayStartError {
-            FileHandle.standardError.write(Data("gateway: \(error)\n".utf8))
+            sockets = try Self.listeningSockets(loaded, environment: environment, logger: logger)
+        } catch {
+            FileHandle.standardError.write(Data("gateway: cannot listen: \(error)\n".utf8))
             throw ExitCode(1)
         }
+        // Ours alone: neither workers nor instances may think systemd talks to them.
+        for name in ["NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+            environment[name] = nil
+            unsetenv(name)
+        }
+        let executable = GatewayService.executablePath()
+        let keeper = KeeperProcess(
+            configuration: .init(
+                executable: executable,
+                workerArguments: ["_worker", "--config", config, "--log-level", level.rawValue],
+                listeners: sockets.map(\.0), sockets: sockets.map(\.1), workerEnvironment: environment,
+                readyTimeout: Self.workerReadyTimeout(loaded)),
+            logger: logger,
+            notifier: SystemdNotifier(environment: ProcessInfo.processInfo.environment))
+        logger.info(
+            "keeper started",
+            metadata: ["pid": "\(getpid())", "listeners": "\(sockets.map(\.0.address).joined(separator: ","))", "version": "\(GatewayVersion.version)"])
+        let status = keeper.run()
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    /// A worker gets ready once the instances it adopts passed their checks: give it the longest
+    /// `ready_timeout` of them, and some time of its own to start.
+    static func workerReadyTimeout(_ config: GatewayConfig) -> Duration {
+        let longest = config.deployments.compactMap { $0.process?.readyTimeout }.max() ?? .zero
+        return longest + .seconds(30)
+    }
+
+    /// Every listener's socket (the proxy listeners in order, then the admin one): inherited
+    /// from systemd when `LISTEN_FDS` passed one bound to its address, else bound here.
+    static func listeningSockets(
+        _ config: GatewayConfig, environment: [String: String], logger: Logger
+    ) throws -> [(KeeperMessage.Listener, Int32)] {
+        let activation = try SocketActivation(environment: environment)
+        var wanted = config.listeners.map { (address: $0.listen, role: "proxy") }
+        wanted.append((config.admin.listen, "admin"))
+        var result: [(KeeperMessage.Listener, Int32)] = []
+        var used: Set<Int32> = []
+        do {
+            for (address, role) in wanted {
+                let listener = KeeperMessage.Listener(address: "\(address)", role: role)
+                if let inherited = activation.socket(for: "\(address)") {
+                    logger.info("listening socket from systemd", metadata: ["listen": "\(address)", "fd": "\(inherited.fd)"])
+                    used.insert(inherited.fd)
+                    result.append((listener, inherited.fd))
+                } else {
+                    result.append((listener, try ListeningSocket.bind(host: address.host, port: address.port)))
+                }
+            }
+        } catch {
+            for (_, fd) in result where !used.contains(fd) { close(fd) }
+            throw error
+        }
+        for socket in activation.sockets where !used.contains(socket.fd) {
+            logger.warning("systemd passed a socket no listener is configured for; it is closed", metadata: ["address": "\(socket.address)"])
+            close(socket.fd)
+        }
+        return result
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Keeper
 import Logging
 import NIOCore
 import NIOPosix
@@ -15,8 +16,12 @@ final class GatewayService: Service {
     let configPath: String?
     let logger: Logger
     let controller: RequestController
+    /// The link to the keeper that runs this worker (`gateway run` always has one); nil when
+    /// the gateway runs as a single process of its own (tests, embedding).
+    let keeper: WorkerLink?
 
-    init(config: GatewayConfig, configPath: String? = nil, logger: Logger) {
+    init(config: GatewayConfig, configPath: String? = nil, logger: Logger, keeper: WorkerLink? = nil) {
+        self.keeper = keeper
         self.config = config
         self.configPath = configPath
         self.logger = logger
@@ -50,15 +55,33 @@ final class GatewayService: Service {
         let membership = BackendMembership(config: config, controller: controller, server: server, logger: logger)
 
         let executable = Self.executablePath()
+        // Under a keeper, the keeper speaks first: which sockets to listen on and which
+        // instances run already. The rest of the keeper's messages become causes below.
+        let keeperEvents = AsyncStream<KeeperEvent>.makeStream()
+        var hello: (hello: KeeperMessage.Hello, sockets: [Int32])?
+        if let keeper {
+            keeper.start(Self.handlers(keeperEvents.continuation, logger: logger))
+            for await event in keeperEvents.stream {
+                if case .hello(let message, let sockets) = event {
+                    hello = (message, sockets)
+                    break
+                }
+            }
+            guard hello != nil else {
+                try? await group.shutdownGracefully()
+                throw GatewayStartError(message: "the keeper closed the link before its hello")
+            }
+        }
         var watchdog: GroupWatchdogClient?
-        if config.deployments.contains(where: { $0.process != nil }) || configPath != nil {
+        if keeper == nil, config.deployments.contains(where: { $0.process != nil }) || configPath != nil {
             do {
                 watchdog = try GroupWatchdogClient.start(executable: [executable])
             } catch {
                 logger.warning("no process-group watchdog; children may outlive a gateway killed with SIGKILL", metadata: ["error": "\(error)"])
             }
         }
-        let spawner = ProcessSpawner(launcher: [executable, "_launch", "--"], relay: .standard(), watchdog: watchdog)
+        let spawner: any ProcessLaunching = keeper
+            ?? ProcessSpawner(launcher: [executable, "_launch", "--"], relay: .standard(), watchdog: watchdog)
         let supervisor = ProcessSupervisor(
             spawner: spawner,
             delegate: SupervisedBackends(
@@ -69,13 +92,36 @@ final class GatewayService: Service {
         let (shutdownRequests, shutdownContinuation) = AsyncStream<Duration?>.makeStream()
         let operations = GatewayOperations(
             supervisor: supervisor, membership: membership, controller: controller, configPath: configPath,
-            executablePath: executable, logger: logger, shutdownRequests: shutdownContinuation, tls: tls)
+            executablePath: executable, logger: logger, shutdownRequests: shutdownContinuation, tls: tls, keeper: keeper)
+
+        // A worker that takes over: the instances it was handed are checked before anything
+        // listens, so no request of this worker meets an instance that was not checked, and none
+        // gets a 503 because the check has not passed yet. Instances it has to start (the first
+        // worker, or ones missing) start now and join when ready, as they always did.
+        var adoptedReady = 0
+        if let hello {
+            let adopted = keeper!.adoptedInstances(hello.hello)
+            for deployment in config.deployments {
+                if let spec = deployment.process {
+                    await supervisor.adopt(deployment: deployment.name, spec: operations.resolve(spec), instances: adopted[deployment.name] ?? [])
+                }
+            }
+            for (name, instances) in adopted where !config.deployments.contains(where: { $0.name == name && $0.process != nil }) {
+                // The configuration changed between workers: not ours any more.
+                for instance in instances {
+                    logger.info("stopping an instance of a deployment no longer configured", metadata: ["instance": "\(name)#\(instance.index)", "pid": "\(instance.process.pid)"])
+                    instance.process.signalGroup(SIGTERM)
+                }
+            }
+            adoptedReady = await supervisor.settled()
+        }
 
         var listeners: [Channel] = []
         let admin: Channel
         do {
             for (index, listener) in config.listeners.enumerated() {
-                listeners.append(try await server.bind(listener, index: index, tls: tls))
+                let socket = try hello.map { try Self.socket(for: listener.listen, role: "proxy", in: $0) }
+                listeners.append(try await server.bind(listener, index: index, tls: tls, socket: socket))
             }
             let adminConnections = AdminConnections(maxConnections: config.admin.maxConnections, logger: logger)
             admin = try await AdminServer.bind(
@@ -84,7 +130,8 @@ final class GatewayService: Service {
                     controller: controller, defaultSuspendTimeout: config.shutdownTimeout, operations: operations, traffic: traffic,
                     tls: tls.counters, connections: adminConnections),
                 connections: adminConnections,
-                group: group
+                group: group,
+                socket: try hello.map { try Self.socket(for: config.admin.listen, role: "admin", in: $0) }
             )
         } catch {
             for listener in listeners { try? await listener.close() }
@@ -110,9 +157,13 @@ final class GatewayService: Service {
                 "pid": "\(getpid())",
             ]
         )
-        for deployment in config.deployments {
-            if let spec = deployment.process {
-                await supervisor.add(deployment: deployment.name, spec: operations.resolve(spec))
+        if let keeper {
+            keeper.becameReady(adopted: adoptedReady)
+        } else {
+            for deployment in config.deployments {
+                if let spec = deployment.process {
+                    await supervisor.add(deployment: deployment.name, spec: operations.resolve(spec))
+                }
             }
         }
 
@@ -133,6 +184,8 @@ final class GatewayService: Service {
         enum Cause: Sendable {
             case signal
             case request(Duration?)
+            /// The keeper: a new worker serves, this one drains its connections and exits.
+            case replaced
         }
         let cause: Cause = await withTaskGroup(of: Cause?.self) { waits in
             waits.addTask {
@@ -141,6 +194,24 @@ final class GatewayService: Service {
             }
             waits.addTask {
                 for await timeout in shutdownRequests { return .request(timeout) }
+                return nil
+            }
+            waits.addTask {
+                for await event in keeperEvents.stream {
+                    switch event {
+                    case .hello: continue
+                    case .reload:
+                        do {
+                            let changes = try await operations.reload()
+                            self.keeper?.reloadFinished(ok: true, message: changes.joined(separator: "; "))
+                        } catch {
+                            self.logger.error("reload failed", metadata: ["error": "\(error)"])
+                            self.keeper?.reloadFinished(ok: false, message: "\(error)")
+                        }
+                    case .drain: return .replaced
+                    case .shutdown: return .signal
+                    }
+                }
                 return nil
             }
             var first: Cause = .signal
@@ -156,14 +227,22 @@ final class GatewayService: Service {
         // A reload may have changed it.
         var shutdownTimeout = await membership.config.shutdownTimeout
         if case .request(let requested?) = cause { shutdownTimeout = requested }
+        if case .replaced = cause {
+            try await drainAfterReplacement(
+                listeners: listeners + [admin], server: server, supervisor: supervisor, timeout: shutdownTimeout, group: group)
+            return
+        }
+        if case .request = cause { keeper?.shuttingDown(reason: "POST /shutdown") }
 
         // Trapped before anything is logged, so a second signal is never missed. After a
         // shutdown by signal, the next signal means "now"; after POST /shutdown, the first
         // signal (a service manager's stop, say) is only the request again, the second one is "now".
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        // Under a keeper, signals are the keeper's business (it has its own second-signal rule).
         let signalsBeforeExit: Int
         if case .signal = cause { signalsBeforeExit = 1 } else { signalsBeforeExit = 2 }
         let secondSignal = Task {
+            guard self.keeper == nil else { return }
             var seen = 0
             for await signal in signals {
                 seen += 1
@@ -184,6 +263,7 @@ final class GatewayService: Service {
             "shutdown drain finished",
             metadata: ["drained": "\(result.drained)", "active": "\(result.active)"]
         )
+        let connections = await server.mapLoops { $0.connectionCount }.reduce(0, +)
         await server.forEachLoop { $0.closeAllConnections() }
         // The gateway has drained: nothing is in flight to the instances any more.
         await supervisor.shutdown(drain: false)
@@ -191,6 +271,65 @@ final class GatewayService: Service {
         try? await admin.close()
         try? await group.shutdownGracefully()
         logger.info("gateway stopped")
+        keeper?.drainFinished(connections: connections)
+    }
+
+    /// A new worker serves on the same sockets: this one stops accepting, lets its own requests
+    /// finish (HTTP/1.1 answers with `Connection: close`, HTTP/2 sends its GOAWAYs, tunnels end
+    /// at the timeout), and exits. The instances belong to the new worker now and keep running.
+    private func drainAfterReplacement(
+        listeners: [Channel], server: ProxyServer, supervisor: ProcessSupervisor, timeout: Duration,
+        group: MultiThreadedEventLoopGroup
+    ) async throws {
+        await supervisor.detach()
+        for listener in listeners { try? await listener.close() }
+        let connections = await server.mapLoops { $0.connectionCount }.reduce(0, +)
+        logger.info("replaced by a new worker: draining", metadata: ["connections": "\(connections)", "timeout": "\(timeout)"])
+        let result = try await controller.suspend(.gateway, timeout: .after(timeout))
+        logger.info("worker drained", metadata: ["drained": "\(result.drained)", "active": "\(result.active)", "connections": "\(connections)"])
+        await server.forEachLoop { $0.closeAllConnections() }
+        try? await group.shutdownGracefully()
+        keeper?.drainFinished(connections: connections)
+    }
+
+    /// What the keeper link says, as the service's run loop takes it.
+    enum KeeperEvent: Sendable {
+        case hello(KeeperMessage.Hello, [Int32])
+        case drain
+        case shutdown
+        case reload
+    }
+
+    static func handlers(_ events: AsyncStream<KeeperEvent>.Continuation, logger: Logger) -> WorkerLink.Handlers {
+        WorkerLink.Handlers(
+            adopt: { hello, sockets in events.yield(.hello(hello, sockets)) },
+            drain: { reason in
+                logger.info("the keeper asks this worker to drain", metadata: ["reason": "\(reason)"])
+                events.yield(.drain)
+            },
+            shutdown: { reason in
+                logger.info("the keeper asks for a shutdown", metadata: ["reason": "\(reason)"])
+                events.yield(.shutdown)
+            },
+            reload: { events.yield(.reload) },
+            exit: { reason, failure in
+                guard failure else { return }
+                // Without its keeper a worker can neither start nor stop instances: it ends at
+                // once (the keeper, if it still runs, starts another).
+                logger.error("worker exiting", metadata: ["reason": "\(reason)"])
+                Glibc.exit(1)
+            })
+    }
+
+    /// The descriptor the keeper passed for a listener, matched by address and role.
+    static func socket(for address: HostPort, role: String, in hello: (hello: KeeperMessage.Hello, sockets: [Int32])) throws -> Int32 {
+        let wanted = "\(address)"
+        guard let index = hello.hello.listeners.firstIndex(where: { $0.address == wanted && $0.role == role }),
+            index < hello.sockets.count
+        else {
+            throw GatewayStartError(message: "the keeper passed no socket for the \(role) listener \(wanted)")
+        }
+        return hello.sockets[index]
     }
 
     /// The running binary, for the `_launch` wrapper, the watchdog and `command: [gateway, ...]`.

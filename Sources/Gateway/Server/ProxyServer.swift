@@ -34,7 +34,9 @@ final class ProxyServer: Sendable {
     }
 
     /// Binds listener number `index`; the returned channel is closed to stop accepting.
-    func bind(_ listener: ListenerConfig, index: Int, tls: TLSListenerContexts) async throws -> Channel {
+    /// Listens for `listener`: on `socket` when one is given (a worker on the keeper's
+    /// descriptor, which NIO then owns), else on a socket of its own.
+    func bind(_ listener: ListenerConfig, index: Int, tls: TLSListenerContexts, socket: Int32? = nil) async throws -> Channel {
         let contexts = self.contexts
         let protocols = listener.protocols
         let terminatesTLS = listener.tls != nil
@@ -62,6 +64,7 @@ final class ProxyServer: Sendable {
                     }
                 }
             }
+        if let socket { return try await bootstrap.withBoundSocket(socket).get() }
         return try await bootstrap.bind(host: listener.listen.host, port: listener.listen.port).get()
     }
 

@@ -1,3 +1,4 @@
+import Keeper
 import Logging
 import RequestControl
 import Supervisor
@@ -19,12 +20,15 @@ final class GatewayOperations: Sendable {
     let executablePath: String
     /// The TLS listeners' certificates, read again on every reload.
     let tls: TLSListenerContexts
+    /// The keeper this worker runs under; nil for a gateway on its own.
+    let keeper: WorkerLink?
 
     init(
         supervisor: ProcessSupervisor, membership: BackendMembership, controller: RequestController,
         configPath: String?, executablePath: String, logger: Logger, shutdownRequests: AsyncStream<Duration?>.Continuation,
-        tls: TLSListenerContexts = TLSListenerContexts([:])
+        tls: TLSListenerContexts = TLSListenerContexts([:]), keeper: WorkerLink? = nil
     ) {
+        self.keeper = keeper
         self.tls = tls
         self.supervisor = supervisor
         self.membership = membership

@@ -66,6 +66,13 @@ enum AdminAnswer {
         var changes: [String]?
     }
 
+    /// `POST /upgrade`.
+    struct Upgrade: Decodable, Sendable, Equatable {
+        var upgraded: Bool
+        var message: String
+        var oldWorkerPid: Int32
+    }
+
     /// `POST /shutdown`.
     struct Shutdown: Decodable, Sendable, Equatable {
         var shuttingDown: Bool

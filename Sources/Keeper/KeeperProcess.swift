@@ -1,0 +1,475 @@
+import Dispatch
+import Foundation
+import Glibc
+import Logging
+import Supervisor
+import Synchronization
+
+/// The keeper at run time (`gateway run`): it holds the listening sockets, is the parent of every
+/// instance, and starts, replaces and stops workers as ``KeeperStateMachine`` says. It knows no
+/// HTTP: it spawns, signals and reaps instances when a worker asks, relays their output, and
+/// tells every worker what happened to them.
+///
+/// Everything runs on one serial queue (`queue`); link readers, reapers and timers only hand
+/// events to it. No NIO and no async runtime on its path, so it stays small and predictable.
+public final class KeeperProcess: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        /// The keeper's own binary: `_launch` for instances, `_watchdog`, and workers by default.
+        public var executable: String
+        /// The argv (without the binary) of a worker.
+        public var workerArguments: [String]
+        public var listeners: [KeeperMessage.Listener]
+        /// The listening sockets, in the order of `listeners`.
+        public var sockets: [Int32]
+        /// The environment workers start with.
+        public var workerEnvironment: [String: String]
+        public var readyTimeout: Duration
+        /// How long instances get after SIGTERM when the keeper has to stop them itself.
+        public var instanceStopTimeout: Duration
+
+        public init(
+            executable: String, workerArguments: [String], listeners: [KeeperMessage.Listener], sockets: [Int32],
+            workerEnvironment: [String: String], readyTimeout: Duration = .seconds(60), instanceStopTimeout: Duration = .seconds(10)
+        ) {
+            self.executable = executable
+            self.workerArguments = workerArguments
+            self.listeners = listeners
+            self.sockets = sockets
+            self.workerEnvironment = workerEnvironment
+            self.readyTimeout = readyTimeout
+            self.instanceStopTimeout = instanceStopTimeout
+        }
+    }
+
+    final class Worker {
+        let generation: Int
+        let pid: Int32
+        let link: KeeperLink
+        let binary: String
+        let startedAt = ContinuousClock.now
+        var readyAfter: Duration?
+        var adopted = 0
+        var exited = false
+
+        init(generation: Int, pid: Int32, link: KeeperLink, binary: String) {
+            self.generation = generation
+            self.pid = pid
+            self.link = link
+            self.binary = binary
+        }
+    }
+
+    private let configuration: Configuration
+    private let logger: Logger
+    private let notifier: SystemdNotifier
+    private let queue = DispatchQueue(label: "keeper")
+    private var machine: KeeperStateMachine
+    private var workers: [Int: Worker] = [:]
+    private var table = InstanceTable()
+    private var processes: [Int32: SpawnedProcess] = [:]
+    /// Which worker ordered each instance: a worker that fails before it is ready takes the
+    /// instances it started with it (no other worker knows them).
+    private var orderedBy: [Int32: Int] = [:]
+    private let spawner: ProcessSpawner
+    private let watchdog: GroupWatchdogClient?
+    /// The worker that asked for the upgrade under way, to be told how it ended.
+    private var upgradeRequester: Int?
+    private var upgradeStarted: ContinuousClock.Instant?
+    private var signalSources: [DispatchSourceSignal] = []
+    private var shutdownSignals = 0
+    private var exitStatus: Int32?
+    private let finished = DispatchSemaphore(value: 0)
+
+    public init(configuration: Configuration, logger: Logger, notifier: SystemdNotifier) {
+        self.configuration = configuration
+        self.logger = logger
+        self.notifier = notifier
+        self.machine = KeeperStateMachine(readyTimeout: configuration.readyTimeout)
+        var watchdog: GroupWatchdogClient?
+        do {
+            watchdog = try GroupWatchdogClient.start(executable: [configuration.executable])
+        } catch {
+            logger.warning("no process-group watchdog; instances may outlive a keeper killed with SIGKILL", metadata: ["error": "\(error)"])
+        }
+        self.watchdog = watchdog
+        self.spawner = ProcessSpawner(launcher: [configuration.executable, "_launch", "--"], relay: .standard(), watchdog: watchdog)
+    }
+
+    /// Runs until the gateway has shut down; returns the exit status.
+    public func run() -> Int32 {
+        if !ChildSubreaper.enable() {
+            logger.warning("cannot become a child subreaper; orphaned grandchildren of instances go to init")
+        }
+        queue.sync {
+            for signal in [SIGTERM, SIGINT, SIGUSR2, SIGHUP] {
+                Glibc.signal(signal, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: signal, queue: queue)
+                source.setEventHandler { [self] in received(signal: signal) }
+                source.resume()
+                signalSources.append(source)
+            }
+            scheduleOrphanReaping()
+            perform(machine.start())
+        }
+        finished.wait()
+        return exitStatus ?? 0
+    }
+
+    // MARK: Signals
+
+    private func received(signal: Int32) {
+        switch signal {
+        case SIGUSR2:
+            logger.info("SIGUSR2: upgrading the worker")
+            beginUpgrade(binary: nil, requester: nil)
+        case SIGHUP:
+            guard let serving = machine.serving, let worker = workers[serving] else {
+                logger.warning("SIGHUP: no worker serves to reload; ignored")
+                return
+            }
+            notifier.send(SystemdNotifier.reloading(status: "reloading the configuration", monotonicMicroseconds: SystemdNotifier.monotonicMicroseconds()))
+            worker.link.send(.reload)
+        default:
+            shutdownSignals += 1
+            if shutdownSignals > 1 {
+                logger.warning("second signal during shutdown; exiting now", metadata: ["signal": "\(signal)"])
+                for worker in workers.values where !worker.exited { Glibc.kill(worker.pid, SIGKILL) }
+                for process in processes.values { process.signalGroup(SIGKILL) }
+                watchdog?.close()
+                Glibc.exit(1)
+            }
+            logger.info("shutting down", metadata: ["signal": "\(signal == SIGTERM ? "SIGTERM" : "SIGINT")"])
+            notifier.send(SystemdNotifier.stopping(status: "shutting down"))
+            perform(machine.shutdownRequested())
+        }
+    }
+
+    private func beginUpgrade(binary: String?, requester: Int?) {
+        let actions = machine.upgradeRequested(binary: binary)
+        if case .startWorker? = actions.first {
+            upgradeRequester = requester
+            upgradeStarted = .now
+            notifier.send(SystemdNotifier.reloading(status: "upgrading the worker", monotonicMicroseconds: SystemdNotifier.monotonicMicroseconds()))
+        } else if let requester, let worker = workers[requester] {
+            // Refused at once: say why to the one who asked.
+            for case .upgradeFailed(let reason) in actions {
+                worker.link.send(.upgradeFinished(ok: false, message: reason))
+            }
+            logger.warning("upgrade refused", metadata: ["reason": "\(actions)"])
+            return
+        }
+        perform(actions)
+    }
+
+    // MARK: The state machine's actions
+
+    private func perform(_ actions: [KeeperStateMachine.Action]) {
+        for action in actions {
+            switch action {
+            case .startWorker(let generation, let binary):
+                startWorker(generation: generation, binary: binary ?? configuration.executable)
+            case .killWorker(let generation):
+                if let worker = workers[generation], !worker.exited {
+                    logger.warning("killing worker", metadata: ["generation": "\(generation)", "pid": "\(worker.pid)"])
+                    Glibc.kill(worker.pid, SIGKILL)
+                }
+            case .armReadyTimer(let generation, let after):
+                queue.asyncAfter(deadline: .now() + Self.dispatch(after)) { [self] in
+                    if machine.starting == generation {
+                        logger.error("worker not ready in time", metadata: ["generation": "\(generation)", "timeout": "\(after)"])
+                    }
+                    perform(machine.readyTimedOut(generation: generation))
+                }
+            case .drainWorker(let generation):
+                workers[generation]?.link.send(.drain(reason: "replaced by worker \(machine.serving ?? 0)"))
+            case .shutDownWorker(let generation):
+                workers[generation]?.link.send(.shutdown(reason: "the keeper is shutting down"))
+            case .scheduleRestart(let after):
+                logger.info("restarting the worker after a backoff", metadata: ["delay": "\(after)"])
+                queue.asyncAfter(deadline: .now() + Self.dispatch(after)) { [self] in
+                    perform(machine.restartTimerFired())
+                }
+            case .workerServing(let generation, let replaced):
+                workerServing(generation: generation, replaced: replaced)
+            case .upgradeFailed(let reason):
+                logger.error("upgrade failed", metadata: ["reason": "\(reason)"])
+                notifier.send(SystemdNotifier.ready(status: "upgrade failed: \(reason)", mainPID: getpid()))
+                if let requester = upgradeRequester, let worker = workers[requester], !worker.exited {
+                    worker.link.send(.upgradeFinished(ok: false, message: reason))
+                }
+                upgradeRequester = nil
+                upgradeStarted = nil
+            case .stopInstances:
+                stopInstances()
+            case .exitKeeper(let failed):
+                finish(failed: failed)
+            }
+        }
+    }
+
+    private func workerServing(generation: Int, replaced: Int?) {
+        guard let worker = workers[generation] else { return }
+        worker.readyAfter = ContinuousClock.now - worker.startedAt
+        let old = replaced.flatMap { workers[$0] }
+        var metadata: Logger.Metadata = [
+            "generation": "\(generation)", "pid": "\(worker.pid)", "adopted": "\(worker.adopted)",
+            "ready_after": "\(Self.milliseconds(worker.readyAfter!)) ms",
+        ]
+        if let old {
+            metadata["old_pid"] = "\(old.pid)"
+            metadata["old_generation"] = "\(old.generation)"
+        }
+        if let upgradeStarted {
+            metadata["upgrade_took"] = "\(Self.milliseconds(ContinuousClock.now - upgradeStarted)) ms"
+        }
+        // The handover line is logged once the old worker has drained (with its connections);
+        // a worker that replaces nobody (the first, or after a crash) is logged here.
+        if old == nil {
+            logger.info("worker serving", metadata: metadata)
+        } else {
+            logger.info("new worker serving; the old one drains", metadata: metadata)
+        }
+        notifier.send(SystemdNotifier.ready(status: "serving: worker \(generation) (pid \(worker.pid))", mainPID: getpid()))
+        if let requester = upgradeRequester, let asker = workers[requester], !asker.exited {
+            asker.link.send(.upgradeFinished(ok: true, message: "worker \(generation) (pid \(worker.pid)) serves; worker \(old.map { "\($0.generation) (pid \($0.pid))" } ?? "none") drains"))
+        }
+        upgradeRequester = nil
+        upgradeStarted = nil
+    }
+
+    // MARK: Workers
+
+    private func startWorker(generation: Int, binary: String) {
+        var ends: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0 else {
+            logger.error("cannot start a worker: socketpair failed", metadata: ["error": "\(String(cString: strerror(errno)))"])
+            queue.async { [self] in perform(machine.workerExited(generation: generation)) }
+            return
+        }
+        let pid: Int32
+        do {
+            pid = try ProcessSpawner.spawnHelper(
+                executable: binary, arguments: [binary] + configuration.workerArguments,
+                environment: configuration.workerEnvironment.merging(["GATEWAY_WORKER_GENERATION": "\(generation)"]) { $1 },
+                descriptor: ends[1])
+        } catch {
+            close(ends[0])
+            close(ends[1])
+            logger.error("cannot start a worker", metadata: ["generation": "\(generation)", "binary": "\(binary)", "error": "\(error)"])
+            queue.async { [self] in perform(machine.workerExited(generation: generation)) }
+            return
+        }
+        close(ends[1])
+        let link = KeeperLink(descriptor: ends[0])
+        let worker = Worker(generation: generation, pid: pid, link: link, binary: binary)
+        workers[generation] = worker
+        logger.info("worker started", metadata: ["generation": "\(generation)", "pid": "\(pid)", "binary": "\(binary)"])
+        link.startReading(
+            message: { [self] message, descriptors in
+                descriptors.forEach { close($0) }
+                queue.async { self.received(message, from: generation) }
+            },
+            closed: { _ in })
+        link.send(
+            .hello(.init(keeperPID: getpid(), generation: generation, listeners: configuration.listeners, instances: table.instances)),
+            descriptors: configuration.sockets)
+        let reaper = Thread { [self] in
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            let reaped = status
+            queue.async { self.workerReaped(generation: generation, status: reaped) }
+        }
+        reaper.name = "worker-reaper"
+        reaper.start()
+    }
+
+    private func workerReaped(generation: Int, status: Int32) {
+        guard let worker = workers[generation] else { return }
+        worker.exited = true
+        worker.link.shutDown()
+        let exit = Self.describe(status)
+        let expected = machine.draining.contains(generation)
+        if expected {
+            logger.info("worker exited", metadata: ["generation": "\(generation)", "pid": "\(worker.pid)", "status": "\(exit)"])
+        } else {
+            logger.error("worker exited unexpectedly", metadata: ["generation": "\(generation)", "pid": "\(worker.pid)", "status": "\(exit)"])
+        }
+        if machine.starting == generation, machine.serving != nil {
+            // A failed upgrade: instances it started are known to no one else.
+            for (pid, owner) in orderedBy where owner == generation {
+                processes[pid]?.signalGroup(SIGKILL)
+            }
+        }
+        workers[generation] = nil
+        perform(machine.workerExited(generation: generation))
+    }
+
+    private func received(_ message: KeeperMessage, from generation: Int) {
+        guard let worker = workers[generation], !worker.exited else { return }
+        switch message {
+        case .ready(_, let adopted):
+            worker.adopted = adopted
+            perform(machine.workerReady(generation: generation))
+        case .spawn(let order):
+            spawn(order, for: worker)
+        case .signal(let pid, let signal, _):
+            // Only instances of ours, alive: a pid from a stale table is never signalled.
+            processes[pid]?.signalGroup(signal)
+        case .instanceState(let pid, let state):
+            table.reported(pid: pid, state: state)
+        case .upgrade(let binary):
+            logger.info("upgrade requested", metadata: ["by_generation": "\(generation)", "binary": "\(binary ?? configuration.executable)"])
+            beginUpgrade(binary: binary, requester: generation)
+        case .drained(let connections) where machine.phase != .running:
+            logger.info("worker finished the shutdown", metadata: ["pid": "\(worker.pid)", "generation": "\(generation)", "connections_closed": "\(connections)"])
+        case .drained(let connections):
+            var metadata: Logger.Metadata = [
+                "old_pid": "\(worker.pid)", "old_generation": "\(generation)", "connections_drained": "\(connections)",
+            ]
+            if let serving = machine.serving, let new = workers[serving] {
+                metadata["pid"] = "\(new.pid)"
+                metadata["generation"] = "\(serving)"
+                metadata["adopted"] = "\(new.adopted)"
+                metadata["ready_after"] = "\(new.readyAfter.map(Self.milliseconds) ?? 0) ms"
+            }
+            logger.info("worker handover finished", metadata: metadata)
+        case .stopping(let reason):
+            logger.info("the worker is shutting the gateway down", metadata: ["reason": "\(reason)"])
+            notifier.send(SystemdNotifier.stopping(status: "shutting down: \(reason)"))
+            perform(machine.workerStopping(generation: generation))
+        case .reloaded(let ok, let message):
+            notifier.send(SystemdNotifier.ready(status: ok ? "reloaded: \(message)" : "reload failed: \(message)", mainPID: getpid()))
+        case .hello, .spawned, .spawnFailed, .exited, .drain, .shutdown, .reload, .upgradeFinished:
+            logger.error("keeper protocol error: a worker sent a keeper's message", metadata: ["generation": "\(generation)"])
+            Glibc.kill(worker.pid, SIGKILL)
+        }
+    }
+
+    // MARK: Instances
+
+    private func spawn(_ order: KeeperMessage.SpawnOrder, for worker: Worker) {
+        // During an upgrade only the new worker starts instances (two workers must not both
+        // replace one that crashed); the old one's order fails and it lets it be.
+        let owner = machine.starting ?? machine.serving
+        guard worker.generation == owner, machine.phase == .running || machine.draining.contains(worker.generation) else {
+            worker.link.send(.spawnFailed(.init(
+                request: order.request, reason: "cannot start \(order.deployment)#\(order.index): worker \(owner ?? 0) now decides what runs")))
+            return
+        }
+        let request = SpawnRequest(
+            name: "\(order.deployment)#\(order.index)", arguments: order.command, workingDirectory: order.workingDirectory,
+            environment: order.environment, placement: .init(deployment: order.deployment, index: order.index, port: order.port))
+        let process: SpawnedProcess
+        do {
+            process = try spawner.spawn(request)
+        } catch {
+            worker.link.send(.spawnFailed(.init(request: order.request, reason: "\(error)")))
+            return
+        }
+        let startedAt = Date().timeIntervalSince1970
+        table.spawned(order, pid: process.pid, startedAt: startedAt)
+        processes[process.pid] = process
+        orderedBy[process.pid] = worker.generation
+        worker.link.send(.spawned(.init(request: order.request, pid: process.pid, startedAt: startedAt)))
+        Task { [self] in
+            let status = await process.exitStatus()
+            queue.async { self.instanceExited(process.pid, status) }
+        }
+    }
+
+    private func instanceExited(_ pid: Int32, _ status: ExitStatus) {
+        table.exited(pid: pid)
+        processes[pid] = nil
+        orderedBy[pid] = nil
+        let (code, signal): (Int32?, Int32?) = switch status {
+        case .exited(let code): (code, nil)
+        case .signaled(let signal, _): (nil, signal)
+        }
+        for worker in workers.values where !worker.exited {
+            worker.link.send(.exited(.init(pid: pid, status: code, signal: signal)))
+        }
+        if exitStatus != nil, processes.isEmpty { exitNow() }
+    }
+
+    private func stopInstances() {
+        guard !processes.isEmpty else { return }
+        logger.info("stopping the instances (no worker does)", metadata: ["instances": "\(processes.count)"])
+        for process in processes.values { process.signalGroup(SIGTERM) }
+        queue.asyncAfter(deadline: .now() + Self.dispatch(configuration.instanceStopTimeout)) { [self] in
+            for process in processes.values { process.signalGroup(SIGKILL) }
+        }
+    }
+
+    private func finish(failed: Bool) {
+        exitStatus = failed ? 1 : 0
+        if processes.isEmpty {
+            exitNow()
+        } else {
+            // A worker that shut down stopped them already; these are the last moments of their
+            // exits. Anything left is stopped and the exit waits for it.
+            stopInstances()
+        }
+    }
+
+    private func exitNow() {
+        watchdog?.close()
+        logger.info("keeper stopped", metadata: ["status": "\(exitStatus ?? 0)"])
+        finished.signal()
+    }
+
+    /// A subreaper inherits every orphaned descendant; they are reaped here. Our own children
+    /// (instances, workers, the watchdog) are reaped by their own threads and left alone.
+    private func scheduleOrphanReaping() {
+        queue.asyncAfter(deadline: .now() + 1) { [self] in
+            var ours = Set(processes.keys)
+            ours.formUnion(workers.values.map(\.pid))
+            if let watchdog { ours.insert(watchdog.pid) }
+            for pid in ChildSubreaper.children() where !ours.contains(pid) {
+                var status: Int32 = 0
+                _ = waitpid(pid, &status, WNOHANG)
+            }
+            scheduleOrphanReaping()
+        }
+    }
+
+    // MARK: Helpers
+
+    static func dispatch(_ duration: Duration) -> DispatchTimeInterval {
+        .milliseconds(Int(milliseconds(duration)))
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+
+    static func describe(_ status: Int32) -> String {
+        if status & 0x7f == 0 { return "exit \((status >> 8) & 0xff)" }
+        return "signal \(status & 0x7f)"
+    }
+}
+
+/// PR_SET_CHILD_SUBREAPER and the list of our children. `prctl` is variadic in C and does not
+/// come through to Swift; it is called through `dlsym` with a fixed signature (the gateway's
+/// `_launch` explains why that is sound on the ABIs we run on).
+enum ChildSubreaper {
+    private typealias Prctl = @convention(c) (Int32, UInt, UInt, UInt, UInt) -> Int32
+    private static let setChildSubreaper: Int32 = 36
+
+    static func enable() -> Bool {
+        guard let symbol = dlsym(nil, "prctl") else { return false }
+        let prctl = unsafeBitCast(symbol, to: Prctl.self)
+        return prctl(setChildSubreaper, 1, 0, 0, 0) == 0
+    }
+
+    /// The pids of our children, from `/proc/self/task/*/children`.
+    static func children() -> [Int32] {
+        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return [] }
+        var result: [Int32] = []
+        for task in tasks {
+            guard let text = try? String(contentsOfFile: "/proc/self/task/\(task)/children", encoding: .utf8) else { continue }
+            result += text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+        return result
+    }
+}
