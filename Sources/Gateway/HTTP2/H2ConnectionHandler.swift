@@ -52,6 +52,10 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
     private var streams: [Int32: H2StreamExchange] = [:]
     private var clientAddress = ""
     private var drain = Drain.open
+    /// A handover began before this connection carried any stream (see `handOver()`).
+    private var drainAfterFirstStream = false
+    /// Whether any stream was opened.
+    private var carriedStream = false
     private var peerWentAway = false
     private var closing = false
     private var flushScheduled = false
@@ -86,6 +90,7 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
             return
         }
         loop.register(self)
+        if loop.handingOver { drainAfterFirstStream = true }
         loop.traffic.h2Connections.add(1, ordering: .relaxed)
         scheduleTick()
         // The server's SETTINGS go first.
@@ -189,6 +194,13 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
             }
             let stream = H2StreamExchange(streamID: streamID, connection: self, loop: loop)
             streams[streamID] = stream
+            carriedStream = true
+            if drainAfterFirstStream {
+                // Streams the client sent in the same flight arrive before the PING's answer and
+                // are served; the final GOAWAY names the last of them.
+                drainAfterFirstStream = false
+                startDrain()
+            }
             stream.start(head, endStream: endStream, clientAddress: clientAddress, scheme: scheme)
             if let name = stream.deploymentName { deployments.insert(name) }
         case .data(let streamID, let buffer, _):
@@ -325,6 +337,16 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
 
     func closeIfIdle(deployment: String?) {
         if let deployment, !deployments.contains(deployment) { return }
+        startDrain()
+        if streams.isEmpty, drain == .goingAway { flushOutput() }
+    }
+
+    func handOver() {
+        // A connection that carried no stream yet gets its GOAWAYs once its first streams are in.
+        guard carriedStream || closing else {
+            drainAfterFirstStream = true
+            return
+        }
         startDrain()
         if streams.isEmpty, drain == .goingAway { flushOutput() }
     }

@@ -27,6 +27,8 @@ protocol BackendExchange: AnyObject {
     var requestEnded: Bool { get }
     /// Waiting for a connection (and not answered or gone meanwhile).
     var isConnecting: Bool { get }
+    /// The request must not go on a pooled connection (an upgrade: it becomes a tunnel).
+    var needsOwnConnection: Bool { get }
     var isProxying: Bool { get }
     func enterConnecting()
     /// Sends the request on `connection` and starts the exchange.
@@ -35,6 +37,8 @@ protocol BackendExchange: AnyObject {
 }
 
 extension BackendExchange {
+    var needsOwnConnection: Bool { false }
+
     /// Picks a backend the request has not failed on and gets a connection to it: an idle pooled
     /// one at once, else a new one. A failed connect moves on to the next backend, since nothing
     /// reached the one that failed.
@@ -54,7 +58,10 @@ extension BackendExchange {
         }
         backend = chosen
         enterConnecting()
-        if let idle = loop.pool.takeIdle(chosen.backend.address) {
+        // An upgrade gets a new connection: servers often take an upgrade only as the first
+        // request of a connection (NIO's upgrade handler leaves after it), and a tunnel never
+        // returns its connection to the pool anyway.
+        if !needsOwnConnection, let idle = loop.pool.takeIdle(chosen.backend.address) {
             attach(idle)
             return
         }

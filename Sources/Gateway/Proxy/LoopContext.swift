@@ -13,6 +13,11 @@ protocol ClientConnection: AnyObject {
     func closeTunnel(backend: HostPort) -> Bool
     /// Closes at once; what is still in flight is cut.
     func closeNow()
+    /// A new worker took over the listening sockets (the loop's `handingOver` is set): a
+    /// connection that has served a request and waits for the next closes (its client may send
+    /// that one again, RFC 9112 9.3.1); one that has carried no request yet is served first, since
+    /// its client has nowhere else to send it. HTTP/2 sends its GOAWAYs after the first streams.
+    func handOver()
 }
 
 /// Everything a client connection needs that belongs to its event loop: the routes, the upstream
@@ -37,6 +42,15 @@ final class LoopContext {
     /// This loop's own share of the traffic counters.
     let traffic: TrafficCounters.Shard
     private var connections: [ObjectIdentifier: any ClientConnection] = [:]
+    /// A new worker serves on the same sockets and this one is on its way out: the connections
+    /// it accepted are served to their end, every response closes its connection.
+    private(set) var handingOver = false
+    /// Accepted client channels still open, from the accept on (a connection in its TLS
+    /// handshake or before its protocol is known has no handler yet but counts here).
+    private(set) var openChannels = 0
+
+    func channelOpened() { openChannels += 1 }
+    func channelClosed() { openChannels -= 1 }
 
     init(
         eventLoop: EventLoop, router: Router, timeouts: TimeoutsConfig, limits: LimitsConfig,
@@ -60,6 +74,15 @@ final class LoopContext {
 
     func unregister(_ handler: any ClientConnection) {
         connections[ObjectIdentifier(handler)] = nil
+    }
+
+    /// Begins handing this loop's connections over to a new worker (see `handOver()` on
+    /// ClientConnection): from now on every response closes its connection.
+    func startHandover() {
+        handingOver = true
+        for handler in connections.values {
+            handler.handOver()
+        }
     }
 
     /// Closes the keep-alive connections that wait for their next request, so their clients

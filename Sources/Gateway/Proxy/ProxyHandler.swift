@@ -66,6 +66,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     private var responseStatus: Int?
     private var responseHeadWritten = false
     private var keepAlive = true
+    /// Requests this connection has carried (a handover closes only connections that had one).
+    private var requestsServed = 0
     private var requestVersion = HTTPVersion.http1_1
     var retried = false
     var retriesUsed = 0
@@ -304,6 +306,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
             return
         }
         loop.traffic.http1Requests.add(1, ordering: .relaxed)
+        requestsServed += 1
         resetRequestState()
         keepAlive = head.isKeepAlive
         requestVersion = head.version.major == 1 && head.version.minor == 0 ? .http1_0 : .http1_1
@@ -517,7 +520,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
             // An HTTP/1.0 client gets a 1.0 response: no chunked framing it cannot read.
             var response = HTTPResponseHead(version: requestVersion, status: head.status)
             response.headers = Self.forwardedResponseHeaders(head.headers)
-            if !keepAlive || route?.controlPoint.isDraining == true {
+            if !keepAlive || route?.controlPoint.isDraining == true || loop.handingOver {
                 keepAlive = false
                 response.headers.replaceOrAdd(name: "connection", value: "close")
             }
@@ -762,7 +765,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         if let retryAfter { headers.add(name: "retry-after", value: String(retryAfter)) }
         for (name, value) in extraHeaders { headers.add(name: name, value: value) }
         // A request whose body has not been read yet cannot share the connection with the next.
-        if bodyStillComing || route?.controlPoint.isDraining == true { keepAlive = false }
+        if bodyStillComing || route?.controlPoint.isDraining == true || loop.handingOver { keepAlive = false }
         if !keepAlive { headers.add(name: "connection", value: "close") }
         responseStatus = Int(status.code)
         responseHeadWritten = true
@@ -826,6 +829,13 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     }
 
     // MARK: Connection management (called by LoopContext on drains and shutdown)
+
+    func handOver() {
+        guard case .idle = phase, requestsServed > 0 else { return }
+        closeNow()
+    }
+
+    var needsOwnConnection: Bool { upgradeProtocol != nil }
 
     func closeIfIdle(deployment: String?) {
         guard case .idle = phase else { return }

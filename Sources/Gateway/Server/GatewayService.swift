@@ -118,12 +118,12 @@ final class GatewayService: Service {
 
         var listeners: [Channel] = []
         let admin: Channel
+        let adminConnections = AdminConnections(maxConnections: config.admin.maxConnections, logger: logger)
         do {
             for (index, listener) in config.listeners.enumerated() {
                 let socket = try hello.map { try Self.socket(for: listener.listen, role: "proxy", in: $0) }
                 listeners.append(try await server.bind(listener, index: index, tls: tls, socket: socket))
             }
-            let adminConnections = AdminConnections(maxConnections: config.admin.maxConnections, logger: logger)
             admin = try await AdminServer.bind(
                 config: config.admin,
                 api: AdminAPI(
@@ -229,7 +229,8 @@ final class GatewayService: Service {
         if case .request(let requested?) = cause { shutdownTimeout = requested }
         if case .replaced = cause {
             try await drainAfterReplacement(
-                listeners: listeners + [admin], server: server, supervisor: supervisor, timeout: shutdownTimeout, group: group)
+                listeners: listeners + [admin], server: server, supervisor: supervisor, timeout: shutdownTimeout, group: group,
+                adminConnections: adminConnections)
             return
         }
         if case .request = cause { keeper?.shuttingDown(reason: "POST /shutdown") }
@@ -279,14 +280,29 @@ final class GatewayService: Service {
     /// at the timeout), and exits. The instances belong to the new worker now and keep running.
     private func drainAfterReplacement(
         listeners: [Channel], server: ProxyServer, supervisor: ProcessSupervisor, timeout: Duration,
-        group: MultiThreadedEventLoopGroup
+        group: MultiThreadedEventLoopGroup, adminConnections: AdminConnections
     ) async throws {
         await supervisor.detach()
         for listener in listeners { try? await listener.close() }
-        let connections = await server.mapLoops { $0.connectionCount }.reduce(0, +)
+        // Not a suspend: requests on connections this worker accepted have nowhere else to go,
+        // so they are admitted and served as before; only their connections end with them.
+        await server.forEachLoop { $0.startHandover() }
+        let connections = await server.mapLoops { $0.openChannels }.reduce(0, +)
         logger.info("replaced by a new worker: draining", metadata: ["connections": "\(connections)", "timeout": "\(timeout)"])
-        let result = try await controller.suspend(.gateway, timeout: .after(timeout))
-        logger.info("worker drained", metadata: ["drained": "\(result.drained)", "active": "\(result.active)", "connections": "\(connections)"])
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        var open = connections
+        while open > 0 || adminConnections.snapshot().open > 0, clock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+            open = await server.mapLoops { $0.openChannels }.reduce(0, +)
+        }
+        if open > 0 {
+            // Tunnels (WebSocket) get 1001 and their clients reconnect, to the new worker.
+            logger.info("drain timeout: closing what is left", metadata: ["connections": "\(open)"])
+            await server.forEachLoop { $0.closeTunnels(deployment: nil) }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        logger.info("worker drained", metadata: ["connections": "\(connections)", "left": "\(open)"])
         await server.forEachLoop { $0.closeAllConnections() }
         try? await group.shutdownGracefully()
         keeper?.drainFinished(connections: connections)

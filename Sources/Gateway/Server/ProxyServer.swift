@@ -48,6 +48,8 @@ final class ProxyServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let loop = contexts[ObjectIdentifier(channel.eventLoop)]!.value
+                    loop.channelOpened()
+                    channel.closeFuture.whenComplete { _ in loop.channelClosed() }
                     if terminatesTLS {
                         guard let context = tls.current(index) else { throw ChannelError.inappropriateOperationForState }
                         try channel.pipeline.syncOperations.addHandler(context.makeHandler(counters: tls.counters))

@@ -46,6 +46,25 @@ struct UpgradeEndToEndTests {
 }
 
 extension UpgradeEndToEndTests {
+    /// An upgrade goes to the backend on a connection of its own, never on a pooled keep-alive
+    /// one: many servers (NIO's upgrade handler among them, so the demo backend too) accept an
+    /// upgrade only as the first request of a connection, and the tunnel ends that connection's
+    /// life anyway. Found under the mixed load of the keeper tests: every handshake after the
+    /// first GETs was answered 426.
+    @Test func anUpgradeAfterPooledRequestsStillReachesTheBackendAsAnUpgrade() async throws {
+        let h = try await GatewayHarness(yaml: GatewayHarness.simpleConfig())
+        for _ in 0..<3 {
+            #expect(try await h.get("/").status == .ok)
+        }
+        let connection = try await StalledRequestEndToEndTests.connect(port: h.port)
+        try await connection.executeThenClose { inbound, outbound in
+            var reader = ByteReader(inbound.makeAsyncIterator())
+            try await outbound.write(ByteBuffer(string: Self.handshake))
+            let head = try await reader.readUntil("\r\n\r\n")
+            #expect(head.hasPrefix("HTTP/1.1 101"), "got: \(head)")
+        }
+    }
+
     /// A planned stop of an instance (here a roll) gives its WebSockets `tunnel_grace`, then
     /// closes them with 1001, so the roll takes seconds, not the 30 s drain timeout.
     @Test(.timeLimit(.minutes(2)))
