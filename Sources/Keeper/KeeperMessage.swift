@@ -28,6 +28,8 @@ public enum KeeperMessage: Equatable, Sendable, Codable {
     case reload
     /// How the upgrade this worker asked for ended (sent before `drain` when it succeeded).
     case upgradeFinished(ok: Bool, message: String)
+    /// Start accepting on the listening sockets: the worker this one replaces has stopped.
+    case startAccepting
 
     // MARK: Worker to keeper
 
@@ -45,6 +47,8 @@ public enum KeeperMessage: Equatable, Sendable, Codable {
     /// The draining worker has finished (after closing `connections` client connections); it
     /// exits next.
     case drained(connections: Int)
+    /// A replaced worker has closed its listeners: its successor may accept now.
+    case stoppedAccepting
     /// The worker shuts the gateway down on its own (`POST /shutdown`): do not replace it.
     case stopping(reason: String)
     /// A reload the keeper forwarded has finished.

@@ -180,6 +180,15 @@ public final class KeeperProcess: @unchecked Sendable {
                     }
                     perform(machine.readyTimedOut(generation: generation))
                 }
+            case .letAccept(let generation):
+                workers[generation]?.link.send(.startAccepting)
+            case .armAcceptTimer(let old, let after):
+                queue.asyncAfter(deadline: .now() + Self.dispatch(after)) { [self] in
+                    if machine.awaitingStop?.old == old {
+                        logger.error("the replaced worker did not close its listeners in time; killing it", metadata: ["generation": "\(old)"])
+                    }
+                    perform(machine.acceptHandoverTimedOut(old: old))
+                }
             case .drainWorker(let generation):
                 workers[generation]?.link.send(.drain(reason: "replaced by worker \(machine.serving ?? 0)"))
             case .shutDownWorker(let generation):
@@ -333,13 +342,15 @@ public final class KeeperProcess: @unchecked Sendable {
                 metadata["ready_after"] = "\(new.readyAfter.map(Self.milliseconds) ?? 0) ms"
             }
             logger.info("worker handover finished", metadata: metadata)
+        case .stoppedAccepting:
+            perform(machine.workerStoppedAccepting(generation: generation))
         case .stopping(let reason):
             logger.info("the worker is shutting the gateway down", metadata: ["reason": "\(reason)"])
             notifier.send(SystemdNotifier.stopping(status: "shutting down: \(reason)"))
             perform(machine.workerStopping(generation: generation))
         case .reloaded(let ok, let message):
             notifier.send(SystemdNotifier.ready(status: ok ? "reloaded: \(message)" : "reload failed: \(message)", mainPID: getpid()))
-        case .hello, .spawned, .spawnFailed, .exited, .drain, .shutdown, .reload, .upgradeFinished:
+        case .hello, .spawned, .spawnFailed, .exited, .drain, .shutdown, .reload, .upgradeFinished, .startAccepting:
             logger.error("keeper protocol error: a worker sent a keeper's message", metadata: ["generation": "\(generation)"])
             Glibc.kill(worker.pid, SIGKILL)
         }

@@ -22,6 +22,10 @@ public struct KeeperStateMachine: Sendable {
         case armReadyTimer(generation: Int, after: Duration)
         /// Tell a replaced worker to stop accepting, finish what it has, and exit.
         case drainWorker(generation: Int)
+        /// Let a ready worker accept on the sockets (it binds them paused).
+        case letAccept(generation: Int)
+        /// Wake the machine with `acceptHandoverTimedOut(old:)` after `after`.
+        case armAcceptTimer(old: Int, after: Duration)
         /// Tell a worker to run the gateway's graceful shutdown (drain, stop instances, exit).
         case shutDownWorker(generation: Int)
         /// Wake the machine with `restartTimerFired()` after `after`.
@@ -61,6 +65,13 @@ public struct KeeperStateMachine: Sendable {
     /// Some worker was ready once. Until then a worker that fails is a failed start of the
     /// gateway (exit), not a crash to restart from.
     public private(set) var everServed = false
+    /// The relay of accepting: a new worker serves but waits to accept until the worker it
+    /// replaced says it closed its listeners. Two processes must not accept on one socket at
+    /// once: NIO takes a readiness without a connection (the other process took it) for a broken
+    /// invariant. In between, connections wait in the backlog; none is refused.
+    public private(set) var awaitingStop: (new: Int, old: Int)?
+    /// How long a replaced worker gets to close its listeners before it is killed.
+    public static let acceptHandoverTimeout: Duration = .seconds(2)
 
     public init(readyTimeout: Duration = .seconds(30)) {
         self.readyTimeout = readyTimeout
@@ -90,15 +101,32 @@ public struct KeeperStateMachine: Sendable {
             draining.insert(worker)
             return [.shutDownWorker(generation: worker)]
         }
-        var actions: [Action] = []
-        let replaced = serving
-        if let replaced {
+        var actions: [Action] = [.workerServing(generation: worker, replaced: serving)]
+        if let replaced = serving {
             draining.insert(replaced)
-            actions.append(.drainWorker(generation: replaced))
+            awaitingStop = (worker, replaced)
+            actions += [.drainWorker(generation: replaced), .armAcceptTimer(old: replaced, after: Self.acceptHandoverTimeout)]
+        } else {
+            actions.append(.letAccept(generation: worker))
         }
         serving = worker
-        actions.insert(.workerServing(generation: worker, replaced: replaced), at: 0)
         return actions
+    }
+
+    /// The replaced worker closed its listeners: the new one accepts.
+    public mutating func workerStoppedAccepting(generation old: Int) -> [Action] {
+        guard let pending = awaitingStop, pending.old == old else { return [] }
+        awaitingStop = nil
+        return pending.new == serving ? [.letAccept(generation: pending.new)] : []
+    }
+
+    /// The replaced worker did not say it stopped accepting in time: it is killed (its
+    /// connections are lost, but a worker that does not answer cannot be trusted to serve
+    /// them) and the new one accepts.
+    public mutating func acceptHandoverTimedOut(old: Int) -> [Action] {
+        guard let pending = awaitingStop, pending.old == old else { return [] }
+        awaitingStop = nil
+        return [.killWorker(generation: old)] + (pending.new == serving ? [.letAccept(generation: pending.new)] : [])
     }
 
     public mutating func readyTimedOut(generation worker: Int) -> [Action] {
@@ -108,6 +136,15 @@ public struct KeeperStateMachine: Sendable {
     }
 
     public mutating func workerExited(generation worker: Int) -> [Action] {
+        var relay: [Action] = []
+        if let pending = awaitingStop, pending.old == worker {
+            // It died before saying so; its listeners are closed now.
+            relay = workerStoppedAccepting(generation: worker)
+        }
+        return relay + workerGone(worker)
+    }
+
+    private mutating func workerGone(_ worker: Int) -> [Action] {
         if worker == starting {
             starting = nil
             crashesInARow += 1

@@ -20,6 +20,8 @@ public final class WorkerLink: ProcessLaunching, Sendable {
         public var shutdown: @Sendable (_ reason: String) -> Void
         /// Reload the configuration, then call ``reloadFinished(ok:message:)``.
         public var reload: @Sendable () -> Void
+        /// Accept on the listening sockets (bound paused until now).
+        public var startAccepting: @Sendable () -> Void
         /// The worker must end now (the drain is done, or the link broke).
         public var exit: @Sendable (_ reason: String, _ failure: Bool) -> Void
 
@@ -28,12 +30,14 @@ public final class WorkerLink: ProcessLaunching, Sendable {
             drain: @escaping @Sendable (String) -> Void,
             shutdown: @escaping @Sendable (String) -> Void,
             reload: @escaping @Sendable () -> Void,
+            startAccepting: @escaping @Sendable () -> Void,
             exit: @escaping @Sendable (String, Bool) -> Void
         ) {
             self.adopt = adopt
             self.drain = drain
             self.shutdown = shutdown
             self.reload = reload
+            self.startAccepting = startAccepting
             self.exit = exit
         }
     }
@@ -103,6 +107,8 @@ public final class WorkerLink: ProcessLaunching, Sendable {
                 handlers?.shutdown(reason)
             case .reload:
                 handlers?.reload()
+            case .startAccepting:
+                handlers?.startAccepting()
             case .upgradeFinished(let ok, let message):
                 let waiter = state.withLock { state in
                     defer { state.upgradeWaiter = nil }
@@ -147,6 +153,12 @@ public final class WorkerLink: ProcessLaunching, Sendable {
     /// The drain (after `drain` or `shutdown`) is done: tell the keeper, then exit.
     public func drainFinished(connections: Int) {
         let actions = state.withLock { $0.machine.drainFinished(connections: connections) }
+        perform(actions, descriptors: [])
+    }
+
+    /// A replaced worker closed its listeners: its successor may accept.
+    public func stoppedAccepting() {
+        let actions = state.withLock { $0.machine.stoppedAccepting() }
         perform(actions, descriptors: [])
     }
 

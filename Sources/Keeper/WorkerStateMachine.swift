@@ -34,6 +34,8 @@ public struct WorkerStateMachine: Sendable {
         case reload
         /// The upgrade this worker asked for ended.
         case upgradeFinished(ok: Bool, message: String)
+        /// Accept on the listening sockets (they were bound paused).
+        case startAccepting
         /// Exit now: `reason` says why (the drain is done, or the link cannot be trusted).
         case exit(reason: String, failure: Bool)
     }
@@ -72,6 +74,10 @@ public struct WorkerStateMachine: Sendable {
             return []
         case (.serving, .reload):
             return [.reload]
+        case (.serving, .startAccepting):
+            return [.startAccepting]
+        case (.draining, .startAccepting):
+            return []
         case (.serving, .upgradeFinished(let ok, let message)), (.draining, .upgradeFinished(let ok, let message)):
             return [.upgradeFinished(ok: ok, message: message)]
         default:
@@ -97,6 +103,12 @@ public struct WorkerStateMachine: Sendable {
         case .awaitingHello, .draining, .done:
             return []
         }
+    }
+
+    /// A replaced worker closed its listeners (the first thing it does when told to drain).
+    public func stoppedAccepting() -> [Action] {
+        guard state == .draining else { return [] }
+        return [.send(.stoppedAccepting)]
     }
 
     /// A reload the keeper asked for has finished.
@@ -158,6 +170,8 @@ public struct WorkerStateMachine: Sendable {
         case .shutdown: "shutdown"
         case .reload: "reload"
         case .upgradeFinished: "upgradeFinished"
+        case .startAccepting: "startAccepting"
+        case .stoppedAccepting: "stoppedAccepting"
         case .stopping: "stopping"
         case .reloaded: "reloaded"
         case .ready: "ready"

@@ -17,7 +17,7 @@ import Testing
         var machine = KeeperStateMachine(readyTimeout: .seconds(10))
         #expect(machine.start() == [.startWorker(generation: 1, binary: nil), .armReadyTimer(generation: 1, after: .seconds(10))])
         #expect(machine.serving == nil)
-        #expect(machine.workerReady(generation: 1) == [.workerServing(generation: 1, replaced: nil)])
+        #expect(machine.workerReady(generation: 1) == [.workerServing(generation: 1, replaced: nil), .letAccept(generation: 1)])
         #expect(machine.serving == 1)
     }
 
@@ -28,8 +28,13 @@ import Testing
             == [.startWorker(generation: 2, binary: "/new/gateway"), .armReadyTimer(generation: 2, after: .seconds(10))])
         #expect(machine.serving == 1, "the old worker serves while the new one starts")
         #expect(machine.upgradeRequested(binary: nil) == [.upgradeFailed(reason: "worker 2 is still starting")])
-        #expect(machine.workerReady(generation: 2) == [.workerServing(generation: 2, replaced: 1), .drainWorker(generation: 1)])
+        #expect(machine.workerReady(generation: 2)
+            == [.workerServing(generation: 2, replaced: 1), .drainWorker(generation: 1), .armAcceptTimer(old: 1, after: .seconds(2))])
         #expect(machine.serving == 2)
+        // The relay: the new worker accepts only once the old one closed its listeners.
+        #expect(machine.workerStoppedAccepting(generation: 2) == [])
+        #expect(machine.workerStoppedAccepting(generation: 1) == [.letAccept(generation: 2)])
+        #expect(machine.acceptHandoverTimedOut(old: 1) == [], "a late timer after the relay does nothing")
         #expect(machine.workerExited(generation: 1) == [])
         #expect(machine.draining.isEmpty)
     }
@@ -57,7 +62,7 @@ import Testing
         #expect(machine.workerExited(generation: 2) == [.scheduleRestart(after: .milliseconds(500))])
         #expect(machine.restartTimerFired().first == .startWorker(generation: 3, binary: nil))
         #expect(machine.upgradeRequested(binary: nil) == [.upgradeFailed(reason: "worker 3 is still starting")])
-        #expect(machine.workerReady(generation: 3) == [.workerServing(generation: 3, replaced: nil)])
+        #expect(machine.workerReady(generation: 3) == [.workerServing(generation: 3, replaced: nil), .letAccept(generation: 3)])
         #expect(machine.crashesInARow == 0)
         #expect(machine.workerExited(generation: 3) == [.scheduleRestart(after: .milliseconds(100))])
     }
@@ -67,7 +72,7 @@ import Testing
         var machine = Self.serving()
         _ = machine.upgradeRequested(binary: nil)
         #expect(machine.workerExited(generation: 1) == [])
-        #expect(machine.workerReady(generation: 2) == [.workerServing(generation: 2, replaced: nil)])
+        #expect(machine.workerReady(generation: 2) == [.workerServing(generation: 2, replaced: nil), .letAccept(generation: 2)])
     }
 
     @Test func shutdownWaitsForEveryWorkerThenExits() {
@@ -112,5 +117,20 @@ import Testing
         #expect(machine.phase == .shuttingDown)
         #expect(machine.workerExited(generation: 2) == [])
         #expect(machine.workerExited(generation: 1) == [.exitKeeper(failed: false)])
+    }
+
+    /// A replaced worker that never says it stopped accepting is killed after the timeout; one
+    /// that dies first counts as stopped. Either way the new worker then accepts.
+    @Test func theAcceptRelayDoesNotWaitForAReplacedWorkerForever() {
+        var hangs = Self.serving()
+        _ = hangs.upgradeRequested(binary: nil)
+        _ = hangs.workerReady(generation: 2)
+        #expect(hangs.acceptHandoverTimedOut(old: 1) == [.killWorker(generation: 1), .letAccept(generation: 2)])
+
+        var dies = Self.serving()
+        _ = dies.upgradeRequested(binary: nil)
+        _ = dies.workerReady(generation: 2)
+        #expect(dies.workerExited(generation: 1) == [.letAccept(generation: 2)])
+        #expect(dies.awaitingStop == nil)
     }
 }

@@ -14,12 +14,13 @@ enum AdminServer {
     struct ConnectionRefused: Error {}
 
     static func bind(
-        config: AdminConfig, api: AdminAPI, connections: AdminConnections, group: EventLoopGroup, socket: Int32? = nil
+        config: AdminConfig, api: AdminAPI, connections: AdminConnections, group: EventLoopGroup, socket: Int32? = nil, paused: Bool = false
     ) async throws -> Channel {
         let idleTimeout = TimeAmount(config.idleTimeout)
         let requestTimeout = TimeAmount(config.requestTimeout)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.autoRead, value: !paused)
             .childChannelInitializer { channel in
                 guard connections.admit() else {
                     return channel.eventLoop.makeFailedFuture(ConnectionRefused())

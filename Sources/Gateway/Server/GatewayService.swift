@@ -122,7 +122,7 @@ final class GatewayService: Service {
         do {
             for (index, listener) in config.listeners.enumerated() {
                 let socket = try hello.map { try Self.socket(for: listener.listen, role: "proxy", in: $0) }
-                listeners.append(try await server.bind(listener, index: index, tls: tls, socket: socket))
+                listeners.append(try await server.bind(listener, index: index, tls: tls, socket: socket, paused: keeper != nil))
             }
             admin = try await AdminServer.bind(
                 config: config.admin,
@@ -131,7 +131,8 @@ final class GatewayService: Service {
                     tls: tls.counters, connections: adminConnections),
                 connections: adminConnections,
                 group: group,
-                socket: try hello.map { try Self.socket(for: config.admin.listen, role: "admin", in: $0) }
+                socket: try hello.map { try Self.socket(for: config.admin.listen, role: "admin", in: $0) },
+                paused: keeper != nil
             )
         } catch {
             for listener in listeners { try? await listener.close() }
@@ -187,6 +188,7 @@ final class GatewayService: Service {
             /// The keeper: a new worker serves, this one drains its connections and exits.
             case replaced
         }
+        let acceptingChannels = listeners + [admin]
         let cause: Cause = await withTaskGroup(of: Cause?.self) { waits in
             waits.addTask {
                 try? await gracefulShutdown()
@@ -207,6 +209,11 @@ final class GatewayService: Service {
                         } catch {
                             self.logger.error("reload failed", metadata: ["error": "\(error)"])
                             self.keeper?.reloadFinished(ok: false, message: "\(error)")
+                        }
+                    case .startAccepting:
+                        // Our turn: the worker before us closed its listeners (or there was none).
+                        for channel in acceptingChannels {
+                            try? await channel.setOption(.autoRead, value: true)
                         }
                     case .drain: return .replaced
                     case .shutdown: return .signal
@@ -284,6 +291,7 @@ final class GatewayService: Service {
     ) async throws {
         await supervisor.detach()
         for listener in listeners { try? await listener.close() }
+        keeper?.stoppedAccepting()
         // Not a suspend: requests on connections this worker accepted have nowhere else to go,
         // so they are admitted and served as before; only their connections end with them.
         await server.forEachLoop { $0.startHandover() }
@@ -314,6 +322,7 @@ final class GatewayService: Service {
         case drain
         case shutdown
         case reload
+        case startAccepting
     }
 
     static func handlers(_ events: AsyncStream<KeeperEvent>.Continuation, logger: Logger) -> WorkerLink.Handlers {
@@ -328,6 +337,7 @@ final class GatewayService: Service {
                 events.yield(.shutdown)
             },
             reload: { events.yield(.reload) },
+            startAccepting: { events.yield(.startAccepting) },
             exit: { reason, failure in
                 guard failure else { return }
                 // Without its keeper a worker can neither start nor stop instances: it ends at

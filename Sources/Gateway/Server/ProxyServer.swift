@@ -36,12 +36,16 @@ final class ProxyServer: Sendable {
     /// Binds listener number `index`; the returned channel is closed to stop accepting.
     /// Listens for `listener`: on `socket` when one is given (a worker on the keeper's
     /// descriptor, which NIO then owns), else on a socket of its own.
-    func bind(_ listener: ListenerConfig, index: Int, tls: TLSListenerContexts, socket: Int32? = nil) async throws -> Channel {
+    /// `paused`: accept nothing until `autoRead` is set (a worker waits for its turn).
+    func bind(
+        _ listener: ListenerConfig, index: Int, tls: TLSListenerContexts, socket: Int32? = nil, paused: Bool = false
+    ) async throws -> Channel {
         let contexts = self.contexts
         let protocols = listener.protocols
         let terminatesTLS = listener.tls != nil
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.autoRead, value: !paused)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
