@@ -45,6 +45,7 @@ struct RunCommand: ParsableCommand {
             FileHandle.standardError.write(Data("gateway: cannot listen: \(error)\n".utf8))
             throw ExitCode(1)
         }
+        let notifier = SystemdNotifier(environment: environment)
         // Ours alone: neither workers nor instances may think systemd talks to them.
         for name in ["NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
             environment[name] = nil
@@ -58,7 +59,7 @@ struct RunCommand: ParsableCommand {
                 listeners: sockets.map(\.0), sockets: sockets.map(\.1), workerEnvironment: environment,
                 readyTimeout: Self.workerReadyTimeout(loaded)),
             logger: logger,
-            notifier: SystemdNotifier(environment: ProcessInfo.processInfo.environment))
+            notifier: notifier)
         logger.info(
             "keeper started",
             metadata: ["pid": "\(getpid())", "listeners": "\(sockets.map(\.0.address).joined(separator: ","))", "version": "\(GatewayVersion.version)"])

@@ -45,12 +45,6 @@ final class LoopContext {
     /// A new worker serves on the same sockets and this one is on its way out: the connections
     /// it accepted are served to their end, every response closes its connection.
     private(set) var handingOver = false
-    /// Accepted client channels still open, from the accept on (a connection in its TLS
-    /// handshake or before its protocol is known has no handler yet but counts here).
-    private(set) var openChannels = 0
-
-    func channelOpened() { openChannels += 1 }
-    func channelClosed() { openChannels -= 1 }
 
     init(
         eventLoop: EventLoop, router: Router, timeouts: TimeoutsConfig, limits: LimitsConfig,

@@ -121,7 +121,7 @@ final class GatewayService: Service {
         let adminConnections = AdminConnections(maxConnections: config.admin.maxConnections, logger: logger)
         do {
             for (index, listener) in config.listeners.enumerated() {
-                let socket = try hello.map { try Self.socket(for: listener.listen, role: "proxy", in: $0) }
+                let socket = try hello.map { try Self.socket(for: listener.listen, role: "proxy", index: index, in: $0) }
                 listeners.append(try await server.bind(listener, index: index, tls: tls, socket: socket, paused: keeper != nil))
             }
             admin = try await AdminServer.bind(
@@ -131,7 +131,7 @@ final class GatewayService: Service {
                     tls: tls.counters, connections: adminConnections),
                 connections: adminConnections,
                 group: group,
-                socket: try hello.map { try Self.socket(for: config.admin.listen, role: "admin", in: $0) },
+                socket: try hello.map { try Self.socket(for: config.admin.listen, role: "admin", index: 0, in: $0) },
                 paused: keeper != nil
             )
         } catch {
@@ -295,14 +295,14 @@ final class GatewayService: Service {
         // Not a suspend: requests on connections this worker accepted have nowhere else to go,
         // so they are admitted and served as before; only their connections end with them.
         await server.forEachLoop { $0.startHandover() }
-        let connections = await server.mapLoops { $0.openChannels }.reduce(0, +)
+        let connections = server.openConnections.load(ordering: .relaxed)
         logger.info("replaced by a new worker: draining", metadata: ["connections": "\(connections)", "timeout": "\(timeout)"])
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
         var open = connections
         while open > 0 || adminConnections.snapshot().open > 0, clock.now < deadline {
             try? await Task.sleep(for: .milliseconds(50))
-            open = await server.mapLoops { $0.openChannels }.reduce(0, +)
+            open = server.openConnections.load(ordering: .relaxed)
         }
         if open > 0 {
             // Tunnels (WebSocket) get 1001 and their clients reconnect, to the new worker.
@@ -347,15 +347,19 @@ final class GatewayService: Service {
             })
     }
 
-    /// The descriptor the keeper passed for a listener, matched by address and role.
-    static func socket(for address: HostPort, role: String, in hello: (hello: KeeperMessage.Hello, sockets: [Int32])) throws -> Int32 {
+    /// The descriptor the keeper passed for the `index`th listener of `role` (the keeper sends
+    /// them in the configuration's order; two listeners may both say port 0), checked against
+    /// its address.
+    static func socket(
+        for address: HostPort, role: String, index: Int, in hello: (hello: KeeperMessage.Hello, sockets: [Int32])
+    ) throws -> Int32 {
         let wanted = "\(address)"
-        guard let index = hello.hello.listeners.firstIndex(where: { $0.address == wanted && $0.role == role }),
-            index < hello.sockets.count
+        let ofRole = hello.hello.listeners.indices.filter { hello.hello.listeners[$0].role == role }
+        guard index < ofRole.count, hello.hello.listeners[ofRole[index]].address == wanted, ofRole[index] < hello.sockets.count
         else {
             throw GatewayStartError(message: "the keeper passed no socket for the \(role) listener \(wanted)")
         }
-        return hello.sockets[index]
+        return hello.sockets[ofRole[index]]
     }
 
     /// The running binary, for the `_launch` wrapper, the watchdog and `command: [gateway, ...]`.

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import Synchronization
 import NIOHTTP1
 import NIOPosix
 
@@ -11,6 +12,10 @@ final class ProxyServer: Sendable {
     private let contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]
     private let config: GatewayConfig
     private let logger: Logger
+    /// Client connections accepted and not yet closed, counted at the accept itself (on the
+    /// listener's loop), before the connection reaches its own loop: a drain that waits for this
+    /// to reach zero cannot miss a connection still on its way.
+    let openConnections = Atomic<Int>(0)
 
     init(group: MultiThreadedEventLoopGroup, config: GatewayConfig, router: Router, traffic: TrafficCounters, logger: Logger) throws {
         self.group = group
@@ -46,14 +51,17 @@ final class ProxyServer: Sendable {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.autoRead, value: !paused)
+            .serverChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptCounter(server: self))
+                }
+            }
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let loop = contexts[ObjectIdentifier(channel.eventLoop)]!.value
-                    loop.channelOpened()
-                    channel.closeFuture.whenComplete { _ in loop.channelClosed() }
                     if terminatesTLS {
                         guard let context = tls.current(index) else { throw ChannelError.inappropriateOperationForState }
                         try channel.pipeline.syncOperations.addHandler(context.makeHandler(counters: tls.counters))
@@ -93,5 +101,25 @@ final class ProxyServer: Sendable {
             }
             return values
         }
+    }
+}
+
+/// Counts each accepted connection before the bootstrap hands it to its event loop, and counts
+/// it out when it closes.
+private final class AcceptCounter: ChannelInboundHandler, Sendable {
+    typealias InboundIn = Channel
+
+    private let server: ProxyServer
+
+    init(server: ProxyServer) {
+        self.server = server
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let accepted = unwrapInboundIn(data)
+        let server = self.server
+        server.openConnections.add(1, ordering: .relaxed)
+        accepted.closeFuture.whenComplete { _ in server.openConnections.subtract(1, ordering: .relaxed) }
+        context.fireChannelRead(data)
     }
 }

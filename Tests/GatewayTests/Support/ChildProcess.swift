@@ -56,7 +56,8 @@ final class ChildProcess: Sendable {
         arguments: [String] = [],
         environment: [String: String] = [:],
         inheritEnvironment: Bool = true,
-        echo: Bool = false
+        echo: Bool = false,
+        descriptor3: Int32? = nil
     ) throws {
         self.commandLine = ([executable] + arguments).joined(separator: " ")
 
@@ -64,7 +65,7 @@ final class ChildProcess: Sendable {
         env.merge(environment) { _, new in new }
 
         let (pid, stdoutRead, stderrRead) = try Self.spawnLock.withLock { _ in
-            try Self.spawn(executable: executable, arguments: arguments, environment: env)
+            try Self.spawn(executable: executable, arguments: arguments, environment: env, descriptor3: descriptor3)
         }
         self.pid = pid
 
@@ -237,7 +238,8 @@ final class ChildProcess: Sendable {
     private static func spawn(
         executable: String,
         arguments: [String],
-        environment: [String: String]
+        environment: [String: String],
+        descriptor3: Int32? = nil
     ) throws -> (pid: pid_t, stdout: Int32, stderr: Int32) {
         let stdoutPipe = try makePipe()
         let stderrPipe: (read: Int32, write: Int32)
@@ -270,6 +272,8 @@ final class ChildProcess: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, stdoutPipe.write, 1)
         posix_spawn_file_actions_adddup2(&actions, stderrPipe.write, 2)
+        // As systemd passes a socket: fd 3, inherited (dup2 clears close-on-exec).
+        if let descriptor3 { posix_spawn_file_actions_adddup2(&actions, descriptor3, 3) }
 
         var allSignals = sigset_t()
         sigfillset(&allSignals)

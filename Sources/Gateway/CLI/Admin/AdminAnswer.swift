@@ -66,6 +66,15 @@ enum AdminAnswer {
         var changes: [String]?
     }
 
+    /// `GET /health`.
+    struct Health: Decodable, Sendable, Equatable {
+        var state: String
+        var pid: Int32?
+        var keeperPid: Int32?
+        var workerGeneration: Int?
+        var version: String?
+    }
+
     /// `POST /upgrade`.
     struct Upgrade: Decodable, Sendable, Equatable {
         var upgraded: Bool

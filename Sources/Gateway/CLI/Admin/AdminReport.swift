@@ -38,6 +38,19 @@ enum AdminReport {
     }
 
     /// `gateway shutdown`: the gateway has accepted and is draining.
+    /// `gateway status`: the keeper's and the worker's line above the process table.
+    static func gatewayProcesses(_ health: AdminAnswer.Health) -> [String] {
+        let version = health.version.map { ", version \($0)" } ?? ""
+        guard let keeper = health.keeperPid else {
+            return ["gateway   pid \(health.pid.map(String.init) ?? "-")  \(health.state) (no keeper)\(version)"]
+        }
+        return [
+            "keeper    pid \(keeper)",
+            "worker    pid \(health.pid.map(String.init) ?? "-")  generation \(health.workerGeneration.map(String.init) ?? "-")  \(health.state)\(version)",
+            "",
+        ]
+    }
+
     static func shutdown(_ answer: AdminAnswer.Shutdown) -> String {
         guard answer.shuttingDown else { return "the gateway did not start shutting down" }
         guard let timeout = answer.timeoutS else { return "the gateway is shutting down" }

@@ -6,7 +6,8 @@ struct StatusCommand: AsyncParsableCommand {
         commandName: "status",
         abstract: "Show the processes the gateway supervises (GET /processes).",
         discussion: """
-            Columns: NAME (instance), PID, PORT, STATE, READY, ACTIVE (requests in flight), \
+            First a line for the keeper and one for the worker (GET /health), then the \
+            instances. Columns: NAME (instance), PID, PORT, STATE, READY, ACTIVE (requests in flight), \
             REQUESTS (total), RESTARTS, UPTIME, MEMORY (resident), CPU, and REASON / LAST EXIT \
             when the terminal is wide enough; '-' where the gateway does not know. --json prints \
             the gateway's JSON unchanged.
@@ -30,6 +31,10 @@ struct StatusCommand: AsyncParsableCommand {
                 return
             }
             let list = try response.decoded(AdminAnswer.ProcessList.self, from: client.endpoint)
+            // The gateway's own processes first: who holds the sockets, who serves.
+            let health = try await client.send(.GET, "/health", timeout: AdminCommandRunner.queryTimeout)
+                .decoded(AdminAnswer.Health.self, from: client.endpoint)
+            AdminOutput.lines(AdminReport.gatewayProcesses(health))
             AdminOutput.lines(ProcessTable.render(list.processes, width: AdminOutput.terminalWidth))
         }
     }
