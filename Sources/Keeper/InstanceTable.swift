@@ -1,3 +1,5 @@
+import Supervisor
+
 /// The instances a keeper runs, as the next worker must learn them: what each is (deployment,
 /// index, port), when it started, and the last state a worker reported. The keeper updates it
 /// from the orders it carries out and the exits it reaps; it never decides anything from it.
@@ -16,10 +18,10 @@ public struct InstanceTable: Equatable, Sendable {
 
     public func instance(pid: Int32) -> KeeperMessage.Instance? { byPID[pid] }
 
-    /// The keeper started `order` as `pid`.
-    public mutating func spawned(_ order: KeeperMessage.SpawnOrder, pid: Int32, startedAt: Double) {
+    /// The keeper started the instance `placement` as `pid`.
+    public mutating func spawned(_ placement: SpawnRequest.Placement, pid: Int32, startedAt: Double) {
         byPID[pid] = KeeperMessage.Instance(
-            deployment: order.deployment, index: order.index, pid: pid, port: order.port, startedAt: startedAt,
+            deployment: placement.deployment, index: placement.index, pid: pid, port: placement.port, startedAt: startedAt,
             lastState: "STARTING")
     }
 

@@ -7,6 +7,8 @@
 ///
 /// Messages are values; `KeeperFraming` puts them on the wire, and the listening sockets ride
 /// along with `hello` as SCM_RIGHTS (`DescriptorPassing`).
+import Supervisor
+
 public enum KeeperMessage: Equatable, Sendable, Codable {
     // MARK: Keeper to worker
 
@@ -38,8 +40,8 @@ public enum KeeperMessage: Equatable, Sendable, Codable {
     case ready(workerPID: Int32, adopted: Int = 0)
     /// Start an instance.
     case spawn(SpawnOrder)
-    /// Signal an instance (its process group when `group`).
-    case signal(pid: Int32, signal: Int32, group: Bool)
+    /// Signal an instance's process group.
+    case signal(pid: Int32, signal: Int32)
     /// The instance's state changed; the keeper keeps it for the table the next worker gets.
     case instanceState(pid: Int32, state: String)
     /// Replace the worker with one started from `binary` (nil: the keeper's own binary).
@@ -109,24 +111,13 @@ extension KeeperMessage {
     public struct SpawnOrder: Equatable, Sendable, Codable {
         /// Matches the answer (`spawned` or `spawnFailed`) to the order.
         public var request: Int
-        public var deployment: String
-        public var index: Int
-        public var port: Int
-        public var command: [String]
-        public var environment: [String: String]
-        public var workingDirectory: String?
+        /// What to start, as the worker's supervisor asked for it; its `placement` goes into the
+        /// keeper's table.
+        public var process: SpawnRequest
 
-        public init(
-            request: Int, deployment: String, index: Int, port: Int, command: [String], environment: [String: String],
-            workingDirectory: String?
-        ) {
+        public init(request: Int, process: SpawnRequest) {
             self.request = request
-            self.deployment = deployment
-            self.index = index
-            self.port = port
-            self.command = command
-            self.environment = environment
-            self.workingDirectory = workingDirectory
+            self.process = process
         }
     }
 
@@ -154,14 +145,11 @@ extension KeeperMessage {
 
     public struct Exited: Equatable, Sendable, Codable {
         public var pid: Int32
-        /// The exit status, or nil when a signal ended it.
-        public var status: Int32?
-        public var signal: Int32?
+        public var status: ExitStatus
 
-        public init(pid: Int32, status: Int32?, signal: Int32?) {
+        public init(pid: Int32, status: ExitStatus) {
             self.pid = pid
             self.status = status
-            self.signal = signal
         }
     }
 }

@@ -41,21 +41,19 @@ public final class KeeperProcess: @unchecked Sendable {
         }
     }
 
+    /// A worker process while it lives (it leaves `workers` when it is reaped).
     final class Worker {
         let generation: Int
         let pid: Int32
         let link: KeeperLink
-        let binary: String
         let startedAt = ContinuousClock.now
         var readyAfter: Duration?
         var adopted = 0
-        var exited = false
 
-        init(generation: Int, pid: Int32, link: KeeperLink, binary: String) {
+        init(generation: Int, pid: Int32, link: KeeperLink) {
             self.generation = generation
             self.pid = pid
             self.link = link
-            self.binary = binary
         }
     }
 
@@ -97,7 +95,7 @@ public final class KeeperProcess: @unchecked Sendable {
 
     /// Runs until the gateway has shut down; returns the exit status.
     public func run() -> Int32 {
-        if !ChildSubreaper.enable() {
+        if !ProcessControl.becomeChildSubreaper() {
             logger.warning("cannot become a child subreaper; orphaned grandchildren of instances go to init")
         }
         queue.sync {
@@ -133,7 +131,7 @@ public final class KeeperProcess: @unchecked Sendable {
             shutdownSignals += 1
             if shutdownSignals > 1 {
                 logger.warning("second signal during shutdown; exiting now", metadata: ["signal": "\(signal)"])
-                for worker in workers.values where !worker.exited { Glibc.kill(worker.pid, SIGKILL) }
+                for worker in workers.values { Glibc.kill(worker.pid, SIGKILL) }
                 for process in processes.values { process.signalGroup(SIGKILL) }
                 watchdog?.close()
                 Glibc.exit(1)
@@ -169,7 +167,7 @@ public final class KeeperProcess: @unchecked Sendable {
             case .startWorker(let generation, let binary):
                 startWorker(generation: generation, binary: binary ?? configuration.executable)
             case .killWorker(let generation):
-                if let worker = workers[generation], !worker.exited {
+                if let worker = workers[generation] {
                     logger.warning("killing worker", metadata: ["generation": "\(generation)", "pid": "\(worker.pid)"])
                     Glibc.kill(worker.pid, SIGKILL)
                 }
@@ -203,7 +201,7 @@ public final class KeeperProcess: @unchecked Sendable {
             case .upgradeFailed(let reason):
                 logger.error("upgrade failed", metadata: ["reason": "\(reason)"])
                 notifier.send(SystemdNotifier.ready(status: "upgrade failed: \(reason)", mainPID: getpid()))
-                if let requester = upgradeRequester, let worker = workers[requester], !worker.exited {
+                if let requester = upgradeRequester, let worker = workers[requester] {
                     worker.link.send(.upgradeFinished(ok: false, message: reason))
                 }
                 upgradeRequester = nil
@@ -239,7 +237,7 @@ public final class KeeperProcess: @unchecked Sendable {
             logger.info("new worker serving; the old one drains", metadata: metadata)
         }
         notifier.send(SystemdNotifier.ready(status: "serving: worker \(generation) (pid \(worker.pid))", mainPID: getpid()))
-        if let requester = upgradeRequester, let asker = workers[requester], !asker.exited {
+        if let requester = upgradeRequester, let asker = workers[requester] {
             asker.link.send(.upgradeFinished(ok: true, message: "worker \(generation) (pid \(worker.pid)) serves; worker \(old.map { "\($0.generation) (pid \($0.pid))" } ?? "none") drains"))
         }
         upgradeRequester = nil
@@ -270,7 +268,7 @@ public final class KeeperProcess: @unchecked Sendable {
         }
         close(ends[1])
         let link = KeeperLink(descriptor: ends[0])
-        let worker = Worker(generation: generation, pid: pid, link: link, binary: binary)
+        let worker = Worker(generation: generation, pid: pid, link: link)
         workers[generation] = worker
         logger.info("worker started", metadata: ["generation": "\(generation)", "pid": "\(pid)", "binary": "\(binary)"])
         link.startReading(
@@ -294,9 +292,8 @@ public final class KeeperProcess: @unchecked Sendable {
 
     private func workerReaped(generation: Int, status: Int32) {
         guard let worker = workers[generation] else { return }
-        worker.exited = true
         worker.link.shutDown()
-        let exit = Self.describe(status)
+        let exit = ExitStatus(waitStatus: status)
         let expected = machine.draining.contains(generation)
         if expected {
             logger.info("worker exited", metadata: ["generation": "\(generation)", "pid": "\(worker.pid)", "status": "\(exit)"])
@@ -314,14 +311,14 @@ public final class KeeperProcess: @unchecked Sendable {
     }
 
     private func received(_ message: KeeperMessage, from generation: Int) {
-        guard let worker = workers[generation], !worker.exited else { return }
+        guard let worker = workers[generation] else { return }
         switch message {
         case .ready(_, let adopted):
             worker.adopted = adopted
             perform(machine.workerReady(generation: generation))
         case .spawn(let order):
             spawn(order, for: worker)
-        case .signal(let pid, let signal, _):
+        case .signal(let pid, let signal):
             // Only instances of ours, alive: a pid from a stale table is never signalled.
             processes[pid]?.signalGroup(signal)
         case .instanceState(let pid, let state):
@@ -360,16 +357,15 @@ public final class KeeperProcess: @unchecked Sendable {
 
     private func spawn(_ order: KeeperMessage.SpawnOrder, for worker: Worker) {
         // During an upgrade only the new worker starts instances (two workers must not both
-        // replace one that crashed); the old one's order fails and it lets it be.
+        // replace one that crashed); the old one's order fails and it lets it be. During a
+        // shutdown no worker may.
         let owner = machine.starting ?? machine.serving
-        guard worker.generation == owner, machine.phase == .running || machine.draining.contains(worker.generation) else {
-            worker.link.send(.spawnFailed(.init(
-                request: order.request, reason: "cannot start \(order.deployment)#\(order.index): worker \(owner ?? 0) now decides what runs")))
+        guard worker.generation == owner, let placement = order.process.placement else {
+            let reason = worker.generation == owner ? "an instance needs its deployment, index and port" : "worker \(owner.map(String.init) ?? "none") decides what runs now"
+            worker.link.send(.spawnFailed(.init(request: order.request, reason: "cannot start \(order.process.name): \(reason)")))
             return
         }
-        let request = SpawnRequest(
-            name: "\(order.deployment)#\(order.index)", arguments: order.command, workingDirectory: order.workingDirectory,
-            environment: order.environment, placement: .init(deployment: order.deployment, index: order.index, port: order.port))
+        let request = order.process
         let process: SpawnedProcess
         do {
             process = try spawner.spawn(request)
@@ -378,7 +374,7 @@ public final class KeeperProcess: @unchecked Sendable {
             return
         }
         let startedAt = Date().timeIntervalSince1970
-        table.spawned(order, pid: process.pid, startedAt: startedAt)
+        table.spawned(placement, pid: process.pid, startedAt: startedAt)
         processes[process.pid] = process
         orderedBy[process.pid] = worker.generation
         worker.link.send(.spawned(.init(request: order.request, pid: process.pid, startedAt: startedAt)))
@@ -392,12 +388,8 @@ public final class KeeperProcess: @unchecked Sendable {
         table.exited(pid: pid)
         processes[pid] = nil
         orderedBy[pid] = nil
-        let (code, signal): (Int32?, Int32?) = switch status {
-        case .exited(let code): (code, nil)
-        case .signaled(let signal, _): (nil, signal)
-        }
-        for worker in workers.values where !worker.exited {
-            worker.link.send(.exited(.init(pid: pid, status: code, signal: signal)))
+        for worker in workers.values {
+            worker.link.send(.exited(.init(pid: pid, status: status)))
         }
         if exitStatus != nil, processes.isEmpty { exitNow() }
     }
@@ -435,7 +427,7 @@ public final class KeeperProcess: @unchecked Sendable {
             var ours = Set(processes.keys)
             ours.formUnion(workers.values.map(\.pid))
             if let watchdog { ours.insert(watchdog.pid) }
-            for pid in ChildSubreaper.children() where !ours.contains(pid) {
+            for pid in ChildList.children() where !ours.contains(pid) {
                 var status: Int32 = 0
                 _ = waitpid(pid, &status, WNOHANG)
             }
@@ -453,27 +445,10 @@ public final class KeeperProcess: @unchecked Sendable {
         let (seconds, attoseconds) = duration.components
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
-
-    static func describe(_ status: Int32) -> String {
-        if status & 0x7f == 0 { return "exit \((status >> 8) & 0xff)" }
-        return "signal \(status & 0x7f)"
-    }
 }
 
-/// PR_SET_CHILD_SUBREAPER and the list of our children. `prctl` is variadic in C and does not
-/// come through to Swift; it is called through `dlsym` with a fixed signature (the gateway's
-/// `_launch` explains why that is sound on the ABIs we run on).
-enum ChildSubreaper {
-    private typealias Prctl = @convention(c) (Int32, UInt, UInt, UInt, UInt) -> Int32
-    private static let setChildSubreaper: Int32 = 36
-
-    static func enable() -> Bool {
-        guard let symbol = dlsym(nil, "prctl") else { return false }
-        let prctl = unsafeBitCast(symbol, to: Prctl.self)
-        return prctl(setChildSubreaper, 1, 0, 0, 0) == 0
-    }
-
-    /// The pids of our children, from `/proc/self/task/*/children`.
+/// The pids of our children, from `/proc/self/task/*/children` (the keeper reaps orphans).
+enum ChildList {
     static func children() -> [Int32] {
         guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return [] }
         var result: [Int32] = []

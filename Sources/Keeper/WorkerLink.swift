@@ -49,7 +49,7 @@ public final class WorkerLink: ProcessLaunching, Sendable {
         var machine = WorkerStateMachine()
         var handlers: Handlers?
         /// Spawn orders waiting for their answer, by request number.
-        var waiting: [Int: SpawnWaiter] = [:]
+        var waiting: [Int: Handoff<SpawnAnswer>] = [:]
         /// Every instance process this worker knows, by pid: exits are published to them.
         var processes: [Int32: SpawnedProcess] = [:]
         var upgradeWaiter: CheckedContinuation<(ok: Bool, message: String), Never>?
@@ -70,10 +70,9 @@ public final class WorkerLink: ProcessLaunching, Sendable {
         state.withLock { $0.handlers = handlers }
         link.startReading(
             message: { [self] message, descriptors in received(message, descriptors) },
-            closed: { [self] reason in
+            closed: { [self] _ in
                 let actions = state.withLock { $0.machine.linkClosed() }
                 perform(actions, descriptors: [])
-                _ = reason
             })
     }
 
@@ -99,8 +98,7 @@ public final class WorkerLink: ProcessLaunching, Sendable {
                 waiter?.finish(.failure(reason))
             case .instanceExited(let exit):
                 let process = state.withLock { $0.processes.removeValue(forKey: exit.pid) }
-                let status: ExitStatus = exit.signal.map { .signaled($0, coreDumped: false) } ?? .exited(exit.status ?? -1)
-                process?.remoteExited(status)
+                process?.remoteExited(exit.status)
             case .startDraining(let reason):
                 handlers?.drain(reason)
             case .startShutdown(let reason):
@@ -139,7 +137,8 @@ public final class WorkerLink: ProcessLaunching, Sendable {
             let process = remoteProcess(
                 name: "\(instance.deployment)#\(instance.index)", pid: instance.pid,
                 startedAt: .now - .milliseconds(Int64(age * 1000)))
-            result[instance.deployment, default: []].append(AdoptedInstance(index: instance.index, port: instance.port, process: process))
+            result[instance.deployment, default: []].append(
+                AdoptedInstance(index: instance.index, port: instance.port, process: process, lastState: instance.lastState))
         }
         return result
     }
@@ -154,6 +153,11 @@ public final class WorkerLink: ProcessLaunching, Sendable {
     public func drainFinished(connections: Int) {
         let actions = state.withLock { $0.machine.drainFinished(connections: connections) }
         perform(actions, descriptors: [])
+    }
+
+    /// An instance's state changed (READY, STOPPING): the keeper keeps it for the next worker.
+    public func reportState(pid: Int32, state instanceState: String) {
+        link.send(.instanceState(pid: pid, state: instanceState))
     }
 
     /// A replaced worker closed its listeners: its successor may accept.
@@ -196,16 +200,9 @@ public final class WorkerLink: ProcessLaunching, Sendable {
         func failure(_ reason: String) -> SpawnError {
             SpawnError(name: request.name, arguments: request.arguments, errno: 0, context: reason)
         }
-        guard let placement = request.placement else {
-            throw failure("cannot start \(request.name): an instance needs its deployment, index and port")
-        }
-        let waiter = SpawnWaiter()
+        let waiter = Handoff<SpawnAnswer>()
         let sent = state.withLock { state -> Bool in
-            guard case .send(let message)? = state.machine.spawn(
-                deployment: placement.deployment, index: placement.index, port: placement.port,
-                command: request.arguments, environment: request.environment, workingDirectory: request.workingDirectory),
-                case .spawn(let order) = message
-            else { return false }
+            guard case .send(let message)? = state.machine.spawn(request), case .spawn(let order) = message else { return false }
             state.waiting[order.request] = waiter
             // Sent under the lock, so the answer cannot overtake the registration.
             return link.send(message)
@@ -227,32 +224,15 @@ public final class WorkerLink: ProcessLaunching, Sendable {
     private func remoteProcess(name: String, pid: Int32, startedAt: ContinuousClock.Instant) -> SpawnedProcess {
         let link = self.link
         let process = SpawnedProcess(remote: name, pid: pid, startedAt: startedAt) { signal in
-            link.send(.signal(pid: pid, signal: signal, group: true))
+            link.send(.signal(pid: pid, signal: signal))
         }
         state.withLock { $0.processes[pid] = process }
         return process
     }
 }
 
-/// One spawn order's answer, handed from the reader thread to the waiting spawn.
-private final class SpawnWaiter: Sendable {
-    enum Outcome: Sendable {
-        case success(KeeperMessage.Spawned)
-        case failure(String)
-    }
-
-    private let outcome = Mutex<Outcome?>(nil)
-    private let signal = DispatchSemaphore(value: 0)
-
-    func finish(_ result: Outcome) {
-        outcome.withLock { $0 = result }
-        signal.signal()
-    }
-
-    func wait(timeout: Duration) -> Outcome? {
-        let (seconds, attoseconds) = timeout.components
-        let nanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
-        guard signal.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success else { return nil }
-        return outcome.withLock { $0 }
-    }
+/// A spawn order's answer, handed from the link's reader thread to the waiting spawn.
+enum SpawnAnswer: Sendable {
+    case success(KeeperMessage.Spawned)
+    case failure(String)
 }

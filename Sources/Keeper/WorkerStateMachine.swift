@@ -1,3 +1,5 @@
+import Supervisor
+
 /// A worker's side of the link to its keeper, as a pure state machine: what it must do with
 /// each message, and which messages it may send when.
 ///
@@ -124,15 +126,10 @@ public struct WorkerStateMachine: Sendable {
     }
 
     /// Numbers a spawn order and sends it; nil when the worker may not order spawns now.
-    public mutating func spawn(
-        deployment: String, index: Int, port: Int, command: [String], environment: [String: String],
-        workingDirectory: String?
-    ) -> Action? {
+    public mutating func spawn(_ process: SpawnRequest) -> Action? {
         switch state {
         case .adopting, .serving:
-            let order = KeeperMessage.SpawnOrder(
-                request: nextRequest, deployment: deployment, index: index, port: port, command: command,
-                environment: environment, workingDirectory: workingDirectory)
+            let order = KeeperMessage.SpawnOrder(request: nextRequest, process: process)
             nextRequest += 1
             pendingOrders[order.request] = order
             return .send(.spawn(order))

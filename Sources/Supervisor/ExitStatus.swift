@@ -4,7 +4,7 @@ import Glibc
 ///
 /// Kept apart from the raw `waitpid` status so that callers (backoff policy, logs, the admin API)
 /// never decode bit fields, and so that "killed by our SIGKILL" and "exited 137" stay distinct.
-public enum ExitStatus: Sendable, Equatable, Hashable, CustomStringConvertible {
+public enum ExitStatus: Sendable, Equatable, Hashable, Codable, CustomStringConvertible {
     /// The process called `exit` (or returned from `main`) with this code.
     case exited(Int32)
     /// A signal ended the process.
@@ -48,7 +48,7 @@ public enum ExitStatus: Sendable, Equatable, Hashable, CustomStringConvertible {
     /// Decodes a `waitpid` status word. The `WIFEXITED`-family macros are not imported into
     /// Swift, so this restates them (Linux layout: low 7 bits = terminating signal, 0x80 = core
     /// dumped, bits 8...15 = exit code).
-    init(waitStatus status: Int32) {
+    public init(waitStatus status: Int32) {
         let signal = status & 0x7f
         if signal == 0 {
             self = .exited((status >> 8) & 0xff)

@@ -104,7 +104,7 @@ public struct ProcessSpawner: Sendable {
             standardOutput: output.write,
             standardError: errors.write
         )
-        let handoff = Handoff()
+        let handoff = Handoff<Result<SpawnedProcess, ExecutableLookup.Errno>>()
         let started = DedicatedThread.start { [relay, watchdog, drainGrace] in
             Self.runChild(
                 name: request.name, options: options, stdout: output.read, stderr: errors.read,
@@ -130,7 +130,7 @@ public struct ProcessSpawner: Sendable {
         relay: OutputRelay,
         watchdog: GroupWatchdogClient?,
         drainGrace: Duration,
-        handoff: Handoff
+        handoff: Handoff<Result<SpawnedProcess, ExecutableLookup.Errno>>
     ) {
         let startedAt = ContinuousClock.now
         let result = PosixSpawn.spawn(options)
@@ -163,22 +163,6 @@ public struct ProcessSpawner: Sendable {
             drainGrace: drainGrace
         )
         watch.run()
-    }
-}
-
-/// Carries the spawn result from the dedicated thread back to ``ProcessSpawner/spawn(_:)``.
-private final class Handoff: Sendable {
-    private let result = Mutex<Result<SpawnedProcess, ExecutableLookup.Errno>?>(nil)
-    private let ready = DispatchSemaphore(value: 0)
-
-    func finish(_ outcome: Result<SpawnedProcess, ExecutableLookup.Errno>) {
-        result.withLock { $0 = outcome }
-        ready.signal()
-    }
-
-    func wait() -> Result<SpawnedProcess, ExecutableLookup.Errno> {
-        ready.wait()
-        return result.withLock { $0! }
     }
 }
 

@@ -166,9 +166,11 @@ public actor ProcessSupervisor {
             slot.reason = "adopted from the previous worker; waiting for its health check"
             logger.info(
                 "[\(slot.name)] adopted",
-                metadata: ["pid": "\(adopted.process.pid)", "port": "\(adopted.port)", "state": "STARTING"])
-            Task { await self.watchExit(slot, generation) }
-            generation.health = Task { await self.checkHealth(slot, generation) }
+                metadata: [
+                    "pid": "\(adopted.process.pid)", "port": "\(adopted.port)", "state": "STARTING",
+                    "last_state": "\(adopted.lastState ?? "-")",
+                ])
+            watch(slot, generation)
         }
         extras += bySlot.filter { $0.key < 1 || $0.key > max(1, spec.instances) }.values.flatMap { $0 }
         for extra in extras {
@@ -479,9 +481,14 @@ public actor ProcessSupervisor {
         logger.info(
             "[\(slot.name)] started\(asSurge ? " (replacement)" : "")",
             metadata: ["pid": "\(process.pid)", "port": "\(port)", "state": "STARTING"])
+        watch(slot, generation)
+        return generation
+    }
+
+    /// From its start (or adoption) on, a generation's exit is awaited and its health checked.
+    private func watch(_ slot: Slot, _ generation: Generation) {
         Task { await self.watchExit(slot, generation) }
         generation.health = Task { await self.checkHealth(slot, generation) }
-        return generation
     }
 
     private func watchExit(_ slot: Slot, _ generation: Generation) async {

@@ -4,7 +4,7 @@
 /// backend sees must be what the configuration says, not whatever the gateway happened to be
 /// started with, so the caller merges (inherit, `PORT`, configured variables) and the spawner
 /// passes exactly this.
-public struct SpawnRequest: Sendable, Equatable {
+public struct SpawnRequest: Sendable, Equatable, Codable {
     /// The instance name, e.g. `shop#2`; it prefixes every relayed output line and names the
     /// instance in errors.
     public var name: String
@@ -33,7 +33,7 @@ public struct SpawnRequest: Sendable, Equatable {
         self.placement = placement
     }
 
-    public struct Placement: Sendable, Equatable {
+    public struct Placement: Sendable, Equatable, Codable {
         public var deployment: String
         public var index: Int
         public var port: Int

@@ -68,10 +68,13 @@ public struct AdoptedInstance: Sendable {
     public var index: Int
     public var port: Int
     public var process: SpawnedProcess
+    /// The state the previous worker last reported (READY, STOPPING...), for the log.
+    public var lastState: String?
 
-    public init(index: Int, port: Int, process: SpawnedProcess) {
+    public init(index: Int, port: Int, process: SpawnedProcess, lastState: String? = nil) {
         self.index = index
         self.port = port
         self.process = process
+        self.lastState = lastState
     }
 }

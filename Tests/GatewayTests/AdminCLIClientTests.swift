@@ -27,15 +27,25 @@ struct AdminCLIClientTests {
 
     // MARK: status
 
-    @Test func statusPrintsTheTable() async throws {
-        let server = try await AdminCLICannedServer(status: 200, reply: AdminCLIFormattingTests.processesJSON)
+    /// The canned server answers every path alike: this one reply serves as `/processes` and as
+    /// `/health` (each decoder ignores the other's fields).
+    static func statusReply(processes: String) -> String {
+        String(processes.trimmingCharacters(in: .whitespacesAndNewlines).dropLast())
+            + #", "status": "ok", "state": "RUNNING", "pid": 701, "keeper_pid": 700, "worker_generation": 3, "version": "0.1.0"}"#
+    }
+
+    static let gatewayLines = ["keeper    pid 700", "worker    pid 701  generation 3  RUNNING, version 0.1.0", ""]
+
+    @Test func statusPrintsTheKeeperTheWorkerAndTheTable() async throws {
+        let server = try await AdminCLICannedServer(status: 200, reply: Self.statusReply(processes: AdminCLIFormattingTests.processesJSON))
         defer { Task { await server.close() } }
         let run = try await Self.gateway(["status", "--admin", server.url])
         #expect(run.status == 0, "\(run)")
         // stdout is a pipe here, so no terminal width applies and every column shows.
-        #expect(run.stdout == ProcessTable.render(try AdminCLIFormattingTests.processes()))
-        #expect(run.stdout.first?.hasPrefix("NAME     PID  PORT  STATE") == true)
+        #expect(run.stdout == Self.gatewayLines + ProcessTable.render(try AdminCLIFormattingTests.processes()))
+        #expect(run.stdout.dropFirst(3).first?.hasPrefix("NAME     PID  PORT  STATE") == true)
         #expect(run.stderr.isEmpty)
+        #expect(server.requests.map(\.uri) == ["/processes", "/health"])
         let request = try #require(server.requests.first)
         #expect(request.method == "GET")
         #expect(request.uri == "/processes")
@@ -52,11 +62,11 @@ struct AdminCLIClientTests {
     }
 
     @Test func statusWithNoProcessesSaysSoAndSucceeds() async throws {
-        let server = try await AdminCLICannedServer(status: 200, reply: #"{"processes": []}"#)
+        let server = try await AdminCLICannedServer(status: 200, reply: Self.statusReply(processes: #"{"processes": []}"#))
         defer { Task { await server.close() } }
         let run = try await Self.gateway(["status", "--admin", server.url])
         #expect(run.status == 0)
-        #expect(run.stdout == ["the gateway supervises no processes"])
+        #expect(run.stdout == Self.gatewayLines + ["the gateway supervises no processes"])
     }
 
     // MARK: failures the gateway reports: exit 1

@@ -1,10 +1,11 @@
+import Supervisor
 import Testing
 
 @testable import Keeper
 
 @Suite struct InstanceTableTests {
-    static func order(_ deployment: String, _ index: Int, port: Int) -> KeeperMessage.SpawnOrder {
-        .init(request: index, deployment: deployment, index: index, port: port, command: ["app"], environment: [:], workingDirectory: nil)
+    static func order(_ deployment: String, _ index: Int, port: Int) -> SpawnRequest.Placement {
+        .init(deployment: deployment, index: index, port: port)
     }
 
     @Test func theTableANewWorkerGetsFollowsSpawnsStatesAndExits() {

@@ -1,3 +1,4 @@
+import Supervisor
 import Testing
 
 @testable import Keeper
@@ -13,12 +14,16 @@ import Testing
         hello,
         .spawned(.init(request: 7, pid: 99, startedAt: 12.25)),
         .spawnFailed(.init(request: 8, reason: "no such file")),
-        .exited(.init(pid: 99, status: nil, signal: 9)),
+        .exited(.init(pid: 99, status: .signaled(9, coreDumped: false))),
+        .exited(.init(pid: 98, status: .exited(3))),
         .drain(reason: "upgrade"),
         .ready(workerPID: 555),
-        .spawn(.init(request: 9, deployment: "shop", index: 2, port: 9101, command: ["app", "--port", "9101"],
-                     environment: ["PORT": "9101"], workingDirectory: nil)),
-        .signal(pid: 99, signal: 15, group: true),
+        .spawn(.init(request: 9, process: .init(
+            name: "shop#2", arguments: ["app", "--port", "9101"], environment: ["PORT": "9101"],
+            placement: .init(deployment: "shop", index: 2, port: 9101)))),
+        .signal(pid: 99, signal: 15),
+        .startAccepting,
+        .stoppedAccepting,
         .instanceState(pid: 99, state: "STOPPING"),
         .upgrade(binary: "/usr/local/bin/gateway"),
         .upgrade(binary: nil),

@@ -1,3 +1,4 @@
+import Supervisor
 import Testing
 
 @testable import Keeper
@@ -7,15 +8,20 @@ import Testing
         keeperPID: 1, generation: 3, listeners: [.init(address: "127.0.0.1:8080", role: "proxy")],
         instances: [.init(deployment: "shop", index: 1, pid: 10, port: 9100, startedAt: 1, lastState: "READY")])
 
+    static func request(_ index: Int) -> SpawnRequest {
+        .init(name: "shop#\(index)", arguments: ["app"], environment: ["PORT": "\(9099 + index)"],
+              placement: .init(deployment: "shop", index: index, port: 9099 + index))
+    }
+
     @Test func aWorkerAdoptsServesDrainsAndExits() {
         var worker = WorkerStateMachine()
-        #expect(worker.spawn(deployment: "shop", index: 2, port: 9101, command: ["app"], environment: [:], workingDirectory: nil) == nil,
+        #expect(worker.spawn(Self.request(2)) == nil,
                 "no orders before hello")
         #expect(worker.received(.hello(Self.hello)) == [.adopt(Self.hello)])
         #expect(worker.becameReady(workerPID: 77) == [.send(.ready(workerPID: 77))])
         #expect(worker.state == .serving(Self.hello))
 
-        let order = worker.spawn(deployment: "shop", index: 2, port: 9101, command: ["app"], environment: ["PORT": "9101"], workingDirectory: nil)
+        let order = worker.spawn(Self.request(2))
         guard case .send(.spawn(let sent))? = order else {
             Issue.record("no spawn order: \(String(describing: order))")
             return
@@ -23,10 +29,12 @@ import Testing
         #expect(sent.request == 1)
         #expect(worker.received(.spawned(.init(request: 1, pid: 11, startedAt: 5)))
             == [.spawned(.init(request: 1, pid: 11, startedAt: 5), order: sent)])
-        #expect(worker.received(.exited(.init(pid: 11, status: 0, signal: nil))) == [.instanceExited(.init(pid: 11, status: 0, signal: nil))])
+        #expect(worker.received(.exited(.init(pid: 11, status: .exited(0)))) == [.instanceExited(.init(pid: 11, status: .exited(0)))])
 
+        #expect(worker.stoppedAccepting() == [], "only a draining worker hands accepting on")
         #expect(worker.received(.drain(reason: "upgrade")) == [.startDraining(reason: "upgrade")])
-        #expect(worker.spawn(deployment: "shop", index: 3, port: 9102, command: ["app"], environment: [:], workingDirectory: nil) == nil,
+        #expect(worker.stoppedAccepting() == [.send(.stoppedAccepting)])
+        #expect(worker.spawn(Self.request(3)) == nil,
                 "a draining worker starts nothing")
         #expect(worker.drainFinished(connections: 3) == [.send(.drained(connections: 3)), .exit(reason: "drained", failure: false)])
         #expect(worker.linkClosed() == [])
@@ -58,6 +66,7 @@ import Testing
         _ = worker.becameReady(workerPID: 5, adopted: 1)
         #expect(worker.upgrade(binary: "/new") == .send(.upgrade(binary: "/new")))
         #expect(worker.received(.reload) == [.reload])
+        #expect(worker.received(.startAccepting) == [.startAccepting])
         #expect(worker.reloadFinished(ok: true, message: "unchanged") == [.send(.reloaded(ok: true, message: "unchanged"))])
         #expect(worker.received(.upgradeFinished(ok: false, message: "no")) == [.upgradeFinished(ok: false, message: "no")])
         #expect(worker.received(.shutdown(reason: "SIGTERM")) == [.startShutdown(reason: "SIGTERM")])

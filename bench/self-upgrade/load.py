@@ -532,6 +532,7 @@ def run_load(args):
                for i, (kind, fn) in enumerate(plan)]
     for thread in threads:
         thread.start()
+    print(f"load: started {len(plan)} clients", flush=True)  # the keeper tests wait for this line
     # Bounded: every socket operation times out; h2load batches have their own bound.
     join_until = deadline + 3 * args.timeout + args.h2_batch / args.h2_rps + 15
     for thread in threads:

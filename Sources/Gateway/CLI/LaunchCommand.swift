@@ -28,7 +28,7 @@ struct LaunchCommand: ParsableCommand {
         #if os(Linux)
         // prctl and exec must happen on the same thread: the kernel keeps the death signal per
         // thread and exec keeps only the calling thread. Both happen in this function, no await.
-        guard ParentDeathSignal.set(SIGKILL) else {
+        guard ProcessControl.setParentDeathSignal(SIGKILL) else {
             Self.fail("gateway: cannot set the parent-death signal: \(String(cString: strerror(errno)))", status: 1)
         }
         // The parent may have died before the prctl: then we are already orphaned (adopted by
@@ -69,38 +69,3 @@ struct LaunchCommand: ParsableCommand {
         Glibc.exit(status)
     }
 }
-
-#if os(Linux)
-/// Calls `prctl(PR_SET_PDEATHSIG, signal)`.
-///
-/// Swift does not import `prctl` because it is variadic in C (`int prctl(int option, ...)`), so it
-/// is resolved with `dlsym` and called through a non-variadic pointer type with four `unsigned
-/// long` arguments after the option. That is sound on the two Linux ABIs we run on:
-/// - glibc's `prctl` takes the four arguments after `option` with `va_arg(ap, unsigned long)` and
-///   passes them to the syscall (older glibc: a syscall stub that reads the registers directly);
-///   it never reads a floating-point argument.
-/// - x86_64 System V: integer arguments of a variadic call travel in the same registers as those
-///   of a normal call (rdi, rsi, rdx, rcx, r8). The only extra is %al, an upper bound on the
-///   vector registers used, which the callee's prologue only uses to decide whether to spill
-///   xmm0-7 into the register save area; with a non-zero garbage value it spills needlessly,
-///   and va_arg for `unsigned long` reads only the general-register save area.
-/// - aarch64 Linux (AAPCS64; not Apple's arm64, which puts variadic arguments on the stack):
-///   variadic integer arguments go in x0-x7 exactly like named ones, and the callee's va_start
-///   saves x0-x7, so `va_arg` finds them where a normal call put them.
-/// UInt is 64 bits there, the width of `unsigned long`, so no argument is truncated or widened.
-enum ParentDeathSignal {
-    private typealias Prctl = @convention(c) (Int32, UInt, UInt, UInt, UInt) -> Int32
-    /// From <linux/prctl.h>, which the Glibc module does not import.
-    private static let setParentDeathSignal: Int32 = 1
-
-    static func set(_ signal: Int32) -> Bool {
-        // A nil handle is RTLD_DEFAULT.
-        guard let symbol = dlsym(nil, "prctl") else {
-            errno = ENOSYS
-            return false
-        }
-        let prctl = unsafeBitCast(symbol, to: Prctl.self)
-        return prctl(setParentDeathSignal, UInt(signal), 0, 0, 0) == 0
-    }
-}
-#endif

@@ -21,22 +21,9 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         let level = logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        // The relay writes the instances' output to our stdout; if that is a pipe whose reader
-        // went away, the write must fail, not kill the keeper. (Children get default signals.)
-        signal(SIGPIPE, SIG_IGN)
+        ProcessStart.bootstrap(level: level)
         let logger = Logger(label: "keeper")
-        let loaded: GatewayConfig
-        do {
-            loaded = try ConfigLoader.load(path: config)
-        } catch {
-            FileHandle.standardError.write(Data("gateway: invalid configuration: \(error)\n".utf8))
-            throw ExitCode(2)
-        }
+        let loaded = try ProcessStart.loadConfig(config)
         var environment = ProcessInfo.processInfo.environment
         let sockets: [(KeeperMessage.Listener, Int32)]
         do {

@@ -24,15 +24,8 @@ struct WorkerCommand: AsyncParsableCommand {
     static let linkDescriptor: Int32 = 3
 
     func run() async throws {
-        let level = logLevel
         let generation = ProcessInfo.processInfo.environment["GATEWAY_WORKER_GENERATION"] ?? "?"
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            handler.metadata = ["worker": "\(generation)"]
-            return handler
-        }
-        signal(SIGPIPE, SIG_IGN)
+        ProcessStart.bootstrap(level: logLevel, metadata: ["worker": "\(generation)"])
         let logger = Logger(label: "gateway")
         guard fcntl(Self.linkDescriptor, F_GETFD) >= 0 else {
             FileHandle.standardError.write(Data("gateway: _worker is started by `gateway run`, with its keeper link on fd 3\n".utf8))
@@ -40,13 +33,7 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         _ = fcntl(Self.linkDescriptor, F_SETFD, FD_CLOEXEC)
         // The keeper checked the file a moment ago; it may have changed since (a reload's edit).
-        let loaded: GatewayConfig
-        do {
-            loaded = try ConfigLoader.load(path: config)
-        } catch {
-            FileHandle.standardError.write(Data("gateway: invalid configuration: \(error)\n".utf8))
-            throw ExitCode(2)
-        }
+        let loaded = try ProcessStart.loadConfig(config)
         let link = WorkerLink(descriptor: Self.linkDescriptor)
         let service = GatewayService(config: loaded, configPath: config, logger: logger, keeper: link)
         // No shutdown signals of its own: the keeper decides when a worker drains or shuts down.

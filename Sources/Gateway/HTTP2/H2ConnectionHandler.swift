@@ -54,8 +54,6 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
     private var drain = Drain.open
     /// A handover began before this connection carried any stream (see `handOver()`).
     private var drainAfterFirstStream = false
-    /// Whether any stream was opened.
-    private var carriedStream = false
     private var peerWentAway = false
     private var closing = false
     private var flushScheduled = false
@@ -194,7 +192,6 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
             }
             let stream = H2StreamExchange(streamID: streamID, connection: self, loop: loop)
             streams[streamID] = stream
-            carriedStream = true
             if drainAfterFirstStream {
                 // Streams the client sent in the same flight arrive before the PING's answer and
                 // are served; the final GOAWAY names the last of them.
@@ -343,7 +340,7 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
 
     func handOver() {
         // A connection that carried no stream yet gets its GOAWAYs once its first streams are in.
-        guard carriedStream || closing else {
+        guard session.lastProcessedStreamID > 0 || closing else {
             drainAfterFirstStream = true
             return
         }

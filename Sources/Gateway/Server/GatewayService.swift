@@ -85,7 +85,8 @@ final class GatewayService: Service {
         let supervisor = ProcessSupervisor(
             spawner: spawner,
             delegate: SupervisedBackends(
-                membership: membership, controller: controller, prober: HealthProber(group: group), server: server, logger: logger),
+                membership: membership, controller: controller, prober: HealthProber(group: group), server: server, logger: logger,
+                keeper: keeper),
             logger: logger,
             environment: ProcessInfo.processInfo.environment
         )

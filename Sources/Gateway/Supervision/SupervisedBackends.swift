@@ -1,3 +1,4 @@
+import Keeper
 import Logging
 import RequestControl
 import Supervisor
@@ -12,9 +13,12 @@ struct SupervisedBackends: SupervisorDelegate {
     let prober: HealthProber
     let server: ProxyServer
     let logger: Logger
+    /// The keeper keeps each instance's last state for the next worker's log.
+    var keeper: WorkerLink? = nil
 
     func instanceReady(_ instance: InstanceEndpoint) async {
         await membership.add(deployment: instance.deployment, address: Self.address(instance))
+        keeper?.reportState(pid: instance.pid, state: "READY")
         logger.info("backend joined the rotation", metadata: ["instance": "\(instance.name)", "backend": "\(instance.address)"])
     }
 
@@ -26,6 +30,7 @@ struct SupervisedBackends: SupervisorDelegate {
     }
 
     func drain(_ instance: InstanceEndpoint, timeout: Duration) async -> DrainReport {
+        keeper?.reportState(pid: instance.pid, state: "STOPPING")
         let clock = ContinuousClock()
         let started = clock.now
         let address = Self.address(instance)

@@ -3,36 +3,50 @@ import Glibc
 import Testing
 
 /// The keeper and its worker with real processes and sockets: `gateway upgrade` and a killed
-/// worker under a mixed load (`Fixtures/mixedload.py`: fresh and keep-alive HTTP/1.1, h2c through
-/// h2load, a WebSocket echo loop, `/sleep?ms=300`, `POST /echo` with checked bodies), a broken
-/// new binary, a killed keeper, and the systemd interfaces.
+/// worker under a mixed load (`bench/self-upgrade/load.py load`, the benchmark's own driver:
+/// fresh and keep-alive HTTP/1.1, `/sleep?ms=300`, `POST /echo` with checked bodies, WebSocket
+/// echo sessions, h2c through h2load), a broken new binary, a killed keeper, and the systemd
+/// interfaces.
 @Suite(.timeLimit(.minutes(2)))
 struct KeeperEndToEndTests {
     static let loadScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("Fixtures/mixedload.py").path
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("bench/self-upgrade/load.py").path
 
     /// The mixed load, started; `finish()` waits for its summary.
     struct Load {
         let process: ChildProcess
+        let report: String
 
-        static func start(port: Int, seconds: Int) async throws -> Load {
+        static func start(port: Int, seconds: Int, directory: URL) async throws -> Load {
+            let report = directory.appendingPathComponent("load-\(UUID().uuidString).json").path
             let process = try ChildProcess(
-                executable: "/usr/bin/env", arguments: ["python3", KeeperEndToEndTests.loadScript, "--port", "\(port)", "--duration", "\(seconds)"])
-            try await process.waitForOutput(containing: "\"started\"", in: .stdout, timeout: .seconds(10))
-            return Load(process: process)
+                executable: "/usr/bin/env",
+                arguments: [
+                    "python3", KeeperEndToEndTests.loadScript, "load", "--http-port", "\(port)", "--h2-port", "\(port)",
+                    "--duration", "\(seconds)", "--json", report,
+                    "--fresh", "2", "--keepalive", "2", "--sleep", "1", "--post", "1", "--websocket", "1", "--h2", "1",
+                ])
+            try await process.waitForOutput(containing: "load: started", in: .stdout, timeout: .seconds(10))
+            return Load(process: process, report: report)
         }
 
         func finish(seconds: Int) async throws -> [String: Any] {
-            try await process.waitForOutputToEnd(timeout: .seconds(seconds + 40))
-            guard let last = process.stdoutLines.last(where: { $0.contains("\"total\"") }),
-                let json = try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any]
-            else { throw TestSupportError("no summary from the load:\n\(process.outputDescription)") }
+            _ = try await process.waitForExit(timeout: .seconds(seconds + 60))
+            guard let data = FileManager.default.contents(atPath: report),
+                let json = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+            else { throw TestSupportError("no report from the load:\n\(process.outputDescription)") }
             return json
         }
     }
 
+    /// `failed`, `refused`, `requests`... of the whole load; what went wrong is in `problems`.
     static func total(_ summary: [String: Any], _ field: String) -> Int {
-        (summary["total"] as? [String: Any])?[field] as? Int ?? -1
+        summary[field] as? Int ?? -1
+    }
+
+    static func problems(_ summary: [String: Any]) -> String {
+        "\(summary["first_errors"] ?? "") \(summary["reasons"] ?? "")"
     }
 
     static func health(_ h: GatewayHarness) async throws -> (pid: Int32, keeper: Int32, generation: Int) {
@@ -63,7 +77,7 @@ struct KeeperEndToEndTests {
         #expect(before.keeper == h.gateway.pid, "the process `gateway run` started is the keeper")
         #expect(before.pid != before.keeper)
 
-        let load = try await Load.start(port: h.port, seconds: 8)
+        let load = try await Load.start(port: h.port, seconds: 8, directory: h.directory)
         try await Task.sleep(for: .seconds(2))
         for _ in 0..<2 {
             let cli = try ChildProcess.gateway(["upgrade", "--admin", "http://127.0.0.1:\(h.adminPort)"])
@@ -72,13 +86,13 @@ struct KeeperEndToEndTests {
             try await Task.sleep(for: .seconds(2))
         }
         let summary = try await load.finish(seconds: 8)
-        #expect(Self.total(summary, "refused") == 0, "\(summary["failures"] ?? "")")
+        #expect(Self.total(summary, "refused") == 0, "\(Self.problems(summary))")
         // Open (issue 10): now and then a fresh connection is reset, or an h2load connection's
         // streams all error, around a handover; most runs see none. Tracked, not hidden.
         withKnownIssue("a connection reset around a handover, now and then", isIntermittent: true) {
-            #expect(Self.total(summary, "failed") == 0, "\(summary["failures"] ?? "")")
+            #expect(Self.total(summary, "failed") == 0, "\(Self.problems(summary))")
         }
-        #expect(Self.total(summary, "ok") > 500)
+        #expect(Self.total(summary, "requests") > 500)
 
         let after = try await Self.health(h)
         #expect(after.keeper == before.keeper)
@@ -90,12 +104,13 @@ struct KeeperEndToEndTests {
 
     /// `kill -9` of the worker: the keeper keeps the sockets (no connection refused) and the
     /// instances, and a new worker serves within 3 s. Only requests in flight in the killed
-    /// worker may fail: at most one per load loop (8), one h2load batch (20) for the h2c loop.
+    /// worker may fail: at most one per HTTP/1.1 and WebSocket client (7) and the h2c client's
+    /// 4 concurrent streams.
     @Test func aKilledWorkerIsReplacedAndTheInstancesKeepRunning() async throws {
         let h = try await Self.supervised()
         let before = try await Self.health(h)
         let instances = try await Self.instancePIDs(h)
-        let load = try await Load.start(port: h.port, seconds: 6)
+        let load = try await Load.start(port: h.port, seconds: 6, directory: h.directory)
         try await Task.sleep(for: .seconds(2))
 
         let killed = ContinuousClock.now
@@ -111,8 +126,8 @@ struct KeeperEndToEndTests {
         #expect(after.keeper == before.keeper)
 
         let summary = try await load.finish(seconds: 6)
-        #expect(Self.total(summary, "refused") == 0, "\(summary["failures"] ?? "")")
-        #expect(Self.total(summary, "failed") <= 27, "\(summary["failures"] ?? "")")
+        #expect(Self.total(summary, "refused") == 0, "\(Self.problems(summary))")
+        #expect(Self.total(summary, "failed") <= 11, "\(Self.problems(summary))")
         #expect(try await Self.instancePIDs(h) == instances, "no instance was restarted")
     }
 
@@ -255,12 +270,10 @@ extension KeeperEndToEndTests {
         try await keeper.waitForOutput(containing: "worker serving", timeout: .seconds(20))
         // Our copy closes: only the gateway's keeps the port open now.
         close(socket)
-        var response = try await TestHTTPClient.get(port: port, path: "/", timeout: .seconds(5))
-        for _ in 0..<100 where response.status != .ok {
-            try await Task.sleep(for: .milliseconds(100))
-            response = try await TestHTTPClient.get(port: port, path: "/", timeout: .seconds(5))
-        }
-        #expect(response.status == .ok)
+        // The worker serves once its instance is ready; a connection made before it accepts
+        // waits in the socket's backlog.
+        try await keeper.waitForOutput(containing: "joined the rotation", timeout: .seconds(20))
+        #expect(try await TestHTTPClient.get(port: port, path: "/", timeout: .seconds(5)).status == .ok)
         keeper.terminate(signal: SIGTERM)
         #expect(try await keeper.waitForExit(timeout: .seconds(30)) == 0)
     }

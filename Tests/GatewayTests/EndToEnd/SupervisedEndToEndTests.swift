@@ -219,7 +219,11 @@ import Glibc
         let before = try await harness.waitForReady(2)
         let status = try await cli(harness, ["status"])
         #expect(status.status == 0)
-        #expect(status.output.first?.hasPrefix("NAME") == true)
+        // The keeper's and the worker's lines, then the instances' table.
+        #expect(status.output.first == "keeper    pid \(harness.gateway.pid)", "\(status.output)")
+        #expect(status.output.dropFirst().first?.hasPrefix("worker    pid ") == true, "\(status.output)")
+        #expect(status.output.dropFirst().first?.contains("generation 1  RUNNING, version ") == true, "\(status.output)")
+        #expect(status.output.contains { $0.hasPrefix("NAME") })
         for row in before {
             let name = row["instance"] as! String
             let pid = row["pid"] as! Int
