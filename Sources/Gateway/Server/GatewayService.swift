@@ -291,7 +291,10 @@ final class GatewayService: Service {
         group: MultiThreadedEventLoopGroup, adminConnections: AdminConnections
     ) async throws {
         await supervisor.detach()
-        for listener in listeners { try? await listener.close() }
+        // Paused, not closed: NIO's bootstrap closes a connection whose setup on its event loop
+        // finishes after the listener closed (a reset for a client that did nothing wrong). A
+        // paused listener accepts nothing more, and the exit closes it once nothing is set up.
+        for listener in listeners { try? await listener.setOption(.autoRead, value: false) }
         keeper?.stoppedAccepting()
         // Not a suspend: requests on connections this worker accepted have nowhere else to go,
         // so they are admitted and served as before; only their connections end with them.
