@@ -16,7 +16,7 @@ struct HealthProber: Sendable {
         do {
             channel = try await ClientBootstrap(group: loop)
                 .connectTimeout(timeout)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .connect(host: instance.host, port: instance.port).get()
         } catch {
             return .failed("cannot connect to \(instance.address): \(error)")
