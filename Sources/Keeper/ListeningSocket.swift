@@ -12,7 +12,11 @@ public enum ListeningSocket {
 
     /// Binds and listens on `host:port` (a name, an IPv4 or an IPv6 address; port 0 picks one)
     /// with SO_REUSEADDR, close-on-exec. Returns the descriptor.
-    public static func bind(host: String, port: Int, backlog: Int32 = 1024) throws(Failure) -> Int32 {
+    /// The queue of connections waiting to be accepted: it carries clients through a worker's
+    /// restart or the hand-over between two workers.
+    public static let backlog: Int32 = 1024
+
+    public static func bind(host: String, port: Int, backlog: Int32 = backlog) throws(Failure) -> Int32 {
         let shown = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
@@ -42,5 +46,11 @@ public enum ListeningSocket {
             close(fd)
         }
         throw Failure(address: shown, reason: String(cString: strerror(lastError)))
+    }
+
+    /// Sets the backlog of a socket that listens already (SOMAXCONN caps it). A worker calls it
+    /// after NIO took the socket over, since NIO listens again with its own default of 128.
+    public static func restoreBacklog(_ fd: Int32) {
+        _ = listen(fd, backlog)
     }
 }

@@ -1,3 +1,4 @@
+import Keeper
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -40,7 +41,11 @@ enum AdminServer {
                     ])
                 }
             }
-        if let socket { return try await bootstrap.withBoundSocket(socket).get() }
+        if let socket {
+            let channel = try await bootstrap.withBoundSocket(socket).get()
+            ListeningSocket.restoreBacklog(socket)
+            return channel
+        }
         return try await bootstrap.bind(host: config.listen.host, port: config.listen.port).get()
     }
 }

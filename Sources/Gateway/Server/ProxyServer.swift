@@ -1,3 +1,4 @@
+import Keeper
 import Logging
 import NIOCore
 import Synchronization
@@ -49,7 +50,7 @@ final class ProxyServer: Sendable {
         let protocols = listener.protocols
         let terminatesTLS = listener.tls != nil
         let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.backlog, value: ListeningSocket.backlog)
             .serverChannelOption(.autoRead, value: !paused)
             .serverChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -78,7 +79,11 @@ final class ProxyServer: Sendable {
                     }
                 }
             }
-        if let socket { return try await bootstrap.withBoundSocket(socket).get() }
+        if let socket {
+            let channel = try await bootstrap.withBoundSocket(socket).get()
+            ListeningSocket.restoreBacklog(socket)
+            return channel
+        }
         return try await bootstrap.bind(host: listener.listen.host, port: listener.listen.port).get()
     }
 

@@ -120,6 +120,20 @@ struct KeeperEndToEndTests {
         #expect(Self.total(summary, "requests") > 500)
     }
 
+    /// The sockets keep the keeper's backlog (1024) whichever worker listens on them: NIO calls
+    /// listen(128) on a socket it is handed, which would shrink the queue that holds clients
+    /// while workers change (read with `ss`, whose Send-Q is a listener's backlog).
+    @Test func workersKeepTheKeepersBacklog() async throws {
+        let h = try await Self.supervised()
+        for port in [h.port, h.adminPort] {
+            let ss = try ChildProcess(executable: "/usr/bin/ss", arguments: ["-Hltn", "sport = :\(port)"])
+            #expect(try await ss.waitForExit(timeout: .seconds(5)) == 0)
+            try await ss.waitForOutputToEnd()
+            let columns = ss.stdoutLines.first?.split(separator: " ", omittingEmptySubsequences: true) ?? []
+            #expect(columns.count > 2 && columns[2] == "1024", "\(ss.stdoutLines)")
+        }
+    }
+
     /// `kill -9` of the worker: the keeper keeps the sockets (no connection refused) and the
     /// instances, and a new worker serves within 3 s. Only requests in flight in the killed
     /// worker may fail: at most one per HTTP/1.1 and WebSocket client (7) and the h2c client's
