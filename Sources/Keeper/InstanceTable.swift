@@ -25,6 +25,11 @@ public struct InstanceTable: Equatable, Sendable {
             lastState: "STARTING")
     }
 
+    /// An instance the keeper ran before it re-executed itself.
+    public mutating func restore(_ instance: KeeperMessage.Instance) {
+        byPID[instance.pid] = instance
+    }
+
     /// A worker reported a new state; unknown pids (already reaped) are ignored.
     public mutating func reported(pid: Int32, state: String) {
         byPID[pid]?.lastState = state

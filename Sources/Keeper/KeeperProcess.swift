@@ -14,10 +14,12 @@ import Synchronization
 /// events to it. No NIO and no async runtime on its path, so it stays small and predictable.
 public final class KeeperProcess: @unchecked Sendable {
     public struct Configuration: Sendable {
-        /// The keeper's own binary: `_launch` for instances, `_watchdog`, and workers by default.
+        /// The keeper's own binary: `_watchdog`, and workers by default.
         public var executable: String
         /// The argv (without the binary) of a worker.
         public var workerArguments: [String]
+        /// The keeper's own argv (without the binary), for re-executing itself.
+        public var keeperArguments: [String]
         public var listeners: [KeeperMessage.Listener]
         /// The listening sockets, in the order of `listeners`.
         public var sockets: [Int32]
@@ -28,11 +30,13 @@ public final class KeeperProcess: @unchecked Sendable {
         public var instanceStopTimeout: Duration
 
         public init(
-            executable: String, workerArguments: [String], listeners: [KeeperMessage.Listener], sockets: [Int32],
-            workerEnvironment: [String: String], readyTimeout: Duration = .seconds(60), instanceStopTimeout: Duration = .seconds(10)
+            executable: String, workerArguments: [String], keeperArguments: [String], listeners: [KeeperMessage.Listener],
+            sockets: [Int32], workerEnvironment: [String: String], readyTimeout: Duration = .seconds(60),
+            instanceStopTimeout: Duration = .seconds(10)
         ) {
             self.executable = executable
             self.workerArguments = workerArguments
+            self.keeperArguments = keeperArguments
             self.listeners = listeners
             self.sockets = sockets
             self.workerEnvironment = workerEnvironment
@@ -50,10 +54,12 @@ public final class KeeperProcess: @unchecked Sendable {
         var readyAfter: Duration?
         var adopted = 0
 
-        init(generation: Int, pid: Int32, link: KeeperLink) {
+        init(generation: Int, pid: Int32, link: KeeperLink, adopted: Int = 0, readyAfter: Duration? = nil) {
             self.generation = generation
             self.pid = pid
             self.link = link
+            self.adopted = adopted
+            self.readyAfter = readyAfter
         }
     }
 
@@ -77,20 +83,35 @@ public final class KeeperProcess: @unchecked Sendable {
     private var shutdownSignals = 0
     private var exitStatus: Int32?
     private let finished = DispatchSemaphore(value: 0)
+    /// The state the previous keeper program handed over (this one re-executed in its place).
+    private let resumed: KeeperState?
+    /// The binary the keeper re-executes into once the upgrade under way is through: set when
+    /// the new worker runs another binary than the keeper's, or the keeper's file was replaced.
+    private var reexecInto: String?
 
-    public init(configuration: Configuration, logger: Logger, notifier: SystemdNotifier) {
+    /// - Parameter resuming: the state a previous keeper program handed over by re-executing
+    ///   into this one; nil for a fresh start.
+    public init(configuration: Configuration, logger: Logger, notifier: SystemdNotifier, resuming: KeeperState? = nil) {
         self.configuration = configuration
         self.logger = logger
         self.notifier = notifier
-        self.machine = KeeperStateMachine(readyTimeout: configuration.readyTimeout)
+        self.resumed = resuming
+        self.machine = resuming?.machine ?? KeeperStateMachine(readyTimeout: configuration.readyTimeout)
         var watchdog: GroupWatchdogClient?
-        do {
-            watchdog = try GroupWatchdogClient.start(executable: [configuration.executable])
-        } catch {
-            logger.warning("no process-group watchdog; instances may outlive a keeper killed with SIGKILL", metadata: ["error": "\(error)"])
+        if let pid = resuming?.watchdogPID, let channel = resuming?.watchdogChannel {
+            watchdog = GroupWatchdogClient.adopt(pid: pid, channel: channel)
+        } else {
+            do {
+                watchdog = try GroupWatchdogClient.start(executable: [configuration.executable])
+            } catch {
+                logger.warning("no process-group watchdog; instances may outlive a keeper killed with SIGKILL", metadata: ["error": "\(error)"])
+            }
         }
         self.watchdog = watchdog
-        self.spawner = ProcessSpawner(launcher: [configuration.executable, "_launch", "--"], relay: .standard(), watchdog: watchdog)
+        // No `_launch` (parent-death signal) in front of instances: that signal fires when the
+        // *thread* that spawned a child ends, and an exec of the keeper ends every thread. The
+        // watchdog kills the instances' groups if the keeper dies.
+        self.spawner = ProcessSpawner(launcher: [], relay: .standard(), watchdog: watchdog)
     }
 
     /// Runs until the gateway has shut down; returns the exit status.
@@ -107,7 +128,11 @@ public final class KeeperProcess: @unchecked Sendable {
                 signalSources.append(source)
             }
             scheduleOrphanReaping()
-            perform(machine.start())
+            if let resumed {
+                resume(resumed)
+            } else {
+                perform(machine.start())
+            }
         }
         finished.wait()
         return exitStatus ?? 0
@@ -144,9 +169,10 @@ public final class KeeperProcess: @unchecked Sendable {
 
     private func beginUpgrade(binary: String?, requester: Int?) {
         let actions = machine.upgradeRequested(binary: binary)
-        if case .startWorker? = actions.first {
+        if case .startWorker(_, let binary)? = actions.first {
             upgradeRequester = requester
             upgradeStarted = .now
+            reexecInto = Self.changedBinary(upgradeBinary: binary, running: configuration.executable)
             notifier.send(SystemdNotifier.reloading(status: "upgrading the worker", monotonicMicroseconds: SystemdNotifier.monotonicMicroseconds()))
         } else if let requester, let worker = workers[requester] {
             // Refused at once: say why to the one who asked.
@@ -162,6 +188,10 @@ public final class KeeperProcess: @unchecked Sendable {
     // MARK: The state machine's actions
 
     private func perform(_ actions: [KeeperStateMachine.Action]) {
+        if reexecInto != nil {
+            // After these actions, never in the middle of them.
+            queue.async { [self] in reexecIfDue() }
+        }
         for action in actions {
             switch action {
             case .startWorker(let generation, let binary):
@@ -200,6 +230,7 @@ public final class KeeperProcess: @unchecked Sendable {
                 workerServing(generation: generation, replaced: replaced)
             case .upgradeFailed(let reason):
                 logger.error("upgrade failed", metadata: ["reason": "\(reason)"])
+                reexecInto = nil
                 notifier.send(SystemdNotifier.ready(status: "upgrade failed: \(reason)", mainPID: getpid()))
                 if let requester = upgradeRequester, let worker = workers[requester] {
                     worker.link.send(.upgradeFinished(ok: false, message: reason))
@@ -267,19 +298,25 @@ public final class KeeperProcess: @unchecked Sendable {
             return
         }
         close(ends[1])
-        let link = KeeperLink(descriptor: ends[0])
-        let worker = Worker(generation: generation, pid: pid, link: link)
-        workers[generation] = worker
+        let worker = Worker(generation: generation, pid: pid, link: KeeperLink(descriptor: ends[0]))
         logger.info("worker started", metadata: ["generation": "\(generation)", "pid": "\(pid)", "binary": "\(binary)"])
-        link.startReading(
+        attach(worker)
+        worker.link.send(
+            .hello(.init(keeperPID: getpid(), generation: generation, listeners: configuration.listeners, instances: table.instances)),
+            descriptors: configuration.sockets)
+    }
+
+    /// From now on the worker's messages and its exit reach the queue.
+    private func attach(_ worker: Worker) {
+        let generation = worker.generation
+        let pid = worker.pid
+        workers[generation] = worker
+        worker.link.startReading(
             message: { [self] message, descriptors in
                 descriptors.forEach { close($0) }
                 queue.async { self.received(message, from: generation) }
             },
             closed: { _ in })
-        link.send(
-            .hello(.init(keeperPID: getpid(), generation: generation, listeners: configuration.listeners, instances: table.instances)),
-            descriptors: configuration.sockets)
         let reaper = Thread { [self] in
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
@@ -378,6 +415,10 @@ public final class KeeperProcess: @unchecked Sendable {
         processes[process.pid] = process
         orderedBy[process.pid] = worker.generation
         worker.link.send(.spawned(.init(request: order.request, pid: process.pid, startedAt: startedAt)))
+        watchExit(process)
+    }
+
+    private func watchExit(_ process: SpawnedProcess) {
         Task { [self] in
             let status = await process.exitStatus()
             queue.async { self.instanceExited(process.pid, status) }
@@ -432,6 +473,97 @@ public final class KeeperProcess: @unchecked Sendable {
                 _ = waitpid(pid, &status, WNOHANG)
             }
             scheduleOrphanReaping()
+        }
+    }
+
+    // MARK: Re-executing in place
+
+    /// The binary the keeper must re-execute into after an upgrade to `upgradeBinary` (nil: the
+    /// keeper's own path), or nil when the keeper runs that very file already. A file replaced
+    /// at the keeper's path (a package upgrade) is another file: its inode differs from the one
+    /// the keeper runs.
+    static func changedBinary(upgradeBinary: String?, running: String) -> String? {
+        let target = upgradeBinary ?? running
+        var own = stat()
+        var file = stat()
+        guard stat("/proc/self/exe", &own) == 0, stat(target, &file) == 0 else { return nil }
+        return own.st_dev == file.st_dev && own.st_ino == file.st_ino ? nil : target
+    }
+
+    /// Once the upgrade is through (the new worker accepts, nothing is starting), the keeper
+    /// execs the new binary in its own place: same pid, the sockets, the links to its workers,
+    /// the instances' pipes and the watchdog channel kept open, the children still its own.
+    private func reexecIfDue() {
+        guard let binary = reexecInto, machine.isSettled, exitStatus == nil else { return }
+        reexecInto = nil
+        let state = KeeperState(
+            machine: machine, listeners: configuration.listeners, sockets: configuration.sockets,
+            workers: workers.values.map {
+                .init(generation: $0.generation, pid: $0.pid, link: $0.link.descriptor, adopted: $0.adopted,
+                      readyAfterMilliseconds: $0.readyAfter.map(Self.milliseconds))
+            },
+            instances: table.instances.compactMap { instance in
+                processes[instance.pid].map {
+                    .init(instance: instance, orderedBy: orderedBy[instance.pid], output: $0.inheritableOutput())
+                }
+            },
+            watchdogPID: watchdog?.pid, watchdogChannel: watchdog?.inheritableChannel(), notifySocket: notifier.socketPath,
+            previousBinary: configuration.executable)
+        guard let json = try? JSONEncoder().encode(state) else { return }
+        for fd in configuration.sockets + workers.values.map(\.link.descriptor) {
+            _ = fcntl(fd, F_SETFD, 0)
+        }
+        setenv(KeeperState.variable, String(decoding: json, as: UTF8.self), 1)
+        if let socket = notifier.socketPath { setenv("NOTIFY_SOCKET", socket, 1) }
+        logger.info(
+            "keeper re-executing in place",
+            metadata: [
+                "binary": "\(binary)", "previous_binary": "\(configuration.executable)", "workers": "\(workers.count)",
+                "instances": "\(state.instances.count)",
+            ])
+        // The new program starts with this thread's signal mask: nothing blocked.
+        var none = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, nil)
+        let argv = ([binary] + configuration.keeperArguments).map { strdup($0) } + [nil]
+        execv(binary, argv)
+        // Still here: the exec failed, and this keeper goes on as it was. (The descriptors it
+        // made inheritable do not leak: spawns close everything from 3 up in the child.)
+        let code = errno
+        argv.forEach { free($0) }
+        unsetenv(KeeperState.variable)
+        unsetenv("NOTIFY_SOCKET")
+        logger.error("keeper re-exec failed; the running keeper goes on", metadata: ["binary": "\(binary)", "error": "\(String(cString: strerror(code)))"])
+    }
+
+    /// Picks up what the keeper program before this one handed over.
+    private func resume(_ state: KeeperState) {
+        for record in state.workers {
+            _ = fcntl(record.link, F_SETFD, FD_CLOEXEC)
+            attach(Worker(
+                generation: record.generation, pid: record.pid, link: KeeperLink(descriptor: record.link), adopted: record.adopted,
+                readyAfter: record.readyAfterMilliseconds.map { .milliseconds($0) }))
+        }
+        let now = Date().timeIntervalSince1970
+        for record in state.instances {
+            let instance = record.instance
+            let age = max(0, now - instance.startedAt)
+            let process = spawner.adopt(
+                name: "\(instance.deployment)#\(instance.index)", pid: instance.pid, startedAt: .now - .milliseconds(Int64(age * 1000)),
+                output: record.output)
+            table.restore(instance)
+            processes[instance.pid] = process
+            orderedBy[instance.pid] = record.orderedBy
+            watchExit(process)
+        }
+        logger.info(
+            "keeper re-executed in place",
+            metadata: [
+                "pid": "\(getpid())", "binary": "\(configuration.executable)", "previous_binary": "\(state.previousBinary)",
+                "workers": "\(state.workers.count)", "instances": "\(state.instances.count)",
+            ])
+        if let serving = machine.serving, let worker = workers[serving] {
+            notifier.send(SystemdNotifier.ready(status: "serving: worker \(serving) (pid \(worker.pid))", mainPID: getpid()))
         }
     }
 

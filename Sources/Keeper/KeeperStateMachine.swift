@@ -12,7 +12,7 @@
 /// - on shutdown every worker is told to shut down (it drains and stops the instances through
 ///   the keeper); if none is left to do it, the keeper stops the instances itself; the keeper
 ///   exits when no worker is left.
-public struct KeeperStateMachine: Sendable {
+public struct KeeperStateMachine: Sendable, Codable, Equatable {
     public enum Action: Equatable, Sendable {
         /// Start worker `generation` from `binary` (nil: the keeper's own) and send it hello.
         case startWorker(generation: Int, binary: String?)
@@ -41,7 +41,7 @@ public struct KeeperStateMachine: Sendable {
         case exitKeeper(failed: Bool)
     }
 
-    public enum Phase: Equatable, Sendable {
+    public enum Phase: Equatable, Sendable, Codable {
         case running
         case shuttingDown
         case done
@@ -69,7 +69,19 @@ public struct KeeperStateMachine: Sendable {
     /// replaced says it closed its listeners. Two processes must not accept on one socket at
     /// once: NIO takes a readiness without a connection (the other process took it) for a broken
     /// invariant. In between, connections wait in the backlog; none is refused.
-    public private(set) var awaitingStop: (new: Int, old: Int)?
+    public private(set) var awaitingStop: AcceptRelay?
+
+    public struct AcceptRelay: Equatable, Sendable, Codable {
+        public var new: Int
+        public var old: Int
+    }
+
+    /// Nothing is under way that a timer of this process would have to finish: no worker
+    /// starting, no accept relay, no restart pending. Only then may the keeper re-execute
+    /// itself (its timers do not survive an exec).
+    public var isSettled: Bool {
+        starting == nil && awaitingStop == nil && !restartPending && phase == .running && serving != nil
+    }
     /// How long a replaced worker gets to close its listeners before it is killed.
     public static let acceptHandoverTimeout: Duration = .seconds(2)
 
@@ -104,7 +116,7 @@ public struct KeeperStateMachine: Sendable {
         var actions: [Action] = [.workerServing(generation: worker, replaced: serving)]
         if let replaced = serving {
             draining.insert(replaced)
-            awaitingStop = (worker, replaced)
+            awaitingStop = AcceptRelay(new: worker, old: replaced)
             actions += [.drainWorker(generation: replaced), .armAcceptTimer(old: replaced, after: Self.acceptHandoverTimeout)]
         } else {
             actions.append(.letAccept(generation: worker))

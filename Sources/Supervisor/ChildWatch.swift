@@ -86,7 +86,9 @@ struct ChildWatch {
             channels[index].consume(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
         } else if count == 0 || (errno != EAGAIN && errno != EINTR) {
             channels[index].finish()
-            close(descriptors[index])
+            // Closed through the process, under its lock, so a keeper that carries the pipes
+            // across an exec never marks a descriptor number that was just freed.
+            process.closeOutput(descriptors[index])
             descriptors[index] = -1
         }
     }

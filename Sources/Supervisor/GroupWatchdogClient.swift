@@ -73,6 +73,25 @@ public final class GroupWatchdogClient: Sendable {
         return GroupWatchdogClient(pid: pid, channel: ours)
     }
 
+    /// The client of a watchdog this process started before an exec: `channel` is the socket
+    /// it kept (inheritable), `pid` the watchdog, still our child.
+    public static func adopt(pid: Int32, channel: Int32) -> GroupWatchdogClient {
+        _ = fcntl(channel, F_SETFD, FD_CLOEXEC)
+        _ = DedicatedThread.start {
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        }
+        return GroupWatchdogClient(pid: pid, channel: channel)
+    }
+
+    /// The channel made inheritable, for an exec that keeps the watchdog; -1 when closed.
+    public func inheritableChannel() -> Int32 {
+        channel.withLock { descriptor in
+            if descriptor >= 0 { _ = fcntl(descriptor, F_SETFD, 0) }
+            return descriptor
+        }
+    }
+
     /// Announces a new process group (the spawner does this right after each spawn).
     public func register(_ processGroup: Int32) {
         send("+\(processGroup)\n")

@@ -149,6 +149,7 @@ public struct ProcessSpawner: Sendable {
         }
 
         let process = SpawnedProcess(name: name, pid: pid, startedAt: startedAt)
+        process.setOutput([stdout, stderr])
         watchdog?.register(pid)
         handoff.finish(.success(process))
 
@@ -167,6 +168,29 @@ public struct ProcessSpawner: Sendable {
 }
 
 extension ProcessSpawner {
+    /// Watches a child this process already has (an exec replaced the program that spawned
+    /// it, and kept the pid, the child and the pipes): relays `output` (stdout and stderr read
+    /// ends, -1 if closed), reaps it, publishes its exit, like a child this spawner started.
+    public func adopt(name: String, pid: Int32, startedAt: ContinuousClock.Instant, output: [Int32]) -> SpawnedProcess {
+        let process = SpawnedProcess(name: name, pid: pid, startedAt: startedAt)
+        for fd in output where fd >= 0 {
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        }
+        process.setOutput(output)
+        let channels = [relay.channel(name: name, stream: .stdout), relay.channel(name: name, stream: .stderr)]
+        let started = DedicatedThread.start { [watchdog, drainGrace] in
+            var watch = ChildWatch(
+                process: process, channels: channels, descriptors: output, watchdog: watchdog, drainGrace: drainGrace)
+            watch.run()
+        }
+        if started != 0 {
+            // No thread: nobody relays or reaps; report it gone rather than wait for ever.
+            process.publish(.exited(-1))
+        }
+        return process
+    }
+
     /// Starts a helper process that is no instance (the keeper's worker): its own process
     /// group, stdout and stderr inherited, `descriptor` as its fd 3, nothing relayed or watched.
     /// The caller reaps it.

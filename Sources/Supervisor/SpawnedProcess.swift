@@ -29,6 +29,8 @@ public final class SpawnedProcess: Sendable {
         var waiters: [UInt64: CheckedContinuation<ExitStatus?, Never>] = [:]
         /// Cancelled waiters whose cancellation handler ran before they registered.
         var cancelledWaiters: Set<UInt64> = []
+        /// Our read ends of the child's stdout and stderr, -1 once closed.
+        var output: [Int32] = []
     }
 
     init(name: String, pid: Int32, startedAt: ContinuousClock.Instant) {
@@ -170,6 +172,31 @@ public final class SpawnedProcess: Sendable {
         case .wait: break
         case .exited(let exit): continuation.resume(returning: exit)
         case .cancelled: continuation.resume(returning: nil)
+        }
+    }
+
+    // MARK: - Carried across an exec of the parent (the keeper upgrading itself)
+
+    /// The read ends of the child's stdout and stderr (-1 when closed), made inheritable: an
+    /// exec keeps them, and the new program watches the process again with
+    /// ``ProcessSpawner/adopt(name:pid:startedAt:output:)``.
+    public func inheritableOutput() -> [Int32] {
+        state.withLock { state in
+            for fd in state.output where fd >= 0 {
+                _ = fcntl(fd, F_SETFD, 0)
+            }
+            return state.output
+        }
+    }
+
+    func setOutput(_ descriptors: [Int32]) {
+        state.withLock { $0.output = descriptors }
+    }
+
+    func closeOutput(_ descriptor: Int32) {
+        state.withLock { state in
+            close(descriptor)
+            if let index = state.output.firstIndex(of: descriptor) { state.output[index] = -1 }
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import Keeper
@@ -132,5 +133,28 @@ import Testing
         _ = dies.workerReady(generation: 2)
         #expect(dies.workerExited(generation: 1) == [.letAccept(generation: 2)])
         #expect(dies.awaitingStop == nil)
+    }
+
+    /// The keeper re-executes itself only when no timer of its own is pending: no worker
+    /// starting, no accept relay, no restart; and the machine survives the exec as JSON.
+    @Test func theKeeperIsSettledOnlyBetweenHandoversAndSurvivesAsJSON() throws {
+        var machine = KeeperStateMachine(readyTimeout: .seconds(10))
+        _ = machine.start()
+        #expect(!machine.isSettled)
+        _ = machine.workerReady(generation: 1)
+        #expect(machine.isSettled)
+        _ = machine.upgradeRequested(binary: "/new")
+        #expect(!machine.isSettled, "a worker is starting")
+        _ = machine.workerReady(generation: 2)
+        #expect(!machine.isSettled, "the accept relay is under way")
+        _ = machine.workerStoppedAccepting(generation: 1)
+        #expect(machine.isSettled, "worker 1 drains, which an exec carries over")
+
+        let copy = try JSONDecoder().decode(KeeperStateMachine.self, from: JSONEncoder().encode(machine))
+        #expect(copy == machine)
+        #expect(copy.draining == [1])
+
+        _ = machine.workerExited(generation: 2)
+        #expect(!machine.isSettled, "a restart is pending")
     }
 }

@@ -25,16 +25,24 @@ struct RunCommand: ParsableCommand {
         let logger = Logger(label: "keeper")
         let loaded = try ProcessStart.loadConfig(config)
         var environment = ProcessInfo.processInfo.environment
+        // A keeper that re-executed itself into this program handed its state over; its sockets
+        // are open already.
+        let resumed = environment[KeeperState.variable].flatMap { try? JSONDecoder().decode(KeeperState.self, from: Data($0.utf8)) }
         let sockets: [(KeeperMessage.Listener, Int32)]
-        do {
-            sockets = try Self.listeningSockets(loaded, environment: environment, logger: logger)
-        } catch {
-            FileHandle.standardError.write(Data("gateway: cannot listen: \(error)\n".utf8))
-            throw ExitCode(1)
+        if let resumed {
+            sockets = Array(zip(resumed.listeners, resumed.sockets))
+            for (_, fd) in sockets { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        } else {
+            do {
+                sockets = try Self.listeningSockets(loaded, environment: environment, logger: logger)
+            } catch {
+                FileHandle.standardError.write(Data("gateway: cannot listen: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
         }
         let notifier = SystemdNotifier(environment: environment)
         // Ours alone: neither workers nor instances may think systemd talks to them.
-        for name in ["NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        for name in ["NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", KeeperState.variable] {
             environment[name] = nil
             unsetenv(name)
         }
@@ -43,12 +51,14 @@ struct RunCommand: ParsableCommand {
             configuration: .init(
                 executable: executable,
                 workerArguments: ["_worker", "--config", config, "--log-level", level.rawValue],
+                keeperArguments: ["run", "--config", config, "--log-level", level.rawValue],
                 listeners: sockets.map(\.0), sockets: sockets.map(\.1), workerEnvironment: environment,
                 readyTimeout: Self.workerReadyTimeout(loaded)),
             logger: logger,
-            notifier: notifier)
+            notifier: notifier,
+            resuming: resumed)
         logger.info(
-            "keeper started",
+            resumed == nil ? "keeper started" : "keeper resumed",
             metadata: ["pid": "\(getpid())", "listeners": "\(sockets.map(\.0.address).joined(separator: ","))", "version": "\(GatewayVersion.version)"])
         let status = keeper.run()
         if status != 0 { throw ExitCode(status) }

@@ -163,6 +163,47 @@ struct KeeperEndToEndTests {
         #expect(try await Self.instancePIDs(h) == instances, "no instance was restarted")
     }
 
+    /// An upgrade to another binary: the new worker runs it, then the keeper re-executes itself
+    /// into it in place (same pid, sockets and children kept), so no old code is left running.
+    /// Under the mixed load nothing fails; the instances keep their pids and their output still
+    /// reaches the keeper's log; a later upgrade and a kill -9 of the (new) keeper behave as
+    /// before: the watchdog channel came through the exec too.
+    @Test func anUpgradeToAnotherBinaryReExecutesTheKeeperInPlace() async throws {
+        let h = try await Self.supervised()
+        let keeper = h.gateway.pid
+        let instances = try await Self.instancePIDs(h)
+        let next = h.directory.appendingPathComponent("gateway-next").path
+        try FileManager.default.copyItem(atPath: GatewayBinary.path, toPath: next)
+
+        let load = try await Load.start(port: h.port, seconds: 6, directory: h.directory)
+        try await Task.sleep(for: .seconds(1))
+        let (status, json) = try await h.adminJSON(.POST, "/upgrade?binary=\(next)")
+        #expect(status == 200, "\(json)")
+        try await h.gateway.waitForOutput(containing: "keeper re-executed in place", timeout: .seconds(10))
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(keeper)/exe") == next)
+        let summary = try await load.finish(seconds: 6)
+        #expect(Self.total(summary, "failed") == 0, "\(Self.problems(summary))")
+        #expect(Self.total(summary, "refused") == 0, "\(Self.problems(summary))")
+
+        let health = try await Self.health(h)
+        #expect(health.keeper == keeper)
+        #expect(try await Self.instancePIDs(h) == instances, "no instance was restarted")
+        // The instances' output (the demo backend logs each request) still comes through.
+        let relayed = h.gateway.stdoutLines.count
+        #expect(try await h.get("/?after-reexec").status == .ok)
+        try await h.gateway.waitForOutput(containing: "after-reexec", timeout: .seconds(5))
+        #expect(h.gateway.stdoutLines.count > relayed)
+
+        // The keeper now runs the new file: an upgrade to its own binary needs no re-exec.
+        let (again, _) = try await h.adminJSON(.POST, "/upgrade")
+        #expect(again == 200)
+        #expect(h.gateway.stderrLines.filter { $0.contains("keeper re-executing in place") }.count == 1)
+
+        let worker = try await Self.health(h).pid
+        #expect(kill(keeper, SIGKILL) == 0)
+        #expect(await waitUntilGone([worker] + instances, timeout: .seconds(10)).isEmpty)
+    }
+
     /// An upgrade to a binary that exits at once is reported, and the worker that serves keeps
     /// serving.
     @Test func anUpgradeToABrokenBinaryIsReportedAndTheOldWorkerServes() async throws {
