@@ -11,10 +11,12 @@
 # with a checked 4 KiB body, WebSocket echo sessions on /ws, and h2c batches with h2load) in front
 # of three `gateway demo-backend` processes, and replaces the proxy process every INTERVAL s:
 #
-#   gateway-upgrade  `gateway run` supervises the 3 instances; POST /upgrade on its admin API.
+#   gateway-upgrade  `gateway run` supervises the 3 instances; POST /upgrade?binary=B on its admin
+#                    API, B alternating between two copies of the binary, so each one is a binary
+#                    upgrade as nginx's: the new worker runs B, then the keeper re-executes into B.
 #                    Time-to-serve: the POST's own duration (it answers once the new worker serves).
 #                    Checked each time: /health pid changed, keeper_pid and the instances' pids
-#                    (GET /processes) unchanged, worker_generation grew.
+#                    (GET /processes) unchanged, worker_generation grew, the keeper runs B.
 #   gateway-kill9    the same gateway; once, in the middle, kill -9 of the worker pid from /health.
 #                    Time-to-serve: until /health answers from a new worker (keeper and instances as above).
 #   nginx-upgrade    nginx (daemon, as its binary upgrade needs; 1 worker; upstream keepalive) in front
@@ -181,6 +183,8 @@ deployments:
       ports: $PROCESS_PORTS
       health: {http: /health, interval: 500ms}
 YAML
+    cp "$GATEWAY" "$DIR/gateway-b"
+    BINARIES=("$DIR/gateway-b" "$GATEWAY"); UPGRADES=0
     "$GATEWAY" run --config "$DIR/gateway.yaml" > "$DIR/gateway.log" 2>&1 &
     PROXY_PID=$!; LIVE[$PROXY_PID]=gateway
     python3 "$LOAD" wait-ready --admin-port $ADMIN_PORT --count 3 --timeout 60 && until_ok "http://127.0.0.1:$GW_PORT/" 10 ||
@@ -188,14 +192,19 @@ YAML
 }
 
 gateway_upgrade() {
-    local pid keeper gen inst pid2 keeper2 gen2 inst2 t0 t1 code ok=1
+    local pid keeper gen inst pid2 keeper2 gen2 inst2 t0 t1 code exe ok=1
+    local binary=${BINARIES[$((UPGRADES % 2))]}; UPGRADES=$((UPGRADES + 1))
     read -r pid keeper gen inst < <(python3 "$LOAD" gateway-state --admin-port $ADMIN_PORT)
     t0=$(now_ms)
-    code=$(curl -s -o "$DIR/upgrade.json" -w '%{http_code}' -X POST --max-time 60 "http://127.0.0.1:$ADMIN_PORT/upgrade") || code=000
+    code=$(curl -s -o "$DIR/upgrade.json" -w '%{http_code}' -X POST --max-time 60 \
+        "http://127.0.0.1:$ADMIN_PORT/upgrade?binary=$binary") || code=000
     t1=$(now_ms)
     read -r pid2 keeper2 gen2 inst2 < <(python3 "$LOAD" gateway-state --admin-port $ADMIN_PORT || echo "? ? 0 ?")
-    [ "$code" = 200 ] && [ "$pid2" != "$pid" ] && [ "$keeper2" = "$keeper" ] && [ "$inst2" = "$inst" ] && [ "$gen2" -gt "$gen" ] || ok=0
-    event upgrade "$t0" $((t1 - t0)) $ok "HTTP $code; worker $pid -> $pid2, generation $gen -> $gen2, keeper $keeper -> $keeper2, instances [$inst] -> [$inst2]"
+    # The keeper follows once the new worker accepts; give it a moment to re-execute.
+    for _ in $(seq 50); do exe=$(readlink "/proc/$keeper/exe" || true); [ "$exe" = "$binary" ] && break; sleep 0.02; done
+    [ "$code" = 200 ] && [ "$pid2" != "$pid" ] && [ "$keeper2" = "$keeper" ] && [ "$inst2" = "$inst" ] && [ "$gen2" -gt "$gen" ] &&
+        [ "$exe" = "$binary" ] || ok=0
+    event upgrade "$t0" $((t1 - t0)) $ok "HTTP $code; worker $pid -> $pid2, generation $gen -> $gen2, keeper $keeper -> $keeper2 (runs $(basename "$exe")), instances [$inst] -> [$inst2]"
     [ $ok = 1 ] || sed 's/^/      /' "$DIR/upgrade.json"
 }
 
@@ -219,6 +228,7 @@ gateway_kill9() {
 stop_gateway() {
     stop "$PROXY_PID" 30
     echo "  gateway log: $(grep -c 'new worker serving' "$DIR/gateway.log" || true) handovers," \
+        "$(grep -c 'keeper re-executed in place' "$DIR/gateway.log" || true) keeper re-executions," \
         "$(grep -c 'worker handover finished' "$DIR/gateway.log" || true) old workers drained," \
         "$(grep -c 'exited unexpectedly' "$DIR/gateway.log" || true) unexpected worker exits;" \
         "warnings/errors by message:"
