@@ -201,9 +201,10 @@ gateway_upgrade() {
     t1=$(now_ms)
     read -r pid2 keeper2 gen2 inst2 < <(python3 "$LOAD" gateway-state --admin-port $ADMIN_PORT || echo "? ? 0 ?")
     # The keeper follows once the new worker accepts; give it a moment to re-execute.
-    for _ in $(seq 50); do exe=$(readlink "/proc/$keeper/exe" || true); [ "$exe" = "$binary" ] && break; sleep 0.02; done
+    local target; target=$(readlink -f "$binary")
+    for _ in $(seq 50); do exe=$(readlink "/proc/$keeper/exe" || true); [ "$exe" = "$target" ] && break; sleep 0.02; done
     [ "$code" = 200 ] && [ "$pid2" != "$pid" ] && [ "$keeper2" = "$keeper" ] && [ "$inst2" = "$inst" ] && [ "$gen2" -gt "$gen" ] &&
-        [ "$exe" = "$binary" ] || ok=0
+        [ "$exe" = "$target" ] || ok=0
     event upgrade "$t0" $((t1 - t0)) $ok "HTTP $code; worker $pid -> $pid2, generation $gen -> $gen2, keeper $keeper -> $keeper2 (runs $(basename "$exe")), instances [$inst] -> [$inst2]"
     [ $ok = 1 ] || sed 's/^/      /' "$DIR/upgrade.json"
 }

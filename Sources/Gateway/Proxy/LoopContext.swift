@@ -106,9 +106,6 @@ final class LoopContext {
         return closed
     }
 
-    /// Client connections open on this loop now.
-    var connectionCount: Int { connections.count }
-
     /// Closes every connection at once: the end of a shutdown.
     func closeAllConnections() {
         for handler in connections.values {

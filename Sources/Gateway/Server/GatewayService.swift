@@ -212,7 +212,7 @@ final class GatewayService: Service {
                             self.keeper?.reloadFinished(ok: false, message: "\(error)")
                         }
                     case .startAccepting:
-                        // Our turn: the worker before us closed its listeners (or there was none).
+                        // Our turn: the worker before us paused its listeners (or there was none).
                         for channel in acceptingChannels {
                             try? await channel.setOption(.autoRead, value: true)
                         }
@@ -272,7 +272,7 @@ final class GatewayService: Service {
             "shutdown drain finished",
             metadata: ["drained": "\(result.drained)", "active": "\(result.active)"]
         )
-        let connections = await server.mapLoops { $0.connectionCount }.reduce(0, +)
+        let connections = server.openConnections.load(ordering: .relaxed)
         await server.forEachLoop { $0.closeAllConnections() }
         // The gateway has drained: nothing is in flight to the instances any more.
         await supervisor.shutdown(drain: false)
@@ -303,21 +303,31 @@ final class GatewayService: Service {
         logger.info("replaced by a new worker: draining", metadata: ["connections": "\(connections)", "timeout": "\(timeout)"])
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
-        var open = connections
-        while open > 0 || adminConnections.snapshot().open > 0, clock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(50))
-            open = server.openConnections.load(ordering: .relaxed)
-        }
+        var open = await waitForConnections(server, adminConnections, until: deadline)
         if open > 0 {
-            // Tunnels (WebSocket) get 1001 and their clients reconnect, to the new worker.
+            // Tunnels (WebSocket) get 1001 and their clients reconnect, to the new worker; the
+            // close frames go out before the connections close.
             logger.info("drain timeout: closing what is left", metadata: ["connections": "\(open)"])
             await server.forEachLoop { $0.closeTunnels(deployment: nil) }
-            try? await Task.sleep(for: .milliseconds(200))
+            open = await waitForConnections(server, adminConnections, until: clock.now + .seconds(1))
         }
         logger.info("worker drained", metadata: ["connections": "\(connections)", "left": "\(open)"])
         await server.forEachLoop { $0.closeAllConnections() }
         try? await group.shutdownGracefully()
         keeper?.drainFinished(connections: connections)
+    }
+
+    /// Waits until this worker's client and admin connections have all closed, or `deadline`;
+    /// returns how many client connections are left.
+    private func waitForConnections(
+        _ server: ProxyServer, _ adminConnections: AdminConnections, until deadline: ContinuousClock.Instant
+    ) async -> Int {
+        var open = server.openConnections.load(ordering: .relaxed)
+        while open > 0 || adminConnections.snapshot().open > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+            open = server.openConnections.load(ordering: .relaxed)
+        }
+        return open
     }
 
     /// What the keeper link says, as the service's run loop takes it.
