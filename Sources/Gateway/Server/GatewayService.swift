@@ -214,7 +214,7 @@ final class GatewayService: Service {
                     case .startAccepting:
                         // Our turn: the worker before us paused its listeners (or there was none).
                         for channel in acceptingChannels {
-                            try? await channel.setOption(.autoRead, value: true)
+                            try? await channel.setOption(.autoRead, value: true).get()
                         }
                     case .drain: return .replaced
                     case .shutdown: return .signal
@@ -294,7 +294,7 @@ final class GatewayService: Service {
         // Paused, not closed: NIO's bootstrap closes a connection whose setup on its event loop
         // finishes after the listener closed (a reset for a client that did nothing wrong). A
         // paused listener accepts nothing more, and the exit closes it once nothing is set up.
-        for listener in listeners { try? await listener.setOption(.autoRead, value: false) }
+        for listener in listeners { try? await listener.setOption(.autoRead, value: false).get() }
         keeper?.stoppedAccepting()
         // Not a suspend: requests on connections this worker accepted have nowhere else to go,
         // so they are admitted and served as before; only their connections end with them.
