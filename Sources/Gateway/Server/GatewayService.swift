@@ -181,6 +181,8 @@ final class GatewayService: Service {
                 "pid": "\(getpid())",
             ]
         )
+        events.publish(
+            "gateway", "worker \(getpid()) serving", ["state": .string("serving"), "pid": .int(Int(getpid())), "adopted": .int(adoptedReady)])
         if let keeper {
             keeper.becameReady(adopted: adoptedReady)
         } else {
@@ -291,6 +293,7 @@ final class GatewayService: Service {
         defer { secondSignal.cancel() }
 
         logger.info("shutting down: no longer accepting", metadata: ["timeout": "\(shutdownTimeout)"])
+        events.publish("gateway", "shutting down: draining for up to \(shutdownTimeout)", ["state": .string("shutting_down")])
         for listener in listeners { try? await listener.close() }
         let result = try await controller.suspend(.gateway, timeout: .after(shutdownTimeout))
         logger.info(
