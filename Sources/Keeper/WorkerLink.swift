@@ -7,7 +7,7 @@ import Synchronization
 /// A worker's link to its keeper, around ``WorkerStateMachine``: it carries the machine's
 /// actions out, and it is the worker's ``ProcessLaunching``, so the supervisor starts and
 /// signals instances through the keeper (their parent) without knowing it.
-public final class WorkerLink: ProcessLaunching, Sendable {
+public final class WorkerLink: ProcessLaunching, OutputLogReading, Sendable {
     /// What the worker does with what the keeper says. Called on the link's reader thread; each
     /// should hand the work on (to a task) and return.
     public struct Handlers: Sendable {
@@ -53,6 +53,8 @@ public final class WorkerLink: ProcessLaunching, Sendable {
         /// Every instance process this worker knows, by pid: exits are published to them.
         var processes: [Int32: SpawnedProcess] = [:]
         var upgradeWaiter: CheckedContinuation<(ok: Bool, message: String), Never>?
+        /// `readLogs` requests waiting for their answer, by request number.
+        var logWaiters: [Int: CheckedContinuation<Result<OutputPage, OutputLogError>, Never>] = [:]
         var hello: KeeperMessage.Hello?
     }
 
@@ -113,13 +115,20 @@ public final class WorkerLink: ProcessLaunching, Sendable {
                     return state.upgradeWaiter
                 }
                 waiter?.resume(returning: (ok, message))
+            case .logsRead(let answer):
+                let waiter = state.withLock { $0.logWaiters.removeValue(forKey: answer.request) }
+                waiter?.resume(returning: .success(answer.page))
             case .exit(let reason, let failure):
                 // Orders still waiting will never be answered.
-                let waiters = state.withLock { state in
-                    defer { state.waiting.removeAll() }
-                    return Array(state.waiting.values)
+                let (waiters, logWaiters) = state.withLock { state in
+                    defer {
+                        state.waiting.removeAll()
+                        state.logWaiters.removeAll()
+                    }
+                    return (Array(state.waiting.values), Array(state.logWaiters.values))
                 }
                 waiters.forEach { $0.finish(.failure("the keeper link closed")) }
+                logWaiters.forEach { $0.resume(returning: .failure(OutputLogError("the keeper link closed"))) }
                 handlers?.exit(reason, failure)
             }
         }
@@ -188,6 +197,40 @@ public final class WorkerLink: ProcessLaunching, Sendable {
                 }
                 guard link.send(message) else { return (false, "the keeper link is closed") }
                 state.upgradeWaiter = continuation
+                return nil
+            }
+            if let outcome { continuation.resume(returning: outcome) }
+        }
+    }
+
+    // MARK: Output
+
+    /// How much longer than the asked-for wait a logs request may take before it fails.
+    public static let logsAnswerGrace: Duration = .seconds(5)
+
+    /// ``OutputLogReading``: the keeper reads the instances' pipes and keeps their lines, so
+    /// they outlive this worker.
+    public func read(_ query: OutputQuery) async -> Result<OutputPage, OutputLogError> {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Result<OutputPage, OutputLogError>, Never>) in
+            let outcome = state.withLock { locked -> Result<OutputPage, OutputLogError>? in
+                guard case .send(let message)? = locked.machine.readLogs(query), case .readLogs(let request) = message else {
+                    return .failure(OutputLogError(
+                        locked.machine.keeperKeepsLogs
+                            ? "this worker has no keeper link any more (it is draining or its keeper is gone)"
+                            : "this gateway's keeper keeps no output (it predates `gateway logs`); it will once it runs the new binary"))
+                }
+                locked.logWaiters[request.request] = continuation
+                // Sent under the lock, so the answer cannot overtake the registration.
+                guard link.send(message) else {
+                    locked.logWaiters[request.request] = nil
+                    return .failure(OutputLogError("the keeper link is closed"))
+                }
+                let timeout = Duration.milliseconds(query.waitMilliseconds) + Self.logsAnswerGrace
+                Task { [self] in
+                    try? await Task.sleep(for: timeout)
+                    let waiter = state.withLock { $0.logWaiters.removeValue(forKey: request.request) }
+                    waiter?.resume(returning: .failure(OutputLogError("the keeper did not answer within \(timeout)")))
+                }
                 return nil
             }
             if let outcome { continuation.resume(returning: outcome) }
