@@ -22,13 +22,17 @@ final class GatewayOperations: Sendable {
     let tls: TLSListenerContexts
     /// The keeper this worker runs under; nil for a gateway on its own.
     let keeper: WorkerLink?
+    /// Where the instances' last output lines are read from (`gateway logs`): the keeper, or the
+    /// log this process keeps when it runs without one.
+    let output: (any OutputLogReading)?
 
     init(
         supervisor: ProcessSupervisor, membership: BackendMembership, controller: RequestController,
         configPath: String?, executablePath: String, logger: Logger, shutdownRequests: AsyncStream<Duration?>.Continuation,
-        tls: TLSListenerContexts = TLSListenerContexts([:]), keeper: WorkerLink? = nil
+        tls: TLSListenerContexts = TLSListenerContexts([:]), keeper: WorkerLink? = nil, output: (any OutputLogReading)? = nil
     ) {
         self.keeper = keeper
+        self.output = output
         self.tls = tls
         self.supervisor = supervisor
         self.membership = membership
