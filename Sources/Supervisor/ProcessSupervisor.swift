@@ -403,9 +403,23 @@ public actor ProcessSupervisor {
 
     /// The process table: one row per slot, plus a row for a surge replacement or a retiring
     /// instance while a roll has two processes in one slot.
-    public func status() -> [InstanceStatus] {
+    ///
+    /// Memory and CPU are summed over each instance's process tree; the host's process list that
+    /// takes is read before the actor is entered, so a host with many processes does not hold up
+    /// exits and health checks.
+    public nonisolated func status() async -> [InstanceStatus] {
         let processes = ProcessSampler.processList()
-        return order.compactMap { deployments[$0] }.flatMap { $0.slots.flatMap { status(of: $0, processes: processes) } }
+        return await rows(processes)
+    }
+
+    private func rows(_ processes: ProcessSampler.ProcessList) -> [InstanceStatus] {
+        order.compactMap { deployments[$0] }.flatMap { $0.slots.flatMap { status(of: $0, processes: processes) } }
+    }
+
+    /// The instance numbers of a supervised deployment (nil: no such deployment), without the
+    /// cost of a status.
+    public func indices(of deployment: String) -> [Int]? {
+        deployments[deployment]?.slots.map(\.index)
     }
 
     private func status(of slot: Slot) -> [InstanceStatus] {

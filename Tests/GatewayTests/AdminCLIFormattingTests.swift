@@ -246,7 +246,7 @@ import Testing
         let commands = ProcessTable.render(processes, width: 40).drop { !$0.isEmpty }
         #expect(commands.count == 4)
         #expect(commands.allSatisfy { $0.count <= 40 }, "commands are cut to the terminal too")
-        #expect(commands.contains("shop#1  gunicorn -b 127.0.0.1:9101 'app..."))
+        #expect(commands.contains("shop#1  gunicorn -b 127.0.0.1:9101 'a..."))
         #expect(cut[0].hasSuffix("REASON / LAST EXIT"))
         #expect(cut[2].hasSuffix("..."))
         #expect(cut[2].count == 130)

@@ -30,9 +30,9 @@ extension AdminAPI {
         guard configured.process != nil else {
             return .error(409, "deployment '\(deployment)' has fixed backends; the gateway does not run its processes")
         }
-        let rows = await operations.supervisor.status().filter { $0.deployment == deployment }
-        guard rows.contains(where: { $0.index == index }) else {
-            return .error(404, "deployment '\(deployment)' has no instance #\(index) (it has \(Set(rows.map(\.index)).count))")
+        let indices = await operations.supervisor.indices(of: deployment) ?? []
+        guard indices.contains(index) else {
+            return .error(404, "deployment '\(deployment)' has no instance #\(index) (it has \(indices.count))")
         }
         guard let output = operations.output else { return .error(409, "this gateway keeps no instance output") }
         switch await output.read(query) {
