@@ -93,8 +93,14 @@ public final class WorkerLink: ProcessLaunching, OutputLogReading, Sendable {
             case .send(let message):
                 link.send(message)
             case .spawned(let answer, let order):
+                // Registered here, on the reader thread, before the next message is read: an
+                // instance that exits at once has its `exited` right behind this, and it must
+                // find the process (the spawning thread may not have woken up yet).
+                let age = max(0, Date().timeIntervalSince1970 - answer.startedAt)
+                let process = remoteProcess(
+                    name: order.process.name, pid: answer.pid, startedAt: .now - .milliseconds(Int64(age * 1000)))
                 let waiter = state.withLock { $0.waiting.removeValue(forKey: order.request) }
-                waiter?.finish(.success(answer))
+                waiter?.finish(.success(process))
             case .spawnFailed(let reason, let order):
                 let waiter = state.withLock { $0.waiting.removeValue(forKey: order.request) }
                 waiter?.finish(.failure(reason))
@@ -258,9 +264,8 @@ public final class WorkerLink: ProcessLaunching, OutputLogReading, Sendable {
             throw failure("cannot start \(request.name): the keeper did not answer within \(Self.spawnAnswerTimeout)")
         case .failure(let reason)?:
             throw failure(reason)
-        case .success(let answer)?:
-            let age = max(0, Date().timeIntervalSince1970 - answer.startedAt)
-            return remoteProcess(name: request.name, pid: answer.pid, startedAt: .now - .milliseconds(Int64(age * 1000)))
+        case .success(let process)?:
+            return process
         }
     }
 
@@ -276,6 +281,6 @@ public final class WorkerLink: ProcessLaunching, OutputLogReading, Sendable {
 
 /// A spawn order's answer, handed from the link's reader thread to the waiting spawn.
 enum SpawnAnswer: Sendable {
-    case success(KeeperMessage.Spawned)
+    case success(SpawnedProcess)
     case failure(String)
 }
