@@ -260,6 +260,14 @@ import Testing
         #expect(ProcessTable.render(processes, width: 500) == full)
     }
 
+    @Test func commandsAreShownAsAShellWouldTakeThem() {
+        #expect(ProcessTable.shellQuoted("127.0.0.1:9101") == "127.0.0.1:9101")
+        #expect(ProcessTable.shellQuoted("a b") == "'a b'")
+        #expect(ProcessTable.shellQuoted("it's") == #"'it'\''s'"#)
+        #expect(ProcessTable.shellQuoted("") == "''")
+        #expect(ProcessTable.shellQuoted("$HOME") == "'$HOME'")
+    }
+
     @Test func emptyTableSaysSo() {
         #expect(ProcessTable.render([]) == ["the gateway supervises no processes"])
     }

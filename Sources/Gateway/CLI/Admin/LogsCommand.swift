@@ -21,7 +21,7 @@ struct LogsCommand: AsyncParsableCommand {
             then prints new lines as they come (a long poll) until Ctrl-C; an instance that is \
             restarted meanwhile is followed into its new process.
 
-            \\(AdminExitCode.discussion)
+            \(AdminExitCode.discussion)
             """
     )
 
