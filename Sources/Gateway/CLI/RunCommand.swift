@@ -46,6 +46,11 @@ struct RunCommand: ParsableCommand {
             environment[name] = nil
             unsetenv(name)
         }
+        // One key for every worker's session cookies, so a sign-in on the status page survives
+        // an upgrade; kept in the keeper's own environment, which a re-exec carries over.
+        let sessionKey = environment[AdminSessions.keyVariable] ?? TokenDigest(bytes: TokenDigest.randomBytes(32))!.hex
+        setenv(AdminSessions.keyVariable, sessionKey, 1)
+        environment[AdminSessions.keyVariable] = sessionKey
         let executable = GatewayService.executablePath()
         let keeper = KeeperProcess(
             configuration: .init(

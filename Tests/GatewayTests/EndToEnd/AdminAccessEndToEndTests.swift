@@ -138,6 +138,25 @@ struct AdminAccessEndToEndTests {
         #expect(audit["status"] as? Int == 200)
     }
 
+    @Test func aBrowserSessionOutlivesAnUpgrade() async throws {
+        let h = try await GatewayHarness(backends: 1, yaml: GatewayHarness.simpleConfig())
+        let signIn = try await TestHTTPClient.withConnection(port: h.adminPort) { client in
+            try await client.request(
+                .POST, "/session",
+                headers: [("content-type", "application/x-www-form-urlencoded"), ("origin", "http://127.0.0.1:\(h.adminPort)")],
+                body: Array("token=\(TestAdmin.token)".utf8))
+        }
+        #expect(signIn.status.code == 303)
+        let cookie = try #require(signIn.headers["set-cookie"].first?.split(separator: ";").first.map(String.init))
+        let before = try await h.admin(.GET, "/health", token: nil, headers: [("cookie", cookie)])
+        let oldWorker = GatewayHarness.json(before)["pid"] as? Int
+        let upgrade = try await h.adminJSON(.POST, "/upgrade")
+        #expect(upgrade.status == 200, "\(upgrade.json)")
+        let stats = try await h.admin(.GET, "/health", token: nil, headers: [("cookie", cookie)])
+        #expect(GatewayHarness.json(stats)["pid"] as? Int != oldWorker)
+        #expect(try await h.admin(.GET, "/stats", token: nil, headers: [("cookie", cookie)]).status.code == 200)
+    }
+
     @Test func eventsFollowAShutdownToItsEnd() async throws {
         let h = try await GatewayHarness(backends: 1, yaml: GatewayHarness.simpleConfig())
         let events = try ChildProcess.gateway(["events", "--admin", "http://127.0.0.1:\(h.adminPort)"])
