@@ -40,6 +40,10 @@ struct AdminAccessEndToEndTests {
         // The gateway's own user is an admin on the socket, with no token at all.
         #expect(try await Self.curlSocket(socket, "GET", "/processes").0 == 200)
         #expect(try await Self.curlSocket(socket, "POST", "/shutdown?timeout=bad").0 == 400)
+        // The CLI finds the socket through the configuration, and needs no token there.
+        let status = try ChildProcess.gateway(
+            ["status", "--config", h.directory.appendingPathComponent("gateway.yaml").path], environment: ["GATEWAY_TOKEN": "", "GATEWAY_ADMIN": ""])
+        #expect(try await status.waitForExit() == 0, "\(status.outputDescription)")
         // Nobody else can reach the TCP listener without a token.
         #expect(try await h.admin(.GET, "/stats", token: nil).status.code == 401)
 
@@ -63,6 +67,11 @@ struct AdminAccessEndToEndTests {
         let nobody = h.gateway.stderrLines.filter { $0.contains("\"user\":\"nobody\"") && $0.contains("\"status\":200") }
         #expect(nobody.count == 1 && nobody[0].contains("\"credential\":\"socket\"") && nobody[0].contains("\"path\":\"/resume\""), "\(nobody)")
         #expect(h.gateway.stderrLines.contains { $0.contains("\"user\":\"nobody\"") && $0.contains("\"status\":403") })
+
+        // A keeper that exits takes its socket file with it.
+        h.gateway.terminate(signal: SIGTERM)
+        #expect(try await h.gateway.waitForExit(timeout: .seconds(20)) == 0)
+        #expect(!FileManager.default.fileExists(atPath: socket))
     }
 
     @Test func adminTokenMakesATokenWhoseHashTheGatewayAcceptsAndTheCLITakesItThreeWays() async throws {
