@@ -82,6 +82,19 @@ import Testing
                 }
             }
         }
+        // Every state-changing call above, allowed or not, left exactly one audit entry, with
+        // the user it was made as (when one was known) and its path.
+        let audit = api.events.subscribe().recent.filter { $0.type == "audit" }
+        let calls = Self.endpoints.filter { $0.method == "POST" }
+        #expect(audit.count == calls.count * (2 + AdminLevel.allCases.count))
+        for endpoint in calls {
+            let path = String(endpoint.uri.split(separator: "?")[0])
+            let users = audit.filter { $0.fields["path"] == .string(path) }.compactMap { entry -> String? in
+                if case .string(let user) = entry.fields["user"] { return user }
+                return nil
+            }
+            #expect(users.sorted() == ["-", "-", "admin-user", "operator-user", "viewer-user"], "\(path): \(users)")
+        }
     }
 
     @Test func publicMetricsNeedsNoToken() async throws {
