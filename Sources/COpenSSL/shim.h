@@ -7,6 +7,8 @@
 #include <openssl/crypto.h>
 #include <openssl/opensslv.h>
 #include <openssl/x509v3.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 
 // Swift does not import function-like macros, nor macros whose value is built by another
 // function-like macro (SSL_OP_BIT). Everything below is a `static inline` wrapper so that this

@@ -48,6 +48,62 @@ public enum ListeningSocket {
         throw Failure(address: shown, reason: String(cString: strerror(lastError)))
     }
 
+    /// Binds and listens on a Unix socket at `path` with the given mode (0660: the gateway's
+    /// user and group). A socket file left by a gateway that is gone (nothing accepts on it) is
+    /// replaced; one that a running process accepts on, or a file that is not a socket, is an
+    /// error rather than something to delete.
+    public static func bindUnix(path: String, mode: mode_t = 0o660, backlog: Int32 = backlog) throws(Failure) -> Int32 {
+        let shown = "unix:\(path)"
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard bytes.count < capacity else { throw Failure(address: shown, reason: "the path is longer than \(capacity - 1) bytes") }
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            for (index, byte) in bytes.enumerated() { buffer[index] = byte }
+            buffer[bytes.count] = 0
+        }
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFSOCK else {
+                throw Failure(address: shown, reason: "a file that is not a socket is in the way")
+            }
+            if Self.accepts(&address) {
+                throw Failure(address: shown, reason: "another process accepts connections on it (is a gateway running already?)")
+            }
+            unlink(path)
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure(address: shown, reason: String(cString: strerror(errno))) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw Failure(address: shown, reason: reason)
+        }
+        // Before listen: nobody can connect before the mode is right.
+        guard chmod(path, mode) == 0, listen(fd, backlog) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            unlink(path)
+            throw Failure(address: shown, reason: reason)
+        }
+        return fd
+    }
+
+    /// Whether something accepts connections on the socket at `address`.
+    private static func accepts(_ address: inout sockaddr_un) -> Bool {
+        let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard probe >= 0 else { return false }
+        defer { close(probe) }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        return result == 0
+    }
+
     /// Sets the backlog of a socket that listens already (SOMAXCONN caps it). A worker calls it
     /// after NIO took the socket over, since NIO listens again with its own default of 128.
     public static func restoreBacklog(_ fd: Int32) {

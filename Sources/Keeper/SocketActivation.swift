@@ -56,7 +56,7 @@ public struct SocketActivation: Sendable {
         sockets.first { $0.address == address }
     }
 
-    /// `host:port` of a bound IPv4 or IPv6 socket.
+    /// `host:port` of a bound IPv4 or IPv6 socket; `unix:PATH` of a Unix one.
     static func boundAddress(_ fd: Int32) -> String? {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
@@ -80,6 +80,14 @@ public struct SocketActivation: Sendable {
                     var inAddress = address.pointee.sin6_addr
                     inet_ntop(AF_INET6, &inAddress, &host, socklen_t(host.count))
                     return "[\(String(cString: host))]:\(UInt16(bigEndian: address.pointee.sin6_port))"
+                }
+            }
+        case AF_UNIX:
+            return withUnsafePointer(to: &storage) { pointer in
+                pointer.withMemoryRebound(to: sockaddr_un.self, capacity: 1) { address in
+                    withUnsafeBytes(of: address.pointee.sun_path) { path in
+                        "unix:" + String(decoding: path.prefix { $0 != 0 }, as: UTF8.self)
+                    }
                 }
             }
         default:

@@ -105,19 +105,31 @@ public actor ProcessSupervisor {
     /// Another supervisor (a new worker's) has taken the processes over: this one decides
     /// nothing any more, it only lets its own in-flight work end.
     private var detached = false
+    /// Told of every instance state change and roll step, for the gateway's event stream.
+    private let events: (@Sendable (SupervisorEvent) -> Void)?
 
     /// - Parameters:
     ///   - host: the address instances listen on and are reached at (they get `$PORT` only).
     ///   - environment: the environment every instance starts from (the gateway's own).
     public init(
         spawner: any ProcessLaunching, delegate: any SupervisorDelegate, logger: Logger,
-        host: String = "127.0.0.1", environment: [String: String]
+        host: String = "127.0.0.1", environment: [String: String],
+        events: (@Sendable (SupervisorEvent) -> Void)? = nil
     ) {
+        self.events = events
         self.spawner = spawner
         self.delegate = delegate
         self.logger = logger
         self.host = host
         self.baseEnvironment = environment
+    }
+
+    /// Every state change of a slot goes through here, so each is told once, in order.
+    private func enter(_ slot: Slot, _ state: Supervisor.InstanceState, reason: String) {
+        let previous = slot.state
+        slot.state = state
+        slot.reason = reason
+        events?(.instanceState(deployment: slot.deployment, index: slot.index, pid: slot.current?.process.pid, from: previous, to: state, reason: reason))
     }
 
     // MARK: Deployments
@@ -162,8 +174,7 @@ public actor ProcessSupervisor {
             generation.adopted = true
             slot.current = generation
             slot.lastPort = adopted.port
-            slot.state = .starting
-            slot.reason = "adopted from the previous worker; waiting for its health check"
+            enter(slot, .starting, reason: "adopted from the previous worker; waiting for its health check")
             logger.info(
                 "[\(slot.name)] adopted",
                 metadata: [
@@ -289,9 +300,12 @@ public actor ProcessSupervisor {
         let previousSpec = state.spec
         state.spec = spec
         logger.info("rolling restart started", metadata: ["deployment": "\(name)", "instances": "\(state.slots.count)"])
+        events?(.rollStarted(deployment: name, instances: state.slots.count))
         var steps: [RollStep] = []
         if state.slots.count == 1 {
-            steps.append(await surge(state.slots[0], spec: spec))
+            let step = await surge(state.slots[0], spec: spec)
+            events?(.rollStep(step))
+            steps.append(step)
         } else {
             let batchSize = max(1, spec.maxUnavailable)
             var index = 0
@@ -300,7 +314,9 @@ public actor ProcessSupervisor {
                 index += batchSize
                 var batchSteps: [RollStep] = []
                 for slot in batch {
-                    batchSteps.append(await replace(slot, spec: spec))
+                    let step = await replace(slot, spec: spec)
+                    events?(.rollStep(step))
+                    batchSteps.append(step)
                 }
                 steps += batchSteps
                 if batchSteps.contains(where: { $0.error != nil }) { break }
@@ -321,6 +337,7 @@ public actor ProcessSupervisor {
             message = "rolled \(steps.count) instance\(steps.count == 1 ? "" : "s")"
             logger.info("rolling restart finished", metadata: ["deployment": "\(name)", "instances": "\(steps.count)"])
         }
+        events?(.rollFinished(deployment: name, ok: failed == nil, message: message))
         return RollReport(deployment: name, ok: failed == nil, message: message, steps: steps)
     }
 
@@ -475,8 +492,7 @@ public actor ProcessSupervisor {
         } else {
             slot.current = generation
             slot.lastPort = port
-            slot.state = .starting
-            slot.reason = "waiting for the first health check"
+            enter(slot, .starting, reason: "waiting for the first health check")
         }
         logger.info(
             "[\(slot.name)] started\(asSurge ? " (replacement)" : "")",
@@ -532,8 +548,7 @@ public actor ProcessSupervisor {
         generation.readyAt = now
         generation.inRotation = true
         if generation === slot.current {
-            slot.state = .ready
-            slot.reason = "health check passed"
+            enter(slot, .ready, reason: "health check passed")
         }
         logger.info(
             "[\(slot.name)] ready after \(Self.format(now - generation.checkingSince)); in rotation",
@@ -587,8 +602,7 @@ public actor ProcessSupervisor {
             slot.current = nil
             if slot.surge != nil {
                 // A replacement is starting; the roll decides what happens to the slot.
-                slot.state = .starting
-                slot.reason = "\(generation.killReason ?? text); replacement starting"
+                enter(slot, .starting, reason: "\(generation.killReason ?? text); replacement starting")
             } else {
                 let healthyFor = generation.readyAt.map { ContinuousClock.now - $0 } ?? .zero
                 crashed(slot, reason: generation.killReason ?? text, healthyFor: healthyFor)
@@ -605,19 +619,16 @@ public actor ProcessSupervisor {
     /// delayed respawn, or FAILED when the policy gives up.
     private func crashed(_ slot: Slot, reason: String, healthyFor: Duration) {
         guard slot.wanted, !shuttingDown else {
-            slot.state = .stopped
-            slot.reason = reason
+            enter(slot, .stopped, reason: reason)
             return
         }
         switch slot.tracker.crashed(healthyFor: healthyFor) {
         case .giveUp(let restarts):
-            slot.state = .failed
             slot.wanted = false
-            slot.reason = "\(reason); gave up after \(restarts) restarts in a row (max_restarts)"
+            enter(slot, .failed, reason: "\(reason); gave up after \(restarts) restarts in a row (max_restarts)")
             logger.error("[\(slot.name)] FAILED: \(slot.reason); start it again with `gateway start \(slot.name)`")
         case .restart(let delay, let attempt):
-            slot.state = .backoff
-            slot.reason = "\(reason); restart \(attempt) in \(Self.format(delay))"
+            enter(slot, .backoff, reason: "\(reason); restart \(attempt) in \(Self.format(delay))")
             logger.info("[\(slot.name)] BACKOFF: restarting in \(Self.format(delay)) (restart \(attempt) in a row)")
             slot.backoff?.cancel()
             slot.backoff = Task {
@@ -654,8 +665,7 @@ public actor ProcessSupervisor {
         await generation.health?.value
         let spec = generation.spec
         if generation === slot.current {
-            slot.state = .stopping
-            slot.reason = reason
+            enter(slot, .stopping, reason: reason)
         }
         logger.info("[\(slot.name)] stopping: \(reason)", metadata: ["pid": "\(generation.process.pid)", "state": "STOPPING"])
         var report: DrainReport?
@@ -687,8 +697,7 @@ public actor ProcessSupervisor {
         }
         if generation === slot.current {
             slot.current = nil
-            slot.state = .stopped
-            slot.reason = reason
+            enter(slot, .stopped, reason: reason)
         }
         return report
     }
@@ -701,8 +710,7 @@ public actor ProcessSupervisor {
                 slot.backoff?.cancel()
                 slot.backoff = nil
                 if slot.live.isEmpty {
-                    slot.state = .stopped
-                    slot.reason = reason
+                    enter(slot, .stopped, reason: reason)
                 }
                 for generation in slot.live {
                     let id = ObjectIdentifier(generation)
@@ -815,8 +823,7 @@ public actor ProcessSupervisor {
         let previous = slot.current
         slot.current = replacement
         slot.lastPort = replacement.endpoint.port
-        slot.state = .ready
-        slot.reason = "replaced pid \(old.process.pid) (rolling restart)"
+        enter(slot, .ready, reason: "replaced pid \(old.process.pid) (rolling restart)")
         slot.restarts += 1
         slot.tracker.reset()
         if let previous, previous !== replacement, previous.exit.value == nil {

@@ -77,8 +77,13 @@ extension AdminAPI {
         guard let keeper = operations?.keeper else {
             return .error(409, "this gateway runs without a keeper (it was not started by `gateway run`), so it cannot replace itself")
         }
+        events.publish("upgrade", "upgrade started" + (binary.map { " with \($0)" } ?? ""), ["binary": .optional(binary), "step": .string("started")])
         let outcome = await keeper.requestUpgrade(binary: binary)
-        guard outcome.ok else { return .error(500, "upgrade failed: \(outcome.message); this worker (pid \(getpid())) keeps serving") }
+        guard outcome.ok else {
+            events.publish("upgrade", "upgrade failed: \(outcome.message)", ["step": .string("failed"), "error": .string(outcome.message)])
+            return .error(500, "upgrade failed: \(outcome.message); this worker (pid \(getpid())) keeps serving")
+        }
+        events.publish("upgrade", "new worker serving; this one drains: \(outcome.message)", ["step": .string("finished"), "old_worker_pid": .int(Int(getpid()))])
         return .json(200, UpgradeAnswer(upgraded: true, message: outcome.message, oldWorkerPID: getpid()))
     }
 

@@ -7,22 +7,46 @@ struct AdminRequest: Sendable {
     var path: String
     var query: [String: String]
     var body: [UInt8]
+    /// Header fields as received (names lower-cased), for credentials and the browser checks.
+    var headers: [(name: String, value: String)]
+    var peer: AdminPeer
 
-    init(method: String, uri: String, body: [UInt8] = []) {
+    /// - Parameter peer: the server always says; the default, a process of the gateway's own
+    ///   user on the socket, is for tests of the endpoints themselves.
+    init(
+        method: String, uri: String, body: [UInt8] = [], headers: [(name: String, value: String)] = [],
+        peer: AdminPeer = .unix(PeerCredentials(pid: getpid(), uid: getuid(), gid: getgid()))
+    ) {
         self.method = method
         self.body = body
+        self.headers = headers.map { (name: $0.name.lowercased(), value: $0.value) }
+        self.peer = peer
         let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         path = String(parts.first ?? "/")
-        var query: [String: String] = [:]
-        if parts.count > 1 {
-            for pair in parts[1].split(separator: "&") {
-                let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                let key = String(kv[0]).removingPercentEncoding ?? String(kv[0])
-                let value = kv.count > 1 ? (String(kv[1]).removingPercentEncoding ?? String(kv[1])) : ""
-                query[key] = value
+        query = parts.count > 1 ? Self.formFields(Array(parts[1].utf8)) : [:]
+    }
+
+    /// The first value of a header field (name in lower case).
+    func header(_ name: String) -> String? {
+        headers.first { $0.name == name }?.value
+    }
+
+    func headerCount(_ name: String) -> Int {
+        headers.reduce(0) { $0 + ($1.name == name ? 1 : 0) }
+    }
+
+    /// `a=1&b=x%20y` (a query, or a form body) as a dictionary; `+` is a space in both.
+    static func formFields(_ bytes: [UInt8]) -> [String: String] {
+        var fields: [String: String] = [:]
+        for pair in String(decoding: bytes, as: UTF8.self).split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ text: Substring) -> String {
+                let spaced = text.replacingOccurrences(of: "+", with: " ")
+                return spaced.removingPercentEncoding ?? spaced
             }
+            fields[decode(kv[0])] = kv.count > 1 ? decode(kv[1]) : ""
         }
-        self.query = query
+        return fields
     }
 }
 
@@ -30,19 +54,39 @@ struct AdminResponse: Sendable {
     var status: Int
     var contentType: String
     var body: [UInt8]
+    /// More header fields (cookies, `Location`, `WWW-Authenticate`, `Retry-After`).
+    var headers: [(String, String)] = []
     /// Runs once the answer is written (or could not be): for an action whose answer must get
     /// out before the action can take the connection away, as a shutdown does.
     var afterWrite: (@Sendable () -> Void)? = nil
+    /// A body that goes on after the head (server-sent events): each element is written and
+    /// flushed as it comes, and the answer ends when the stream does.
+    var stream: AsyncStream<[UInt8]>? = nil
 
     static func json(_ status: Int, _ value: some Encodable) -> AdminResponse {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
-        return AdminResponse(status: status, contentType: "application/json", body: Array(data) + [UInt8(ascii: "\n")])
+        AdminResponse(status: status, contentType: "application/json", body: Array(AdminJSONEncoding.encode(value, pretty: true)) + [UInt8(ascii: "\n")])
     }
 
     static func error(_ status: Int, _ message: String) -> AdminResponse {
         json(status, ["error": message])
+    }
+
+    static func html(_ status: Int, _ document: String) -> AdminResponse {
+        var response = AdminResponse(status: status, contentType: "text/html; charset=utf-8", body: Array(document.utf8))
+        // The page is the operator's: never framed by another site, never cached.
+        response.headers.append(("cache-control", "no-store"))
+        response.headers.append(("x-frame-options", "DENY"))
+        response.headers.append(("content-security-policy", "default-src 'self'; script-src 'unsafe-inline' 'self'; style-src 'unsafe-inline' 'self'; img-src 'self' data:; frame-ancestors 'none'"))
+        return response
+    }
+}
+
+/// The admin API's JSON: sorted keys, slashes as they are.
+enum AdminJSONEncoding {
+    static func encode(_ value: some Encodable, pretty: Bool) -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(value)) ?? Data("{}".utf8)
     }
 }
 
@@ -61,22 +105,49 @@ struct AdminAPI: Sendable {
     var tls = TLSCounters()
     /// The admin listener's own connections, for `/stats`; nil when no listener counts them.
     var connections: AdminConnections? = nil
+    /// Who may do what; the default (no users, nothing public) serves only the gateway's own
+    /// user on the socket, which is what tests of the endpoints call as.
+    var accessControl = AdminAccess(config: AdminConfig(listen: HostPort(host: "127.0.0.1", port: 9901)), boundPort: 9901)
+    /// What happened, for `/events` and the page.
+    var events = GatewayEventLog()
 
+    /// Authorizes, answers, and writes the audit line of a state-changing call.
     func handle(_ request: AdminRequest) async -> AdminResponse {
+        let started = ContinuousClock.now
+        var principal: AdminPrincipal?
+        let response: AdminResponse
+        switch accessControl.authorize(request) {
+        case .denied(let refusal, let who):
+            principal = who
+            response = refusal
+        case .allowed(let who, let csrfToken):
+            principal = who
+            response = await route(request, principal: who, csrfToken: csrfToken)
+        }
+        if AdminAccessPolicy.isStateChanging(method: request.method) {
+            AdminAudit(events: events).record(principal: principal, request: request, response: response, duration: .now - started)
+        }
+        return response
+    }
+
+    private func route(_ request: AdminRequest, principal: AdminPrincipal?, csrfToken: String?) async -> AdminResponse {
         switch (request.method, request.path) {
+        case ("GET", "/"), ("HEAD", "/"):
+            guard let principal else { return .html(200, StatusPage.signIn(message: nil)) }
+            return .html(200, StatusPage.page(user: principal.name, level: principal.level.rawValue, csrfToken: csrfToken ?? ""))
+        case ("POST", "/session"):
+            return accessControl.signIn(request)
+        case ("POST", "/session/end"):
+            return accessControl.signOut(request)
+        case ("GET", "/events"):
+            return await eventStream(request)
         case ("GET", "/health"), ("HEAD", "/health"):
-            let hello = operations?.keeper?.hello
-            return .json(
-                200,
-                HealthAnswer(
-                    status: "ok", state: gatewayState.rawValue, pid: getpid(), keeperPID: hello?.keeperPID,
-                    workerGeneration: hello?.generation, version: GatewayVersion.version))
+            return .json(200, healthAnswer())
         case ("GET", "/ready"), ("HEAD", "/ready"):
             let state = gatewayState
             return .json(state == .running ? 200 : 503, ReadyAnswer(ready: state == .running, state: state.rawValue))
         case ("GET", "/stats"):
-            return .json(
-                200, StatsDocument(controller.snapshot(), traffic: traffic.snapshot(), tls: tls.snapshot(), admin: connections?.snapshot()))
+            return .json(200, statsDocument())
         case ("GET", "/metrics"):
             return AdminResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: MetricsExporter.render(controller.snapshot(), traffic: traffic.snapshot(), tls: tls.snapshot()))
         case ("POST", "/suspend"):
@@ -94,11 +165,23 @@ struct AdminAPI: Sendable {
         case (_, _) where request.path.hasPrefix("/deployments/"):
             return await deploymentOperation(request)
         case (_, "/health"), (_, "/ready"), (_, "/stats"), (_, "/metrics"), (_, "/suspend"), (_, "/resume"),
-            (_, "/processes"), (_, "/reload"), (_, "/shutdown"), (_, "/upgrade"):
+            (_, "/processes"), (_, "/reload"), (_, "/shutdown"), (_, "/upgrade"), (_, "/"), (_, "/session"), (_, "/session/end"),
+            (_, "/events"):
             return .error(405, "method \(request.method) not allowed on \(request.path)")
         default:
             return .error(404, "no admin endpoint \(request.path)")
         }
+    }
+
+    func healthAnswer() -> HealthAnswer {
+        let hello = operations?.keeper?.hello
+        return HealthAnswer(
+            status: "ok", state: gatewayState.rawValue, pid: getpid(), keeperPID: hello?.keeperPID,
+            workerGeneration: hello?.generation, version: GatewayVersion.version)
+    }
+
+    func statsDocument() -> StatsDocument {
+        StatsDocument(controller.snapshot(), traffic: traffic.snapshot(), tls: tls.snapshot(), admin: connections?.snapshot())
     }
 
     private var gatewayState: SuspendState {

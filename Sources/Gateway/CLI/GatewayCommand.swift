@@ -21,6 +21,8 @@ struct GatewayCommand: AsyncParsableCommand {
             VersionCommand.self,
             DemoBackendCommand.self,
             UpgradeCommand.self,
+            EventsCommand.self,
+            AdminTokenCommand.self,
             LaunchCommand.self, WatchdogCommand.self, WorkerCommand.self,
         ]
     )

@@ -96,6 +96,20 @@ struct RunCommand: ParsableCommand {
             for (_, fd) in result where !used.contains(fd) { close(fd) }
             throw error
         }
+        if let path = config.admin.socket {
+            let listener = KeeperMessage.Listener(address: "unix:\(path)", role: "admin-socket")
+            if let inherited = activation.socket(for: "unix:\(path)") {
+                used.insert(inherited.fd)
+                result.append((listener, inherited.fd))
+            } else {
+                do {
+                    result.append((listener, try ListeningSocket.bindUnix(path: path)))
+                } catch {
+                    for (_, fd) in result where !used.contains(fd) { close(fd) }
+                    throw error
+                }
+            }
+        }
         for socket in activation.sockets where !used.contains(socket.fd) {
             logger.warning("systemd passed a socket no listener is configured for; it is closed", metadata: ["address": "\(socket.address)"])
             close(socket.fd)

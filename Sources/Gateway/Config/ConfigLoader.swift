@@ -57,16 +57,9 @@ enum ConfigLoader {
         var admin = AdminConfig(listen: HostPort(host: "127.0.0.1", port: 9901))
         var adminListenNode = listenNode
         if let adminNode = map.optional("admin") {
-            let adminMap = try adminNode.mapping(known: ["listen", "idle_timeout", "request_timeout", "max_connections"])
-            if let node = adminMap.optional("listen") {
-                admin.listen = try node.hostPort(allowAnyPort: true)
-                adminListenNode = node
-            }
-            if let node = adminMap.optional("idle_timeout") { admin.idleTimeout = try node.duration(allowZero: false) }
-            if let node = adminMap.optional("request_timeout") { admin.requestTimeout = try node.duration(allowZero: false) }
-            if let node = adminMap.optional("max_connections") {
-                admin.maxConnections = try node.positiveInt(max: ConfigBounds.adminConnections)
-            }
+            let parsed = try AdminConfigParser.parse(adminNode, baseDirectory: Self.directory(of: node.source))
+            admin = parsed.config
+            adminListenNode = parsed.listenNode ?? listenNode
         }
         for listener in listeners where admin.listen == listener.listen && listener.listen.port != 0 {
             throw adminListenNode.error("the admin API cannot listen on \(listener.listen) too: the proxy listens there")

@@ -101,6 +101,16 @@ struct ConfigNode {
 
     // MARK: Values
 
+    /// `true` or `false` (YAML 1.2's core schema: not `yes`/`no`, which read as strings).
+    func bool() throws(ConfigError) -> Bool {
+        let text = try self.string(expected: "true or false")
+        switch text {
+        case "true", "True", "TRUE": return true
+        case "false", "False", "FALSE": return false
+        default: throw self.error("expected true or false, got \(self.shown)")
+        }
+    }
+
     /// A whole number from 1 to `max`; `why` (such as "2^31-1") follows the maximum in the error.
     func positiveInt(max: Int, why: String? = nil) throws(ConfigError) -> Int {
         try integer(min: 1, max: max, why: why)

@@ -90,17 +90,6 @@ struct HostPort: Sendable, Hashable, CustomStringConvertible {
     var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
-struct AdminConfig: Sendable, Equatable {
-    var listen: HostPort
-    /// A connection with no request in progress is closed after this long without a byte.
-    var idleTimeout: Duration = .seconds(60)
-    /// From a request's first byte to its last; a slower client gets 408 and is closed.
-    var requestTimeout: Duration = .seconds(10)
-    /// Admin connections open at once; the ones over it are closed as soon as they are accepted,
-    /// so the admin listener can never take the descriptors the proxy needs.
-    var maxConnections = 64
-}
-
 struct LimitsConfig: Sendable, Equatable {
     /// Global in-flight limit; `nil` is unlimited.
     var maxRequests: Int?

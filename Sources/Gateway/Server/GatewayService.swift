@@ -16,6 +16,9 @@ final class GatewayService: Service {
     let configPath: String?
     let logger: Logger
     let controller: RequestController
+    /// What happened (instance states, suspends, rolls, reloads, upgrades, audit), for
+    /// `/events` and the status page.
+    let events = GatewayEventLog()
     /// The link to the keeper that runs this worker (`gateway run` always has one); nil when
     /// the gateway runs as a single process of its own (tests, embedding).
     let keeper: WorkerLink?
@@ -26,11 +29,13 @@ final class GatewayService: Service {
         self.configPath = configPath
         self.logger = logger
         let stateLogger = logger
+        let events = self.events
         self.controller = RequestController(
             configuration: BackendMembership.requestControlConfiguration(config),
             preSuspendTimeout: config.timeouts.preSuspend,
             onStateChange: { scope, state in
                 stateLogger.info("suspend state changed", metadata: ["scope": "\(scope)", "state": "\(state.rawValue)"])
+                events.publish("suspend", "\(scope): \(state.rawValue)", ["scope": .string("\(scope)"), "state": .string(state.rawValue)])
             }
         )
     }
@@ -88,12 +93,15 @@ final class GatewayService: Service {
                 membership: membership, controller: controller, prober: HealthProber(group: group), server: server, logger: logger,
                 keeper: keeper),
             logger: logger,
-            environment: ProcessInfo.processInfo.environment
+            environment: ProcessInfo.processInfo.environment,
+            events: { [events] event in SupervisorEvents.publish(event, to: events) }
         )
         let (shutdownRequests, shutdownContinuation) = AsyncStream<Duration?>.makeStream()
+        let access = AdminAccess(config: config.admin)
         let operations = GatewayOperations(
             supervisor: supervisor, membership: membership, controller: controller, configPath: configPath,
-            executablePath: executable, logger: logger, shutdownRequests: shutdownContinuation, tls: tls, keeper: keeper)
+            executablePath: executable, logger: logger, shutdownRequests: shutdownContinuation, tls: tls, keeper: keeper,
+            access: access, events: events)
 
         // A worker that takes over: the instances it was handed are checked before anything
         // listens, so no request of this worker meets an instance that was not checked, and none
@@ -119,7 +127,11 @@ final class GatewayService: Service {
 
         var listeners: [Channel] = []
         let admin: Channel
+        var adminSocket: Channel?
         let adminConnections = AdminConnections(maxConnections: config.admin.maxConnections, logger: logger)
+        let api = AdminAPI(
+            controller: controller, defaultSuspendTimeout: config.shutdownTimeout, operations: operations, traffic: traffic,
+            tls: tls.counters, connections: adminConnections, accessControl: access, events: events)
         do {
             for (index, listener) in config.listeners.enumerated() {
                 let socket = try hello.map { try Self.socket(for: listener.listen, role: "proxy", index: index, in: $0) }
@@ -127,14 +139,23 @@ final class GatewayService: Service {
             }
             admin = try await AdminServer.bind(
                 config: config.admin,
-                api: AdminAPI(
-                    controller: controller, defaultSuspendTimeout: config.shutdownTimeout, operations: operations, traffic: traffic,
-                    tls: tls.counters, connections: adminConnections),
+                api: api,
                 connections: adminConnections,
                 group: group,
                 socket: try hello.map { try Self.socket(for: config.admin.listen, role: "admin", index: 0, in: $0) },
                 paused: keeper != nil
             )
+            if let port = admin.localAddress?.port { access.listening(onPort: port) }
+            if let path = config.admin.socket {
+                let fd: Int32
+                if let hello {
+                    fd = try Self.socket(named: "unix:\(path)", role: "admin-socket", in: hello)
+                } else {
+                    fd = try ListeningSocket.bindUnix(path: path)
+                }
+                adminSocket = try await AdminServer.bindUnix(
+                    config: config.admin, api: api, connections: adminConnections, group: group, socket: fd, paused: keeper != nil)
+            }
         } catch {
             for listener in listeners { try? await listener.close() }
             try? await group.shutdownGracefully()
@@ -154,11 +175,14 @@ final class GatewayService: Service {
             "gateway listening",
             metadata: [
                 "listen": "\(Self.bound(listeners[0], config.listen))", "admin": "\(Self.bound(admin, config.admin.listen))",
+                "admin_socket": "\(config.admin.socket ?? "none")",
                 "threads": "\(threads)",
                 "deployments": "\(config.deployments.map(\.name).joined(separator: ","))",
                 "pid": "\(getpid())",
             ]
         )
+        events.publish(
+            "gateway", "worker \(getpid()) serving", ["state": .string("serving"), "pid": .int(Int(getpid())), "adopted": .int(adoptedReady)])
         if let keeper {
             keeper.becameReady(adopted: adoptedReady)
         } else {
@@ -189,7 +213,8 @@ final class GatewayService: Service {
             /// The keeper: a new worker serves, this one drains its connections and exits.
             case replaced
         }
-        let acceptingChannels = listeners + [admin]
+        let adminChannels = [admin] + (adminSocket.map { [$0] } ?? [])
+        let acceptingChannels = listeners + adminChannels
         let cause: Cause = await withTaskGroup(of: Cause?.self) { waits in
             waits.addTask {
                 try? await gracefulShutdown()
@@ -236,8 +261,10 @@ final class GatewayService: Service {
         var shutdownTimeout = await membership.config.shutdownTimeout
         if case .request(let requested?) = cause { shutdownTimeout = requested }
         if case .replaced = cause {
+            // The pages watching this worker reconnect, to the new one.
+            events.finish()
             try await drainAfterReplacement(
-                listeners: listeners + [admin], server: server, supervisor: supervisor, timeout: shutdownTimeout, group: group,
+                listeners: listeners + adminChannels, server: server, supervisor: supervisor, timeout: shutdownTimeout, group: group,
                 adminConnections: adminConnections)
             return
         }
@@ -266,6 +293,7 @@ final class GatewayService: Service {
         defer { secondSignal.cancel() }
 
         logger.info("shutting down: no longer accepting", metadata: ["timeout": "\(shutdownTimeout)"])
+        events.publish("gateway", "shutting down: draining for up to \(shutdownTimeout)", ["state": .string("shutting_down")])
         for listener in listeners { try? await listener.close() }
         let result = try await controller.suspend(.gateway, timeout: .after(shutdownTimeout))
         logger.info(
@@ -277,7 +305,9 @@ final class GatewayService: Service {
         // The gateway has drained: nothing is in flight to the instances any more.
         await supervisor.shutdown(drain: false)
         watchdog?.close()
-        try? await admin.close()
+        // The pages saw the drain to its end; now their streams close with the worker.
+        events.finish()
+        for channel in adminChannels { try? await channel.close() }
         try? await group.shutdownGracefully()
         logger.info("gateway stopped")
         keeper?.drainFinished(connections: connections)
@@ -374,6 +404,15 @@ final class GatewayService: Service {
             throw GatewayStartError(message: "the keeper passed no socket for the \(role) listener \(wanted)")
         }
         return hello.sockets[ofRole[index]]
+    }
+
+    /// The socket the keeper passed for the listener at `address` (a Unix socket's `unix:PATH`).
+    static func socket(named address: String, role: String, in hello: (hello: KeeperMessage.Hello, sockets: [Int32])) throws -> Int32 {
+        guard let index = hello.hello.listeners.firstIndex(where: { $0.role == role && $0.address == address }), index < hello.sockets.count
+        else {
+            throw GatewayStartError(message: "the keeper passed no socket for the \(role) listener \(address)")
+        }
+        return hello.sockets[index]
     }
 
     /// The running binary, for the `_launch` wrapper, the watchdog and `command: [gateway, ...]`.

@@ -22,12 +22,19 @@ final class GatewayOperations: Sendable {
     let tls: TLSListenerContexts
     /// The keeper this worker runs under; nil for a gateway on its own.
     let keeper: WorkerLink?
+    /// Admin users and levels, changed by a reload.
+    let access: AdminAccess?
+    /// Reloads and upgrades are told here.
+    let events: GatewayEventLog
 
     init(
         supervisor: ProcessSupervisor, membership: BackendMembership, controller: RequestController,
         configPath: String?, executablePath: String, logger: Logger, shutdownRequests: AsyncStream<Duration?>.Continuation,
-        tls: TLSListenerContexts = TLSListenerContexts([:]), keeper: WorkerLink? = nil
+        tls: TLSListenerContexts = TLSListenerContexts([:]), keeper: WorkerLink? = nil, access: AdminAccess? = nil,
+        events: GatewayEventLog = GatewayEventLog()
     ) {
+        self.access = access
+        self.events = events
         self.keeper = keeper
         self.tls = tls
         self.supervisor = supervisor
@@ -87,6 +94,7 @@ final class GatewayOperations: Sendable {
             new = try ConfigLoader.load(path: configPath)
         } catch {
             logger.error("reload refused; the running configuration stays", metadata: ["error": "\(error)"])
+            events.publish("reload", "reload refused: \(error)", ["ok": .bool(false), "error": .string("\(error)")])
             throw .invalid(error)
         }
         let old = await membership.config
@@ -109,9 +117,22 @@ final class GatewayOperations: Sendable {
             throw .certificates(error)
         }
         if new.admin != old.admin {
-            changes.append(
-                "admin settings (listen, idle_timeout, request_timeout, max_connections) take a restart; still on \(old.admin.listen)")
-            new.admin = old.admin
+            // Who may do what changes at once; where the admin API listens needs a restart.
+            var merged = old.admin
+            merged.users = new.admin.users
+            merged.socketAdmins = new.admin.socketAdmins
+            merged.publicMetrics = new.admin.publicMetrics
+            merged.hosts = new.admin.hosts
+            merged.sessionTimeout = new.admin.sessionTimeout
+            if merged != new.admin {
+                changes.append(
+                    "admin listen, socket, idle_timeout, request_timeout and max_connections take a restart; still on \(old.admin.listen)")
+            }
+            if merged != old.admin {
+                access?.update(merged)
+                changes.append("admin users, socket_admins, hosts, public_metrics and session_timeout updated")
+            }
+            new.admin = merged
         }
         if new.threads != old.threads {
             changes.append("threads take a restart; still \(old.threads.map(String.init) ?? "one per core")")
@@ -176,6 +197,7 @@ final class GatewayOperations: Sendable {
         }
         if changes.isEmpty { changes.append("no changes") }
         logger.info("configuration reloaded", metadata: ["changes": "\(changes.joined(separator: "; "))"])
+        events.publish("reload", "configuration reloaded: \(changes.joined(separator: "; "))", ["ok": .bool(true), "changes": .string(changes.joined(separator: "; "))])
         return changes
     }
 }

@@ -57,6 +57,9 @@ struct AdminClient: Sendable {
 
     var endpoint: AdminEndpoint
     var connectTimeout: Duration = .seconds(5)
+    /// Sent as `Authorization: Bearer`; on the socket, it acts as that user instead of the
+    /// local one.
+    var token: String? = nil
 
     /// Sends `method path?query` and returns the answer, whatever its status.
     ///
@@ -72,16 +75,21 @@ struct AdminClient: Sendable {
         let uri = Self.requestURI(basePath: endpoint.basePath, path: path, query: query)
         let connection: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
         do {
-            connection = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connectTimeout(TimeAmount(self.connectTimeout))
-                .connect(host: endpoint.host, port: endpoint.port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
-                            wrappingChannelSynchronously: channel
-                        )
-                    }
+            let initializer: @Sendable (Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>> = { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
+                        wrappingChannelSynchronously: channel
+                    )
                 }
+            }
+            if let path = endpoint.socketPath {
+                connection = try await bootstrap.connect(unixDomainSocketPath: path, channelInitializer: initializer)
+            } else {
+                connection = try await bootstrap.connect(host: endpoint.host, port: endpoint.port, channelInitializer: initializer)
+            }
         } catch {
             throw .unreachable(endpoint, reason: Self.describeConnectFailure(error))
         }
@@ -91,6 +99,7 @@ struct AdminClient: Sendable {
         headers.add(name: "user-agent", value: "gateway-cli/\(GatewayVersion.version)")
         headers.add(name: "accept", value: "application/json")
         headers.add(name: "connection", value: "close")
+        if let token { headers.add(name: "authorization", value: "Bearer \(token)") }
         if method == .POST || method == .PUT {
             headers.add(name: "content-length", value: "0")
         }
@@ -132,6 +141,61 @@ struct AdminClient: Sendable {
         case .failure(let error):
             if timedOut.isSet, let timeout { throw .timedOut(endpoint, after: timeout) }
             throw error
+        }
+    }
+
+    /// `GET path` as a stream: `body` gets each piece of the answer as it arrives, until the
+    /// server ends it or closes. Returns the status; a non-2xx answer is collected whole and
+    /// returned instead (its body is an error message, not a stream).
+    func stream(_ path: String, query: [(name: String, value: String)] = [], body: @Sendable @escaping ([UInt8]) -> Void) async throws(AdminClientError) -> AdminHTTPResponse {
+        let endpoint = self.endpoint
+        let uri = Self.requestURI(basePath: endpoint.basePath, path: path, query: query)
+        let connection: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+        do {
+            let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(TimeAmount(self.connectTimeout))
+            let initializer: @Sendable (Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>> = { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                }
+            }
+            if let socket = endpoint.socketPath {
+                connection = try await bootstrap.connect(unixDomainSocketPath: socket, channelInitializer: initializer)
+            } else {
+                connection = try await bootstrap.connect(host: endpoint.host, port: endpoint.port, channelInitializer: initializer)
+            }
+        } catch {
+            throw .unreachable(endpoint, reason: Self.describeConnectFailure(error))
+        }
+        var headers = HTTPHeaders()
+        headers.add(name: "host", value: endpoint.hostHeader)
+        headers.add(name: "user-agent", value: "gateway-cli/\(GatewayVersion.version)")
+        headers.add(name: "accept", value: "text/event-stream")
+        if let token { headers.add(name: "authorization", value: "Bearer \(token)") }
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: headers)
+        do {
+            return try await connection.executeThenClose { inbound, outbound in
+                try await outbound.write(contentsOf: [.head(head), .end(nil)])
+                var status = 0
+                var collected: [UInt8] = []
+                for try await part in inbound {
+                    switch part {
+                    case .head(let responseHead):
+                        status = Int(responseHead.status.code)
+                    case .body(let buffer):
+                        if (200..<300).contains(status) {
+                            body(Array(buffer.readableBytesView))
+                        } else if collected.count < Self.maxBodyBytes {
+                            collected.append(contentsOf: buffer.readableBytesView)
+                        }
+                    case .end:
+                        if status >= 200 { return AdminHTTPResponse(status: status, body: collected) }
+                    }
+                }
+                return AdminHTTPResponse(status: status, body: collected)
+            }
+        } catch {
+            throw .closedEarly(endpoint, reason: Self.describe(error))
         }
     }
 

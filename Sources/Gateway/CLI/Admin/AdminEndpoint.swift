@@ -1,8 +1,9 @@
 import ProxyRules
-/// Where the admin API listens, parsed from `--admin` (or `$GATEWAY_ADMIN`).
+/// Where the admin API listens, parsed from `--admin` (or `$GATEWAY_ADMIN`): `http://HOST:PORT`
+/// or `unix:/PATH` (the admin socket).
 ///
-/// Only `http://` is accepted: the admin API has no TLS, and a URL that silently lost its
-/// `https` would send operations somewhere the operator did not mean.
+/// Only `http://` is accepted for TCP: the admin API has no TLS, and a URL that silently lost
+/// its `https` would send operations somewhere the operator did not mean.
 struct AdminEndpoint: Sendable, Equatable, CustomStringConvertible {
     /// The config's default admin address.
     static let defaultURL = "http://127.0.0.1:9901"
@@ -15,14 +16,27 @@ struct AdminEndpoint: Sendable, Equatable, CustomStringConvertible {
     /// A path prefix the endpoints are under (empty, or starting with `/` and without a trailing
     /// one), for an admin API behind a path-routing proxy.
     var basePath: String
+    /// The admin socket's path, for `unix:PATH`; then host and port mean nothing.
+    var socketPath: String? = nil
 
-    /// The `Host` header: the authority as the URL gave it.
+    /// The socket the documented examples configure; the CLI's default when it exists.
+    static let conventionalSocket = "/run/gateway/admin.sock"
+
+    static func unix(_ path: String) -> AdminEndpoint {
+        AdminEndpoint(host: "localhost", port: 0, basePath: "", socketPath: path)
+    }
+
+    /// The `Host` header: the authority as the URL gave it (any name on the socket).
     var hostHeader: String {
+        if socketPath != nil { return "localhost" }
         let name = self.host.contains(":") ? "[\(self.host)]" : self.host
         return self.port == 80 ? name : "\(name):\(self.port)"
     }
 
-    var description: String { "http://\(self.hostHeader)\(self.basePath)" }
+    var description: String {
+        if let socketPath { return "unix:\(socketPath)" }
+        return "http://\(self.hostHeader)\(self.basePath)"
+    }
 
     struct ParseError: Error, CustomStringConvertible {
         var description: String
@@ -33,12 +47,17 @@ struct AdminEndpoint: Sendable, Equatable, CustomStringConvertible {
         func failure(_ why: String) -> Result<AdminEndpoint, ParseError> {
             .failure(ParseError(description: "invalid admin URL '\(text)': \(why)"))
         }
+        if text.hasPrefix("unix:") {
+            let path = String(text.dropFirst(5))
+            guard path.hasPrefix("/") else { return failure("expected unix:/absolute/path/to/admin.sock") }
+            return .success(.unix(path))
+        }
         let scheme = "http://"
         guard text.lowercased().hasPrefix(scheme) else {
             if let colon = text.range(of: "://") {
                 return failure("only http:// is supported, not \(text[..<colon.lowerBound])://")
             }
-            return failure("expected http://HOST:PORT, as in \(Self.defaultURL)")
+            return failure("expected http://HOST:PORT, as in \(Self.defaultURL), or unix:/PATH of the admin socket")
         }
         let rest = text.dropFirst(scheme.count)
         if rest.contains("?") || rest.contains("#") {

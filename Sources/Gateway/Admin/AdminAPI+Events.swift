@@ -1,0 +1,76 @@
+import Foundation
+
+/// `GET /events`: server-sent events. First a `snapshot` (health, stats, processes and the
+/// events kept so far), then every event as it happens and a `state` about every second, until
+/// the client goes or the worker closes its admin connections.
+extension AdminAPI {
+    /// How often the page gets fresh numbers.
+    static let stateInterval: Duration = .seconds(1)
+
+    func eventStream(_ request: AdminRequest) async -> AdminResponse {
+        if let unknown = request.query.keys.sorted().first(where: { $0 != "state" }) {
+            return .error(400, "unknown parameter '\(unknown)'; expected state (0 to leave out the periodic state)")
+        }
+        let withState = request.query["state"] != "0"
+        // A reconnecting EventSource says what it saw last; it gets only what came after.
+        let lastSeen = request.header("last-event-id").flatMap { Int($0) }
+        let subscription = events.subscribe(after: lastSeen)
+        let first = await stateJSON(recent: subscription.recent)
+        let api = self
+        let (body, continuation) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .bufferingNewest(256))
+        continuation.yield(Self.message(event: "snapshot", id: subscription.recent.last?.seq, data: first))
+        let relay = Task {
+            for await event in subscription.events {
+                continuation.yield(Self.message(event: event.type, id: event.seq, data: AdminJSONEncoding.encode(event, pretty: false)))
+            }
+            continuation.finish()
+        }
+        let ticker = Task {
+            while !Task.isCancelled, withState {
+                try? await Task.sleep(for: Self.stateInterval)
+                if Task.isCancelled { break }
+                continuation.yield(Self.message(event: "state", id: nil, data: await api.stateJSON(recent: nil)))
+            }
+        }
+        continuation.onTermination = { _ in
+            relay.cancel()
+            ticker.cancel()
+        }
+        var response = AdminResponse(status: 200, contentType: "text/event-stream; charset=utf-8", body: [])
+        response.headers.append(("cache-control", "no-store"))
+        response.stream = body
+        return response
+    }
+
+    /// `{"health":…,"stats":…,"processes":…[,"recent":[…]]}` on one line.
+    func stateJSON(recent: [GatewayEvent]?) async -> Data {
+        var json = Data("{\"health\":".utf8)
+        json += AdminJSONEncoding.encode(healthAnswer(), pretty: false)
+        json += Data(",\"stats\":".utf8)
+        json += AdminJSONEncoding.encode(statsDocument(), pretty: false)
+        json += Data(",\"processes\":".utf8)
+        json += Self.compact(await processes().body)
+        if let recent {
+            json += Data(",\"recent\":".utf8)
+            json += AdminJSONEncoding.encode(Array(recent.suffix(50)), pretty: false)
+        }
+        json += Data("}".utf8)
+        return json
+    }
+
+    /// The process table's pretty JSON on one line (an SSE `data:` field ends at a newline).
+    static func compact(_ body: [UInt8]) -> Data {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)),
+            let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        else { return Data("null".utf8) }
+        return data
+    }
+
+    /// One SSE message: `id:` (when it has one), `event:`, `data:` and the blank line.
+    static func message(event: String, id: Int?, data: Data) -> [UInt8] {
+        var text = ""
+        if let id { text += "id: \(id)\n" }
+        text += "event: \(event)\ndata: "
+        return Array(text.utf8) + Array(data) + Array("\n\n".utf8)
+    }
+}
