@@ -453,7 +453,9 @@ enum StatusPage {
             setText(f.rate, fmt.rate(rateOf('d:' + d.name)));
             setText(f.total, fmt.int(d.total));
             const eps = d.entry_points || [];
-            const worst = key => eps.length ? Math.max(...eps.map(ep => (ep.latency_ms || {})[key] || 0)) : null;
+            // Latency means something only where requests were measured.
+            const measured = eps.filter(ep => (ep.latency_ms || {}).count > 0);
+            const worst = key => measured.length ? Math.max(...measured.map(ep => ep.latency_ms[key] || 0)) : null;
             setText(f.p50, fmt.ms(worst('p50')));
             setText(f.p99, fmt.ms(worst('p99')));
             const rejected = fmt.rejected(sumRejected(eps));
@@ -471,14 +473,17 @@ enum StatusPage {
               setText(r.limit, fmt.limit(ep.limit));
               setText(r.rate, fmt.rate(rateOf('e:' + d.name + '/' + ep.name)));
               setText(r.total, fmt.int(ep.total));
-              setText(r.p50, fmt.ms((ep.latency_ms || {}).p50));
-              setText(r.p99, fmt.ms((ep.latency_ms || {}).p99));
+              const latency = (ep.latency_ms || {}).count > 0 ? ep.latency_ms : {};
+              setText(r.p50, fmt.ms(latency.p50));
+              setText(r.p99, fmt.ms(latency.p99));
               const text = fmt.rejected(ep.rejected);
               setText(r.rejected, text);
               r.rejected.parentNode.title = text;
             });
 
-            syncRows(view.backends, d.backends || [], b => b.address, () => {
+            // In address order, not the order /stats happens to list them in: rows stay put.
+            const backends = (d.backends || []).slice().sort((a, b) => a.address.localeCompare(b.address, 'en', { numeric: true }));
+            syncRows(view.backends, backends, b => b.address, () => {
               const { tds, fields } = cells(backendColumns);
               return { node: el('tr', {}, tds), fields };
             }, (row, b) => {
@@ -495,6 +500,7 @@ enum StatusPage {
 
           function renderProcesses(view, rows) {
             view.processBox.classList.toggle('hidden', rows.length === 0);
+            rows = rows.slice().sort((a, b) => (a.index - b.index) || a.instance.localeCompare(b.instance));
             syncRows(view.processes, rows, p => p.instance, p => {
               const { tds, fields } = cells(processColumns, instanceActions(p.deployment, p.index, p.instance));
               return { node: el('tr', { 'data-instance': p.instance }, tds), fields };
