@@ -121,12 +121,54 @@ struct StatusPageBrowserTests {
         }
     }
 
+    @Test func thePageFollowsAShutdownDrainUntilTheConnectionCloses() async throws {
+        let viewer = try await AdminTestUser(name: "viewer1", level: "viewer")
+        let admin = try await AdminTestUser(name: "admin1", level: "admin")
+        let harness = try await GatewayHarness(backends: 0, yaml: Self.config(users: [viewer, admin], instances: 1))
+        let api = AuthorizedAdmin(harness: harness, token: admin.token)
+        try await api.waitForReady(1)
+
+        try await withBrowser { browser in
+            try await Self.signIn(browser, port: harness.adminPort, token: viewer.token)
+            try await browser.waitFor("shop#1's row", Self.number("[data-instance=\"shop#1\"] [data-field=\"pid\"]"))
+
+            // Two slow requests hold the drain open while the page is watched.
+            let slow = Task {
+                try await withThrowingTaskGroup(of: UInt.self) { group in
+                    for _ in 0..<2 { group.addTask { try await harness.get("/sleep?ms=3000").status.code } }
+                    var codes: [UInt] = []
+                    for try await code in group { codes.append(code) }
+                    return codes
+                }
+            }
+            let inFlight = Self.number("[data-deployment=\"shop\"] [data-field=\"in_flight\"]")
+            try await browser.waitFor("2 requests in flight on the page", "\(inFlight) >= 2")
+            let (status, answer) = try await api.request(.POST, "/shutdown?timeout=20")
+            #expect(status == 202, "shutdown answered \(status): \(answer)")
+
+            // While it drains, the page is still live and shows the gateway leaving RUNNING.
+            try await browser.waitFor(
+                "the draining gateway on a live page",
+                """
+                ['PRE_SUSPEND', 'SUSPENDING', 'SUSPENDED'].includes(document.getElementById('gateway-state').textContent)
+                  && document.getElementById('connection').textContent === 'live'
+                """)
+            #expect(try await slow.value == [200, 200])
+            // Then the connection closes with the gateway; the page says so and keeps the last values.
+            try await browser.waitFor(
+                "the page to show the connection lost", "document.getElementById('connection').dataset.state === 'disconnected'",
+                timeout: .seconds(30))
+            #expect(try await browser.eval("document.querySelectorAll('[data-instance=\"shop#1\"]').length") as? Int == 1)
+            #expect(try await harness.gateway.waitForExit(timeout: .seconds(30)) == 0)
+        }
+    }
+
     // MARK: Helpers
 
-    /// A supervised deployment of two demo-backend instances, and these admin users.
-    static func config(users: [AdminTestUser]) -> String {
+    /// A supervised deployment of demo-backend instances, and these admin users.
+    static func config(users: [AdminTestUser], instances: Int = 2) -> String {
         let lines = users.map { "    - {name: \($0.name), token_sha256: \($0.digest), level: \($0.level)}" }
-        return GatewayHarness.supervisedConfig(instances: 2).replacingOccurrences(
+        return GatewayHarness.supervisedConfig(instances: instances).replacingOccurrences(
             of: "admin:\n  listen: {admin}\n", with: "admin:\n  listen: {admin}\n  users:\n" + lines.joined(separator: "\n") + "\n")
     }
 
