@@ -19,7 +19,7 @@ struct StatusPageBrowserTests {
     @Test func aViewerSeesInFlightRequestsAndARestartLiveAndHasNoButtons() async throws {
         let viewer = try await AdminTestUser(name: "viewer1", level: "viewer")
         let admin = try await AdminTestUser(name: "admin1", level: "admin")
-        let harness = try await GatewayHarness(backends: 0, yaml: Self.config(users: [viewer, admin]))
+        let harness = try await GatewayHarness(backends: 0, yaml: try Self.config(users: [viewer, admin]))
         let api = AuthorizedAdmin(harness: harness, token: admin.token)
         let rows = try await api.waitForReady(2)
         let firstPID = try #require(rows.first { $0["instance"] as? String == "shop#1" }?["pid"] as? Int)
@@ -88,7 +88,7 @@ struct StatusPageBrowserTests {
 
     @Test func anOperatorGetsButtonsThatActWithTheCSRFToken() async throws {
         let operatorUser = try await AdminTestUser(name: "ops1", level: "operator")
-        let harness = try await GatewayHarness(backends: 0, yaml: Self.config(users: [operatorUser]))
+        let harness = try await GatewayHarness(backends: 0, yaml: try Self.config(users: [operatorUser]))
         let api = AuthorizedAdmin(harness: harness, token: operatorUser.token)
         try await api.waitForReady(2)
 
@@ -124,7 +124,7 @@ struct StatusPageBrowserTests {
     @Test func thePageFollowsAShutdownDrainUntilTheConnectionCloses() async throws {
         let viewer = try await AdminTestUser(name: "viewer1", level: "viewer")
         let admin = try await AdminTestUser(name: "admin1", level: "admin")
-        let harness = try await GatewayHarness(backends: 0, yaml: Self.config(users: [viewer, admin], instances: 1))
+        let harness = try await GatewayHarness(backends: 0, yaml: try Self.config(users: [viewer, admin], instances: 1))
         let api = AuthorizedAdmin(harness: harness, token: admin.token)
         try await api.waitForReady(1)
 
@@ -166,10 +166,12 @@ struct StatusPageBrowserTests {
     // MARK: Helpers
 
     /// A supervised deployment of demo-backend instances, and these admin users.
-    static func config(users: [AdminTestUser], instances: Int = 2) -> String {
+    static func config(users: [AdminTestUser], instances: Int = 2) throws -> String {
         let lines = users.map { "    - {name: \($0.name), token_sha256: \($0.digest), level: \($0.level)}" }
-        return GatewayHarness.supervisedConfig(instances: instances).replacingOccurrences(
-            of: "admin:\n  listen: {admin}\n", with: "admin:\n  listen: {admin}\n  users:\n" + lines.joined(separator: "\n") + "\n")
+        let yaml = GatewayHarness.supervisedConfig(instances: instances)
+        let admin = "admin:\n  listen: {admin}\n"
+        guard yaml.contains(admin) else { throw TestSupportError("no '\(admin)' in the harness's config to add users to:\n\(yaml)") }
+        return yaml.replacingOccurrences(of: admin, with: admin + "  users:\n" + lines.joined(separator: "\n") + "\n")
     }
 
     /// Opens the admin listener's `/`, which without a session is the sign-in form, types the
