@@ -32,6 +32,8 @@ public enum KeeperMessage: Equatable, Sendable, Codable {
     case upgradeFinished(ok: Bool, message: String)
     /// Start accepting on the listening sockets: the worker this one replaces has stopped.
     case startAccepting
+    /// The answer to `readLogs`.
+    case logs(LogsAnswer)
 
     // MARK: Worker to keeper
 
@@ -55,6 +57,9 @@ public enum KeeperMessage: Equatable, Sendable, Codable {
     case stopping(reason: String)
     /// A reload the keeper forwarded has finished.
     case reloaded(ok: Bool, message: String)
+    /// The last output lines of an instance (the keeper reads the pipes and keeps them). Only
+    /// sent to a keeper whose hello lists ``Hello/logsFeature``.
+    case readLogs(LogsRequest)
 }
 
 extension KeeperMessage {
@@ -65,12 +70,43 @@ extension KeeperMessage {
         /// The listeners, in the order of the descriptors passed with the message.
         public var listeners: [Listener]
         public var instances: [Instance]
+        /// What this keeper understands beyond the first protocol (nil from a keeper that
+        /// predates the list). Messages are added within frame version 1, since a keeper and the
+        /// worker it starts from another binary (an upgrade, before the keeper re-executes) may
+        /// differ: a worker sends a newer message only when the keeper listed it here, and an
+        /// old keeper's worker simply goes without.
+        public var features: [String]?
 
-        public init(keeperPID: Int32, generation: Int, listeners: [Listener], instances: [Instance]) {
+        /// `readLogs` and `logs`.
+        public static let logsFeature = "logs"
+
+        public init(keeperPID: Int32, generation: Int, listeners: [Listener], instances: [Instance], features: [String]? = nil) {
             self.keeperPID = keeperPID
             self.generation = generation
             self.listeners = listeners
             self.instances = instances
+            self.features = features
+        }
+    }
+
+    public struct LogsRequest: Equatable, Sendable, Codable {
+        /// Matches the answer to the request.
+        public var request: Int
+        public var query: OutputQuery
+
+        public init(request: Int, query: OutputQuery) {
+            self.request = request
+            self.query = query
+        }
+    }
+
+    public struct LogsAnswer: Equatable, Sendable, Codable {
+        public var request: Int
+        public var page: OutputPage
+
+        public init(request: Int, page: OutputPage) {
+            self.request = request
+            self.page = page
         }
     }
 

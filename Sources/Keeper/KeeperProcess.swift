@@ -75,6 +75,11 @@ public final class KeeperProcess: @unchecked Sendable {
     /// instances it started with it (no other worker knows them).
     private var orderedBy: [Int32: Int] = [:]
     private let spawner: ProcessSpawner
+    /// The instances' last output lines (for `gateway logs`) and their log files: kept here, where
+    /// the pipes are read, so they outlive every worker.
+    private let output: OutputLog
+    /// The `log_file` of each instance, handed on when the keeper re-executes.
+    private var logFiles: [Int32: LogFileSpec] = [:]
     private let watchdog: GroupWatchdogClient?
     /// The worker that asked for the upgrade under way, to be told how it ended.
     private var upgradeRequester: Int?
@@ -111,7 +116,9 @@ public final class KeeperProcess: @unchecked Sendable {
         // No `_launch` (parent-death signal) in front of instances: that signal fires when the
         // *thread* that spawned a child ends, and an exec of the keeper ends every thread. The
         // watchdog kills the instances' groups if the keeper dies.
-        self.spawner = ProcessSpawner(launcher: [], relay: .standard(), watchdog: watchdog)
+        let output = OutputLog(logger: logger)
+        self.output = output
+        self.spawner = ProcessSpawner(launcher: [], relay: .standard(log: output), watchdog: watchdog)
     }
 
     /// Runs until the gateway has shut down; returns the exit status.
@@ -302,7 +309,9 @@ public final class KeeperProcess: @unchecked Sendable {
         logger.info("worker started", metadata: ["generation": "\(generation)", "pid": "\(pid)", "binary": "\(binary)"])
         attach(worker)
         worker.link.send(
-            .hello(.init(keeperPID: getpid(), generation: generation, listeners: configuration.listeners, instances: table.instances)),
+            .hello(.init(
+                keeperPID: getpid(), generation: generation, listeners: configuration.listeners, instances: table.instances,
+                features: [KeeperMessage.Hello.logsFeature])),
             descriptors: configuration.sockets)
     }
 
@@ -360,6 +369,13 @@ public final class KeeperProcess: @unchecked Sendable {
             processes[pid]?.signalGroup(signal)
         case .instanceState(let pid, let state):
             table.reported(pid: pid, state: state)
+        case .readLogs(let request):
+            // Answered from whichever thread has the lines (at once, or a new line, or the
+            // wait's timer); the link's writes are serialised.
+            let link = worker.link
+            output.read(request.query) { page in
+                link.send(.logs(.init(request: request.request, page: page)))
+            }
         case .upgrade(let binary):
             logger.info("upgrade requested", metadata: ["by_generation": "\(generation)", "binary": "\(binary ?? configuration.executable)"])
             beginUpgrade(binary: binary, requester: generation)
@@ -384,7 +400,7 @@ public final class KeeperProcess: @unchecked Sendable {
             perform(machine.workerStopping(generation: generation))
         case .reloaded(let ok, let message):
             notifier.send(SystemdNotifier.ready(status: ok ? "reloaded: \(message)" : "reload failed: \(message)", mainPID: getpid()))
-        case .hello, .spawned, .spawnFailed, .exited, .drain, .shutdown, .reload, .upgradeFinished, .startAccepting:
+        case .hello, .spawned, .spawnFailed, .exited, .drain, .shutdown, .reload, .upgradeFinished, .startAccepting, .logs:
             logger.error("keeper protocol error: a worker sent a keeper's message", metadata: ["generation": "\(generation)"])
             Glibc.kill(worker.pid, SIGKILL)
         }
@@ -414,6 +430,7 @@ public final class KeeperProcess: @unchecked Sendable {
         table.spawned(placement, pid: process.pid, startedAt: startedAt)
         processes[process.pid] = process
         orderedBy[process.pid] = worker.generation
+        logFiles[process.pid] = request.logFile
         worker.link.send(.spawned(.init(request: order.request, pid: process.pid, startedAt: startedAt)))
         watchExit(process)
     }
@@ -429,6 +446,7 @@ public final class KeeperProcess: @unchecked Sendable {
         table.exited(pid: pid)
         processes[pid] = nil
         orderedBy[pid] = nil
+        logFiles[pid] = nil
         for worker in workers.values {
             worker.link.send(.exited(.init(pid: pid, status: status)))
         }
@@ -504,7 +522,9 @@ public final class KeeperProcess: @unchecked Sendable {
             },
             instances: table.instances.compactMap { instance in
                 processes[instance.pid].map {
-                    .init(instance: instance, orderedBy: orderedBy[instance.pid], output: $0.inheritableOutput())
+                    .init(
+                        instance: instance, orderedBy: orderedBy[instance.pid], output: $0.inheritableOutput(),
+                        logFile: logFiles[instance.pid])
                 }
             },
             watchdogPID: watchdog?.pid, watchdogChannel: watchdog?.inheritableChannel(), notifySocket: notifier.socketPath,
@@ -550,8 +570,9 @@ public final class KeeperProcess: @unchecked Sendable {
             let age = max(0, now - instance.startedAt)
             let process = spawner.adopt(
                 name: "\(instance.deployment)#\(instance.index)", pid: instance.pid, startedAt: .now - .milliseconds(Int64(age * 1000)),
-                output: record.output)
+                output: record.output, logFile: record.logFile)
             table.restore(instance)
+            logFiles[instance.pid] = record.logFile
             processes[instance.pid] = process
             orderedBy[instance.pid] = record.orderedBy
             watchExit(process)

@@ -1,3 +1,5 @@
+import Supervisor
+
 /// What a keeper hands to the program it re-executes into (its own next version, same pid):
 /// the state machine, and where everything that outlives the exec is. Descriptors keep their
 /// numbers across an exec (they are made inheritable first), and the children stay ours.
@@ -20,6 +22,9 @@ public struct KeeperState: Codable, Sendable, Equatable {
         public var orderedBy: Int?
         /// Read ends of its stdout and stderr (-1 when closed).
         public var output: [Int32]
+        /// Its `log_file` (nil: none, or a keeper before log files). The lines kept in memory
+        /// do not survive the exec (an environment variable is too small for them).
+        public var logFile: LogFileSpec?
     }
 
     public var machine: KeeperStateMachine

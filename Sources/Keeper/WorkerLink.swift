@@ -7,7 +7,7 @@ import Synchronization
 /// A worker's link to its keeper, around ``WorkerStateMachine``: it carries the machine's
 /// actions out, and it is the worker's ``ProcessLaunching``, so the supervisor starts and
 /// signals instances through the keeper (their parent) without knowing it.
-public final class WorkerLink: ProcessLaunching, Sendable {
+public final class WorkerLink: ProcessLaunching, OutputLogReading, Sendable {
     /// What the worker does with what the keeper says. Called on the link's reader thread; each
     /// should hand the work on (to a task) and return.
     public struct Handlers: Sendable {
@@ -53,6 +53,8 @@ public final class WorkerLink: ProcessLaunching, Sendable {
         /// Every instance process this worker knows, by pid: exits are published to them.
         var processes: [Int32: SpawnedProcess] = [:]
         var upgradeWaiter: CheckedContinuation<(ok: Bool, message: String), Never>?
+        /// `readLogs` requests waiting for their answer, by request number.
+        var logWaiters: [Int: CheckedContinuation<Result<OutputPage, OutputLogError>, Never>] = [:]
         var hello: KeeperMessage.Hello?
     }
 
@@ -91,8 +93,14 @@ public final class WorkerLink: ProcessLaunching, Sendable {
             case .send(let message):
                 link.send(message)
             case .spawned(let answer, let order):
+                // Registered here, on the reader thread, before the next message is read: an
+                // instance that exits at once has its `exited` right behind this, and it must
+                // find the process (the spawning thread may not have woken up yet).
+                let age = max(0, Date().timeIntervalSince1970 - answer.startedAt)
+                let process = remoteProcess(
+                    name: order.process.name, pid: answer.pid, startedAt: .now - .milliseconds(Int64(age * 1000)))
                 let waiter = state.withLock { $0.waiting.removeValue(forKey: order.request) }
-                waiter?.finish(.success(answer))
+                waiter?.finish(.success(process))
             case .spawnFailed(let reason, let order):
                 let waiter = state.withLock { $0.waiting.removeValue(forKey: order.request) }
                 waiter?.finish(.failure(reason))
@@ -113,13 +121,20 @@ public final class WorkerLink: ProcessLaunching, Sendable {
                     return state.upgradeWaiter
                 }
                 waiter?.resume(returning: (ok, message))
+            case .logsRead(let answer):
+                let waiter = state.withLock { $0.logWaiters.removeValue(forKey: answer.request) }
+                waiter?.resume(returning: .success(answer.page))
             case .exit(let reason, let failure):
                 // Orders still waiting will never be answered.
-                let waiters = state.withLock { state in
-                    defer { state.waiting.removeAll() }
-                    return Array(state.waiting.values)
+                let (waiters, logWaiters) = state.withLock { state in
+                    defer {
+                        state.waiting.removeAll()
+                        state.logWaiters.removeAll()
+                    }
+                    return (Array(state.waiting.values), Array(state.logWaiters.values))
                 }
                 waiters.forEach { $0.finish(.failure("the keeper link closed")) }
+                logWaiters.forEach { $0.resume(returning: .failure(OutputLogError("the keeper link closed"))) }
                 handlers?.exit(reason, failure)
             }
         }
@@ -194,6 +209,40 @@ public final class WorkerLink: ProcessLaunching, Sendable {
         }
     }
 
+    // MARK: Output
+
+    /// How much longer than the asked-for wait a logs request may take before it fails.
+    public static let logsAnswerGrace: Duration = .seconds(5)
+
+    /// ``OutputLogReading``: the keeper reads the instances' pipes and keeps their lines, so
+    /// they outlive this worker.
+    public func read(_ query: OutputQuery) async -> Result<OutputPage, OutputLogError> {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Result<OutputPage, OutputLogError>, Never>) in
+            let outcome = state.withLock { locked -> Result<OutputPage, OutputLogError>? in
+                guard case .send(let message)? = locked.machine.readLogs(query), case .readLogs(let request) = message else {
+                    return .failure(OutputLogError(
+                        locked.machine.keeperKeepsLogs
+                            ? "this worker has no keeper link any more (it is draining or its keeper is gone)"
+                            : "this gateway's keeper keeps no output (it predates `gateway logs`); it will once it runs the new binary"))
+                }
+                locked.logWaiters[request.request] = continuation
+                // Sent under the lock, so the answer cannot overtake the registration.
+                guard link.send(message) else {
+                    locked.logWaiters[request.request] = nil
+                    return .failure(OutputLogError("the keeper link is closed"))
+                }
+                let timeout = Duration.milliseconds(query.waitMilliseconds) + Self.logsAnswerGrace
+                Task { [self] in
+                    try? await Task.sleep(for: timeout)
+                    let waiter = state.withLock { $0.logWaiters.removeValue(forKey: request.request) }
+                    waiter?.resume(returning: .failure(OutputLogError("the keeper did not answer within \(timeout)")))
+                }
+                return nil
+            }
+            if let outcome { continuation.resume(returning: outcome) }
+        }
+    }
+
     // MARK: ProcessLaunching
 
     public func spawn(_ request: SpawnRequest) throws(SpawnError) -> SpawnedProcess {
@@ -215,9 +264,8 @@ public final class WorkerLink: ProcessLaunching, Sendable {
             throw failure("cannot start \(request.name): the keeper did not answer within \(Self.spawnAnswerTimeout)")
         case .failure(let reason)?:
             throw failure(reason)
-        case .success(let answer)?:
-            let age = max(0, Date().timeIntervalSince1970 - answer.startedAt)
-            return remoteProcess(name: request.name, pid: answer.pid, startedAt: .now - .milliseconds(Int64(age * 1000)))
+        case .success(let process)?:
+            return process
         }
     }
 
@@ -233,6 +281,6 @@ public final class WorkerLink: ProcessLaunching, Sendable {
 
 /// A spawn order's answer, handed from the link's reader thread to the waiting spawn.
 enum SpawnAnswer: Sendable {
-    case success(KeeperMessage.Spawned)
+    case success(SpawnedProcess)
     case failure(String)
 }

@@ -40,11 +40,17 @@ public struct WorkerStateMachine: Sendable {
         case startAccepting
         /// Exit now: `reason` says why (the drain is done, or the link cannot be trusted).
         case exit(reason: String, failure: Bool)
+        /// A `readLogs` was answered.
+        case logsRead(KeeperMessage.LogsAnswer)
     }
 
     public private(set) var state = State.awaitingHello
     private var nextRequest = 1
     private var pendingOrders: [Int: KeeperMessage.SpawnOrder] = [:]
+    private var nextLogsRequest = 1
+    private var pendingLogs: Set<Int> = []
+    /// The keeper's hello listed ``KeeperMessage/Hello/logsFeature``.
+    public private(set) var keeperKeepsLogs = false
 
     public init() {}
 
@@ -53,7 +59,13 @@ public struct WorkerStateMachine: Sendable {
         switch (state, message) {
         case (.awaitingHello, .hello(let hello)):
             state = .adopting(hello)
+            keeperKeepsLogs = hello.features?.contains(KeeperMessage.Hello.logsFeature) ?? false
             return [.adopt(hello)]
+        case (.adopting, .logs(let answer)), (.serving, .logs(let answer)), (.draining, .logs(let answer)):
+            guard pendingLogs.remove(answer.request) != nil else {
+                return protocolError("an answer to logs request \(answer.request), which was never made")
+            }
+            return [.logsRead(answer)]
         case (.adopting, .spawned(let answer)), (.serving, .spawned(let answer)), (.draining, .spawned(let answer)):
             guard let order = pendingOrders.removeValue(forKey: answer.request) else {
                 return protocolError("an answer to spawn order \(answer.request), which was never given")
@@ -138,6 +150,21 @@ public struct WorkerStateMachine: Sendable {
         }
     }
 
+    /// Numbers a request for an instance's output and sends it; nil when the keeper does not
+    /// keep output (an older keeper) or the link is not up.
+    public mutating func readLogs(_ query: OutputQuery) -> Action? {
+        switch state {
+        case .adopting, .serving, .draining:
+            guard keeperKeepsLogs else { return nil }
+            let request = KeeperMessage.LogsRequest(request: nextLogsRequest, query: query)
+            nextLogsRequest += 1
+            pendingLogs.insert(request.request)
+            return .send(.readLogs(request))
+        case .awaitingHello, .done:
+            return nil
+        }
+    }
+
     /// The drain finished: tell the keeper, then exit.
     public mutating func drainFinished(connections: Int) -> [Action] {
         guard state == .draining else { return [] }
@@ -177,6 +204,8 @@ public struct WorkerStateMachine: Sendable {
         case .instanceState: "instanceState"
         case .upgrade: "upgrade"
         case .drained: "drained"
+        case .logs: "logs"
+        case .readLogs: "readLogs"
         }
     }
 

@@ -12,11 +12,22 @@ public struct InstanceStatus: Sendable, Equatable {
     public var reason: String
     /// In the load-balancer rotation (passed its health check, not being drained).
     public var ready: Bool
-    /// Times this slot was started again after its first start (crashes, health kills, restarts).
+    /// Times this slot was started again after its first start: `crashes + plannedRestarts`.
     public var restarts: Int
+    /// Restarts after the process ended without being asked to: it exited, could not start, or
+    /// was killed by the supervisor (failed health checks, not ready in time).
+    public var crashes: Int
+    /// Restarts an operator or the configuration asked for: restart, rolling restart, a reload
+    /// that rolled the deployment.
+    public var plannedRestarts: Int
     public var uptime: Duration?
+    /// Resident memory of the instance's whole process tree (its descendants and its process
+    /// group: a gunicorn master and its workers).
     public var rssBytes: Int?
+    /// CPU of the same tree, in percent of one core since the previous status.
     public var cpuPercent: Double?
+    /// The argv as executed, `$PORT` and the other variables expanded (nil when not running).
+    public var command: [String]?
     /// `exited with signal 9 (KILL) after 12.4 s`
     public var lastExit: String?
 }

@@ -17,57 +17,69 @@ public final class OutputRelay: Sendable {
     /// The longest line passed on whole; longer ones are cut (see `LineAssembler`).
     public let maxLineBytes: Int
     private let sink: @Sendable (_ line: String, _ stream: OutputStream) -> Void
+    /// Also keeps every line (unprefixed) for `gateway logs` and writes the `log_file`s.
+    public let log: OutputLog?
 
     /// - Parameter sink: gets whole lines already prefixed, `[shop#2] hello`, without a trailing
     ///   newline. Lines of one stream arrive in order; different processes call it concurrently.
     public init(
         maxLineBytes: Int = 16 * 1024,
+        log: OutputLog? = nil,
         sink: @escaping @Sendable (_ line: String, _ stream: OutputStream) -> Void
     ) {
         precondition(maxLineBytes > 0, "maxLineBytes must be positive")
         self.maxLineBytes = maxLineBytes
+        self.log = log
         self.sink = sink
     }
 
     /// Writes each line plus `\n` to the gateway's own stdout or stderr, one `write(2)` per line
     /// under one process-wide lock, so lines of different instances never interleave even when
     /// stdout and stderr are the same file.
-    public static func standard(maxLineBytes: Int = 16 * 1024) -> OutputRelay {
-        writing(stdout: STDOUT_FILENO, stderr: STDERR_FILENO, maxLineBytes: maxLineBytes)
+    public static func standard(maxLineBytes: Int = 16 * 1024, log: OutputLog? = nil) -> OutputRelay {
+        writing(stdout: STDOUT_FILENO, stderr: STDERR_FILENO, maxLineBytes: maxLineBytes, log: log)
     }
 
     /// ``standard(maxLineBytes:)`` with other descriptors, so tests exercise the real writer.
-    static func writing(stdout: Int32, stderr: Int32, maxLineBytes: Int) -> OutputRelay {
-        OutputRelay(maxLineBytes: maxLineBytes) { line, stream in
+    static func writing(stdout: Int32, stderr: Int32, maxLineBytes: Int, log: OutputLog? = nil) -> OutputRelay {
+        OutputRelay(maxLineBytes: maxLineBytes, log: log) { line, stream in
             LineWriter.write(line, to: stream == .stdout ? stdout : stderr)
         }
     }
 
     /// The line splitter for one stream of one process. It is used by that process's own thread
     /// only (see `ChildWatch`), so it needs no lock.
-    func channel(name: String, stream: OutputStream) -> RelayChannel {
-        RelayChannel(prefix: "[\(name)] ", stream: stream, assembler: LineAssembler(maxLineBytes: maxLineBytes), sink: sink)
+    func channel(name: String, pid: Int32, stream: OutputStream) -> RelayChannel {
+        RelayChannel(
+            name: name, pid: pid, stream: stream, assembler: LineAssembler(maxLineBytes: maxLineBytes), sink: sink, log: log)
     }
 }
 
 /// One stream of one process: bytes in, prefixed lines out to the sink.
 struct RelayChannel {
-    let prefix: String
+    let name: String
+    let pid: Int32
     let stream: OutputRelay.OutputStream
     var assembler: LineAssembler
     let sink: @Sendable (String, OutputRelay.OutputStream) -> Void
+    let log: OutputLog?
 
     mutating func consume(_ bytes: UnsafeRawBufferPointer) {
         for line in assembler.append(bytes) {
-            sink(prefix + line, stream)
+            emit(line)
         }
     }
 
     /// End of file: flush the partial last line.
     mutating func finish() {
         if let last = assembler.finish() {
-            sink(prefix + last, stream)
+            emit(last)
         }
+    }
+
+    private func emit(_ line: String) {
+        sink("[\(name)] " + line, stream)
+        log?.append(instance: name, pid: pid, stream: stream == .stdout ? .stdout : .stderr, text: line)
     }
 }
 

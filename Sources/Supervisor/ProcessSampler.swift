@@ -30,6 +30,66 @@ public enum ProcessSampler {
         )
     }
 
+    /// Every process's parent and process group, read from `/proc/*/stat` once, so that the
+    /// table's instances are each summed from one consistent listing.
+    public struct ProcessList: Sendable {
+        struct Entry: Sendable {
+            var parent: Int32
+            var group: Int32
+        }
+
+        var entries: [Int32: Entry]
+
+        /// The pids of `leader`'s tree: itself, its descendants (by parent), and whatever else
+        /// is in its process group (a child that was orphaned and re-parented stays there).
+        public func tree(of leader: Int32) -> [Int32] {
+            var children: [Int32: [Int32]] = [:]
+            for (pid, entry) in entries { children[entry.parent, default: []].append(pid) }
+            var members: Set<Int32> = [leader]
+            var pending = [leader]
+            while let next = pending.popLast() {
+                for child in children[next] ?? [] where members.insert(child).inserted {
+                    pending.append(child)
+                }
+            }
+            for (pid, entry) in entries where entry.group == leader { members.insert(pid) }
+            return members.sorted()
+        }
+    }
+
+    /// The current processes of the host (those this process may see).
+    public static func processList() -> ProcessList {
+        var entries: [Int32: ProcessList.Entry] = [:]
+        guard let directory = opendir("/proc") else { return ProcessList(entries: [:]) }
+        defer { closedir(directory) }
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard let pid = Int32(name), let stat = readSmallFile("/proc/\(pid)/stat"),
+                  let close = stat.lastIndex(of: ")")
+            else { continue }
+            // After the command name: state, ppid, pgrp.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 2, let parent = Int32(fields[1]), let group = Int32(fields[2]) else { continue }
+            entries[pid] = ProcessList.Entry(parent: parent, group: group)
+        }
+        return ProcessList(entries: entries)
+    }
+
+    /// Memory and CPU of `leader` and every process of its tree (``ProcessList/tree(of:)``),
+    /// summed: a gunicorn master and its workers. `nil` when the leader itself is gone. The CPU
+    /// time of members that exited drops out of the sum; a rate computed over it is clamped at 0.
+    public static func sampleTree(leader: Int32, in list: ProcessList) -> ProcessSample? {
+        guard var total = sample(pid: leader) else { return nil }
+        for pid in list.tree(of: leader) where pid != leader {
+            guard let member = sample(pid: pid) else { continue }
+            total.rssBytes += member.rssBytes
+            total.cpuSeconds += member.cpuSeconds
+        }
+        return total
+    }
+
     private static func readSmallFile(_ path: String) -> String? {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return nil }

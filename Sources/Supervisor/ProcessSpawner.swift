@@ -82,6 +82,7 @@ public struct ProcessSpawner: Sendable {
             environment[Self.parentPIDVariable] = String(getpid())
         }
 
+        relay.log?.setLogFile(request.logFile, for: request.name)
         guard let output = GNULibC.closeOnExecPipe() else { throw failure(errno, "output pipe") }
         guard let errors = GNULibC.closeOnExecPipe() else {
             let code = errno
@@ -158,7 +159,7 @@ public struct ProcessSpawner: Sendable {
         // tail of the output through and publishes the exit.
         var watch = ChildWatch(
             process: process,
-            channels: [relay.channel(name: name, stream: .stdout), relay.channel(name: name, stream: .stderr)],
+            channels: [relay.channel(name: name, pid: pid, stream: .stdout), relay.channel(name: name, pid: pid, stream: .stderr)],
             descriptors: [stdout, stderr],
             watchdog: watchdog,
             drainGrace: drainGrace
@@ -171,14 +172,17 @@ extension ProcessSpawner {
     /// Watches a child this process already has (an exec replaced the program that spawned
     /// it, and kept the pid, the child and the pipes): relays `output` (stdout and stderr read
     /// ends, -1 if closed), reaps it, publishes its exit, like a child this spawner started.
-    public func adopt(name: String, pid: Int32, startedAt: ContinuousClock.Instant, output: [Int32]) -> SpawnedProcess {
+    public func adopt(
+        name: String, pid: Int32, startedAt: ContinuousClock.Instant, output: [Int32], logFile: LogFileSpec? = nil
+    ) -> SpawnedProcess {
+        relay.log?.setLogFile(logFile, for: name)
         let process = SpawnedProcess(name: name, pid: pid, startedAt: startedAt)
         for fd in output where fd >= 0 {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         }
         process.setOutput(output)
-        let channels = [relay.channel(name: name, stream: .stdout), relay.channel(name: name, stream: .stderr)]
+        let channels = [relay.channel(name: name, pid: pid, stream: .stdout), relay.channel(name: name, pid: pid, stream: .stderr)]
         let started = DedicatedThread.start { [watchdog, drainGrace] in
             var watch = ChildWatch(
                 process: process, channels: channels, descriptors: output, watchdog: watchdog, drainGrace: drainGrace)

@@ -29,14 +29,17 @@ public struct ProcessSpec: Sendable, Equatable {
     public var respawn: RespawnPolicy
     /// Instances a rolling restart stops at the same time (deployments of more than one instance).
     public var maxUnavailable: Int
+    /// `log_file`: the output also goes to this file (its path expanded per instance).
+    public var logFile: LogFileSpec?
 
     public init(
         command: [String], workingDirectory: String? = nil, environment: [String: String] = [:],
         instances: Int = 1, ports: ClosedRange<Int>, stopSignal: Int32 = 15,
         stopTimeout: Duration = .seconds(20), drainTimeout: Duration = .seconds(30),
         health: HealthCheckSpec = HealthCheckSpec(), readyTimeout: Duration = .seconds(30),
-        respawn: RespawnPolicy = RespawnPolicy(), maxUnavailable: Int = 1
+        respawn: RespawnPolicy = RespawnPolicy(), maxUnavailable: Int = 1, logFile: LogFileSpec? = nil
     ) {
+        self.logFile = logFile
         self.command = command
         self.workingDirectory = workingDirectory
         self.environment = environment

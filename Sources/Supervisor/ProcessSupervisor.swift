@@ -21,6 +21,8 @@ public actor ProcessSupervisor {
         let spec: ProcessSpec
         let endpoint: InstanceEndpoint
         let startedAt: ContinuousClock.Instant
+        /// The argv as executed (the spec's command expanded for this instance).
+        let arguments: [String]
         /// `instanceReady` was sent and `instanceGone` not yet.
         var inRotation = false
         var readyAt: ContinuousClock.Instant?
@@ -47,6 +49,7 @@ public actor ProcessSupervisor {
             self.process = process
             self.spec = spec
             self.endpoint = endpoint
+            self.arguments = spec.command.map { CommandExpansion.expand($0, ProcessSupervisor.variables(endpoint)) }
             self.startedAt = process.startedAt
             self.checkingSince = process.startedAt
         }
@@ -66,7 +69,10 @@ public actor ProcessSupervisor {
         /// An operator stopped it: a roll leaves it stopped (a FAILED slot is rolled back up).
         var operatorStopped = false
         var tracker: RespawnTracker
-        var restarts = 0
+        /// Restarts after a crash (an exit nobody asked for, a failed start, a health kill).
+        var crashes = 0
+        /// Restarts an operator or a reload asked for.
+        var plannedRestarts = 0
         var lastExit: String?
         var lastPort: Int?
         var backoff: Task<Void, Never>?
@@ -414,18 +420,39 @@ public actor ProcessSupervisor {
 
     /// The process table: one row per slot, plus a row for a surge replacement or a retiring
     /// instance while a roll has two processes in one slot.
-    public func status() -> [InstanceStatus] {
-        order.compactMap { deployments[$0] }.flatMap { $0.slots.flatMap(status(of:)) }
+    ///
+    /// Memory and CPU are summed over each instance's process tree; the host's process list that
+    /// takes is read before the actor is entered, so a host with many processes does not hold up
+    /// exits and health checks.
+    public nonisolated func status() async -> [InstanceStatus] {
+        let processes = ProcessSampler.processList()
+        return await rows(processes)
+    }
+
+    private func rows(_ processes: ProcessSampler.ProcessList) -> [InstanceStatus] {
+        order.compactMap { deployments[$0] }.flatMap { $0.slots.flatMap { status(of: $0, processes: processes) } }
+    }
+
+    /// The instance numbers of a supervised deployment (nil: no such deployment), without the
+    /// cost of a status.
+    public func indices(of deployment: String) -> [Int]? {
+        deployments[deployment]?.slots.map(\.index)
     }
 
     private func status(of slot: Slot) -> [InstanceStatus] {
+        status(of: slot, processes: nil)
+    }
+
+    /// - Parameter processes: the host's process list, to sum each instance's tree; nil samples
+    ///   the leaders alone (the answers of stop and start, which need no figures).
+    private func status(of slot: Slot, processes: ProcessSampler.ProcessList?) -> [InstanceStatus] {
         var rows: [InstanceStatus] = []
         let now = ContinuousClock.now
         func row(_ generation: Generation?, state: Supervisor.InstanceState, reason: String) -> InstanceStatus {
             var sample: ProcessSample?
             var cpu: Double?
             if let generation, generation.exit.value == nil {
-                sample = generation.process.sample()
+                sample = processes.map { generation.process.sampleTree(in: $0) } ?? generation.process.sample()
                 if let sample {
                     let (previous, at) = generation.lastSample ?? (ProcessSample(rssBytes: 0, cpuSeconds: 0), generation.startedAt)
                     cpu = sample.cpuPercent(since: previous, elapsed: now - at)
@@ -438,8 +465,9 @@ public actor ProcessSupervisor {
                 pid: alive ? generation?.process.pid : nil, port: alive ? generation?.endpoint.port : nil,
                 address: alive ? generation?.endpoint.address : nil,
                 state: state, reason: reason, ready: generation?.inRotation ?? false && !(generation?.stopping ?? false),
-                restarts: slot.restarts, uptime: alive ? generation.map { now - $0.startedAt } : nil,
-                rssBytes: sample?.rssBytes, cpuPercent: cpu, lastExit: slot.lastExit)
+                restarts: slot.crashes + slot.plannedRestarts, crashes: slot.crashes, plannedRestarts: slot.plannedRestarts,
+                uptime: alive ? generation.map { now - $0.startedAt } : nil,
+                rssBytes: sample?.rssBytes, cpuPercent: cpu, command: alive ? generation?.arguments : nil, lastExit: slot.lastExit)
         }
         rows.append(row(slot.current, state: slot.state, reason: slot.reason))
         if let surge = slot.surge, surge.exit.value == nil {
@@ -470,8 +498,10 @@ public actor ProcessSupervisor {
         }
         var environment = baseEnvironment
         for (key, value) in spec.environment { environment[key] = value }
-        let instance = ["PORT": String(port), "GATEWAY_DEPLOYMENT": slot.deployment, "GATEWAY_INSTANCE": slot.name]
+        let instance = Self.variables(InstanceEndpoint(deployment: slot.deployment, index: slot.index, host: host, port: port, pid: 0))
         environment.merge(instance) { _, own in own }
+        var logFile = spec.logFile
+        if let path = logFile?.path { logFile?.path = CommandExpansion.expand(path, instance) }
         let process: SpawnedProcess
         do {
             process = try spawner.spawn(SpawnRequest(
@@ -479,7 +509,8 @@ public actor ProcessSupervisor {
                 arguments: spec.command.map { CommandExpansion.expand($0, instance) },
                 workingDirectory: spec.workingDirectory.map { CommandExpansion.expand($0, instance) },
                 environment: environment,
-                placement: .init(deployment: slot.deployment, index: slot.index, port: port)))
+                placement: .init(deployment: slot.deployment, index: slot.index, port: port),
+                logFile: logFile))
         } catch {
             logger.error("[\(slot.name)] cannot start: \(error)")
             if !asSurge { crashed(slot, reason: "\(error)", healthyFor: .zero) }
@@ -644,7 +675,7 @@ public actor ProcessSupervisor {
         guard slot.wanted, !shuttingDown, slot.state == .backoff, slot.current == nil,
             let state = deployments[slot.deployment], state.slots.contains(where: { $0 === slot })
         else { return }
-        slot.restarts += 1
+        slot.crashes += 1
         start(slot, spec: state.spec)
     }
 
@@ -763,7 +794,7 @@ public actor ProcessSupervisor {
         }
         slot.wanted = true
         slot.tracker.reset()
-        if old != nil { slot.restarts += 1 }
+        if old != nil { slot.plannedRestarts += 1 }
         guard let generation = start(slot, spec: spec) else {
             step.error = "\(slot.name) could not start: \(slot.reason)"
             return step
@@ -824,7 +855,7 @@ public actor ProcessSupervisor {
         slot.current = replacement
         slot.lastPort = replacement.endpoint.port
         enter(slot, .ready, reason: "replaced pid \(old.process.pid) (rolling restart)")
-        slot.restarts += 1
+        slot.plannedRestarts += 1
         slot.tracker.reset()
         if let previous, previous !== replacement, previous.exit.value == nil {
             slot.retiring.append(previous)
@@ -839,6 +870,12 @@ public actor ProcessSupervisor {
             crashed(slot, reason: slot.lastExit ?? "exited", healthyFor: .zero)
         }
         return step
+    }
+
+    /// What `$PORT`, `$GATEWAY_DEPLOYMENT` and `$GATEWAY_INSTANCE` stand for in an instance's
+    /// command, working directory and log file (and what its environment gets).
+    static func variables(_ instance: InstanceEndpoint) -> [String: String] {
+        ["PORT": String(instance.port), "GATEWAY_DEPLOYMENT": instance.deployment, "GATEWAY_INSTANCE": instance.name]
     }
 
     // MARK: Formatting

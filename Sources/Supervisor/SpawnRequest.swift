@@ -18,14 +18,18 @@ public struct SpawnRequest: Sendable, Equatable, Codable {
     /// Which instance this is (deployment, index, port), for a launcher that keeps a table of
     /// them: the keeper hands it to the next worker. Nil for a process that is no instance.
     public var placement: Placement?
+    /// Where the relay also writes the output (the path already expanded for this instance).
+    public var logFile: LogFileSpec?
 
     public init(
         name: String,
         arguments: [String],
         workingDirectory: String? = nil,
         environment: [String: String],
-        placement: Placement? = nil
+        placement: Placement? = nil,
+        logFile: LogFileSpec? = nil
     ) {
+        self.logFile = logFile
         self.name = name
         self.arguments = arguments
         self.workingDirectory = workingDirectory

@@ -90,6 +90,14 @@ public final class SpawnedProcess: Sendable {
         }
     }
 
+    /// ``sample()`` summed over the process's whole tree (its descendants and its group), as
+    /// `list` lists them; same guard against a recycled pid.
+    public func sampleTree(in list: ProcessSampler.ProcessList) -> ProcessSample? {
+        state.withLock { state in
+            state.leaderReaped ? nil : ProcessSampler.sampleTree(leader: pid, in: list)
+        }
+    }
+
     /// Whether ``exitStatus()`` would answer at once.
     public var hasExited: Bool {
         state.withLock { $0.exit != nil }

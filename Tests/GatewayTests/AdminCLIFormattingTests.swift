@@ -183,11 +183,20 @@ import Testing
         {"processes": [
           {"deployment": "shop", "instance": "shop#1", "index": 1, "pid": 1234, "port": 9101, "state": "READY",
            "reason": "health check passed", "ready": true, "active": 3, "total": 12345, "restarts": 0,
-           "uptime_s": 185.2, "rss_bytes": 12345678, "cpu_percent": 0.44, "last_exit": null, "a_newer_field": [1]},
+           "crashes": 0, "planned_restarts": 0,
+           "uptime_s": 185.2, "rss_bytes": 12345678, "cpu_percent": 0.44, "last_exit": null, "a_newer_field": [1],
+           "command": ["gunicorn", "-b", "127.0.0.1:9101", "app:create_app()"]},
           {"deployment": "shop", "instance": "shop#2", "index": 2, "pid": null, "port": null, "state": "BACKOFF",
            "reason": "restarting in 5s", "ready": false, "active": 0, "total": 7, "restarts": 4,
+           "crashes": 3, "planned_restarts": 1,
            "uptime_s": null, "rss_bytes": null, "cpu_percent": null,
-           "last_exit": "exited with signal 9 (KILL) after 12.4 s"}
+           "last_exit": "exited with signal 9 (KILL) after 12.4 s", "command": null},
+          {"deployment": "shop", "instance": "shop#3", "index": 3, "pid": 1240, "port": 9103, "state": "SUSPENDED",
+           "process_state": "READY", "traffic_state": "SUSPENDED", "suspended_by": "backend",
+           "reason": "health check passed", "ready": false, "active": 0, "total": 2, "restarts": 2,
+           "crashes": 0, "planned_restarts": 2,
+           "uptime_s": 5, "rss_bytes": 2048, "cpu_percent": 0, "last_exit": null,
+           "command": ["python3", "app.py", "--port", "9103"]}
         ]}
         """
 
@@ -197,7 +206,12 @@ import Testing
 
     @Test func decodesProcessesWithNullsAndUnknownFields() throws {
         let processes = try Self.processes()
-        #expect(processes.count == 2)
+        #expect(processes.count == 3)
+        #expect(processes[0].command == ["gunicorn", "-b", "127.0.0.1:9101", "app:create_app()"])
+        #expect(processes[1].crashes == 3)
+        #expect(processes[1].plannedRestarts == 1)
+        #expect(processes[2].processState == "READY")
+        #expect(processes[2].suspendedBy == "backend")
         #expect(processes[0].uptimeS == 185.2)
         #expect(processes[0].rssBytes == 12_345_678)
         #expect(processes[0].lastExit == nil)
@@ -210,10 +224,15 @@ import Testing
         // Text columns left-aligned, numbers right-aligned, two spaces between columns.
         #expect(
             lines == [
-                "NAME     PID  PORT  STATE    READY  ACTIVE  REQUESTS  RESTARTS  UPTIME   MEMORY   CPU  REASON / LAST EXIT",
-                "shop#1  1234  9101  READY    yes         3     12345         0    3m5s  12.3 MB  0.4%  health check passed",
-                "shop#2     -     -  BACKOFF  no          0         7         4       -        -     -  "
+                "NAME     PID  PORT  STATE      READY  ACTIVE  REQUESTS  CRASHES  PLANNED  UPTIME   MEMORY   CPU  REASON / LAST EXIT",
+                "shop#1  1234  9101  READY      yes         3     12345        0        0    3m5s  12.3 MB  0.4%  health check passed",
+                "shop#2     -     -  BACKOFF    no          0         7        3        1       -        -     -  "
                     + "restarting in 5s; last exit: exited with signal 9 (KILL) after 12.4 s",
+                "shop#3  1240  9103  SUSPENDED  no          0         2        0        2      5s   2.0 kB  0.0%  health check passed",
+                "",
+                "NAME    COMMAND",
+                "shop#1  gunicorn -b 127.0.0.1:9101 'app:create_app()'",
+                "shop#3  python3 app.py --port 9103",
             ]
         )
     }
@@ -224,6 +243,10 @@ import Testing
         // Room for part of the reason: every line fits, the long one is cut with "...".
         let cut = ProcessTable.render(processes, width: 130)
         #expect(cut.allSatisfy { $0.count <= 130 })
+        let commands = ProcessTable.render(processes, width: 40).drop { !$0.isEmpty }
+        #expect(commands.count == 4)
+        #expect(commands.allSatisfy { $0.count <= 40 }, "commands are cut to the terminal too")
+        #expect(commands.contains("shop#1  gunicorn -b 127.0.0.1:9101 'a..."))
         #expect(cut[0].hasSuffix("REASON / LAST EXIT"))
         #expect(cut[2].hasSuffix("..."))
         #expect(cut[2].count == 130)
@@ -231,10 +254,18 @@ import Testing
         // No room for a useful part of it: the column goes, the others stay as they were.
         let narrow = ProcessTable.render(processes, width: 100)
         #expect(!narrow[0].contains("REASON"))
-        #expect(narrow[1] == "shop#1  1234  9101  READY    yes         3     12345         0    3m5s  12.3 MB  0.4%")
-        #expect(narrow.count == 3)
+        #expect(narrow[1] == "shop#1  1234  9101  READY      yes         3     12345        0        0    3m5s  12.3 MB  0.4%")
+        #expect(narrow.count == 8)
         // Wide enough: the same as with no terminal.
         #expect(ProcessTable.render(processes, width: 500) == full)
+    }
+
+    @Test func commandsAreShownAsAShellWouldTakeThem() {
+        #expect(ProcessTable.shellQuoted("127.0.0.1:9101") == "127.0.0.1:9101")
+        #expect(ProcessTable.shellQuoted("a b") == "'a b'")
+        #expect(ProcessTable.shellQuoted("it's") == #"'it'\''s'"#)
+        #expect(ProcessTable.shellQuoted("") == "''")
+        #expect(ProcessTable.shellQuoted("$HOME") == "'$HOME'")
     }
 
     @Test func emptyTableSaysSo() {

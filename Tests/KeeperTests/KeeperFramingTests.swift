@@ -1,3 +1,4 @@
+import Foundation
 import Supervisor
 import Testing
 
@@ -33,7 +34,28 @@ import Testing
         .upgradeFinished(ok: false, message: "worker 3 exited before it was ready"),
         .stopping(reason: "POST /shutdown"),
         .reloaded(ok: true, message: "unchanged"),
+        .hello(.init(keeperPID: 1, generation: 1, listeners: [], instances: [], features: [KeeperMessage.Hello.logsFeature])),
+        .spawn(.init(request: 10, process: .init(
+            name: "shop#3", arguments: ["app"], environment: [:], placement: .init(deployment: "shop", index: 3, port: 9102),
+            logFile: .init(path: "/var/log/shop#3.log", maxBytes: 4096, keep: 2)))),
+        .readLogs(.init(request: 4, query: .init(instance: "shop#1", lines: 10, after: 41, waitMilliseconds: 10_000))),
+        .logs(.init(request: 4, page: .init(
+            lines: [.init(sequence: 42, time: 1_700_000_000.25, stream: .stderr, pid: 99, text: "oops \u{1F600} \"quoted\"")],
+            lastSequence: 42, gap: false))),
     ]
+
+    /// A hello from a keeper that predates `features` still decodes (the field is absent), and
+    /// so does a spawn order without a log file: messages grow within version 1.
+    @Test func olderHelloAndSpawnOrdersStillDecode() throws {
+        let hello = #"{"hello":{"_0":{"keeperPID":1,"generation":2,"listeners":[],"instances":[]}}}"#
+        let decoded = try JSONDecoder().decode(KeeperMessage.self, from: Data(hello.utf8))
+        #expect(decoded == .hello(.init(keeperPID: 1, generation: 2, listeners: [], instances: [])))
+        var worker = WorkerStateMachine()
+        guard case .hello(let older) = decoded else { return }
+        _ = worker.received(.hello(older))
+        #expect(!worker.keeperKeepsLogs)
+        #expect(worker.readLogs(.init(instance: "shop#1", lines: 5)) == nil, "an older keeper is never sent readLogs")
+    }
 
     @Test func everyMessageComesBackAsItWent() throws {
         var decoder = KeeperFraming.Decoder()

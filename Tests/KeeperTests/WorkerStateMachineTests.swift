@@ -40,6 +40,30 @@ import Testing
         #expect(worker.linkClosed() == [])
     }
 
+    @Test func logsRequestsAreNumberedAndMatchedToTheirAnswers() {
+        var worker = WorkerStateMachine()
+        let query = OutputQuery(instance: "shop#1", lines: 20, after: 7, waitMilliseconds: 1000)
+        #expect(worker.readLogs(query) == nil, "nothing before hello")
+        var hello = Self.hello
+        hello.features = [KeeperMessage.Hello.logsFeature]
+        #expect(worker.received(.hello(hello)) == [.adopt(hello)])
+        #expect(worker.keeperKeepsLogs)
+        #expect(worker.readLogs(query) == .send(.readLogs(.init(request: 1, query: query))))
+        #expect(worker.readLogs(query) == .send(.readLogs(.init(request: 2, query: query))))
+        let page = OutputPage(lines: [.init(sequence: 8, time: 1, stream: .stdout, pid: 10, text: "hi")], lastSequence: 8, gap: false)
+        // Answers may come in any order (each waits for its own lines).
+        #expect(worker.received(.logs(.init(request: 2, page: page))) == [.logsRead(.init(request: 2, page: page))])
+        #expect(worker.becameReady(workerPID: 5) == [.send(.ready(workerPID: 5))])
+        #expect(worker.received(.logs(.init(request: 1, page: page))) == [.logsRead(.init(request: 1, page: page))])
+        // A draining worker still answers the admin API's reads.
+        _ = worker.received(.drain(reason: "upgrade"))
+        #expect(worker.readLogs(query) == .send(.readLogs(.init(request: 3, query: query))))
+        // An answer to a request never made cannot be trusted.
+        #expect(worker.received(.logs(.init(request: 9, page: page)))
+            == [.exit(reason: "keeper protocol error: an answer to logs request 9, which was never made", failure: true)])
+        #expect(worker.readLogs(query) == nil)
+    }
+
     @Test func messagesOutOfTurnEndTheWorker() {
         var early = WorkerStateMachine()
         #expect(early.received(.drain(reason: "x")) == [.exit(reason: "keeper protocol error: unexpected drain while awaiting hello", failure: true)])

@@ -29,6 +29,32 @@ import Testing
         #expect(ProcessSampler.sample(pid: -5) == nil)
     }
 
+    /// A gunicorn-like master with workers: the tree's memory is the sum, larger than the
+    /// leader's own, and the workers are found as its descendants.
+    @Test func theTreeSumsTheLeaderAndItsDescendants() async throws {
+        let lines = LineCollector()
+        let process = try ProcessSpawner(relay: lines.relay()).spawn(
+            shell("sleep 30 & sleep 30 & (sleep 30 & wait) & echo started; wait"))
+        defer { process.signalGroup(SIGKILL) }
+        #expect(await eventually(within: .seconds(10)) { lines.texts(.stdout) == ["[t#1] started"] })
+        // Four descendants: two sleeps, a subshell and its sleep.
+        var members: [Int32] = []
+        #expect(await eventually(within: .seconds(10)) {
+            members = ProcessSampler.processList().tree(of: process.pid)
+            return members.count == 5
+        })
+        #expect(members.contains(process.pid))
+        let own = try #require(ProcessSampler.sample(pid: process.pid))
+        let tree = try #require(process.sampleTree(in: ProcessSampler.processList()))
+        #expect(tree.rssBytes > own.rssBytes)
+        var sum = 0
+        for pid in members { sum += ProcessSampler.sample(pid: pid)?.rssBytes ?? 0 }
+        #expect(abs(tree.rssBytes - sum) < sum / 4, "the sum of the members (give or take a page or two)")
+        process.signalGroup(SIGKILL)
+        _ = await process.exitStatus(within: .seconds(10))
+        #expect(process.sampleTree(in: ProcessSampler.processList()) == nil)
+    }
+
     @Test func cpuPercentIsPerCore() {
         let before = ProcessSample(rssBytes: 1, cpuSeconds: 1.0)
         let after = ProcessSample(rssBytes: 1, cpuSeconds: 2.5)

@@ -87,6 +87,8 @@ import Testing
         }
         #expect(state.state == .failed)
         #expect(state.restarts == 2)
+        #expect(state.crashes == 2, "exits nobody asked for are crashes")
+        #expect(state.plannedRestarts == 0)
         #expect(state.lastExit?.hasPrefix("exited with exit status 7 after") == true)
         let starts = recorder.log.filter { $0.hasPrefix("out [job#1] port=") }
         #expect(starts.count == 3)

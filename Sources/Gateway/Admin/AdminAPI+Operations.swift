@@ -8,13 +8,25 @@ extension AdminAPI {
     func processes() async -> AdminResponse {
         guard let operations else { return .json(200, ProcessTableAnswer(processes: [])) }
         let rows = await operations.supervisor.status()
+        let snapshot = controller.snapshot()
         var backends: [String: BackendSnapshot] = [:]
-        for deployment in controller.snapshot().deployments {
+        var deployments: [String: SuspendState] = [:]
+        for deployment in snapshot.deployments {
+            deployments[deployment.name] = deployment.state
             for backend in deployment.backends { backends["\(deployment.name) \(backend.address)"] = backend }
         }
         let entries = rows.map { row -> ProcessEntry in
             let backend = row.address.flatMap { backends["\(row.deployment) \($0)"] }
-            return ProcessEntry(row, active: backend?.active ?? 0, total: backend?.total ?? 0)
+            var entry = ProcessEntry(row, active: backend?.active ?? 0, total: backend?.total ?? 0)
+            // Traffic to a running instance may be held back by a suspend of the gateway, of its
+            // deployment or of its backend; the widest scope that is not RUNNING says why.
+            let scopes: [(SuspendScopeName, SuspendState?)] = [
+                (.gateway, snapshot.state), (.deployment, deployments[row.deployment]), (.backend, backend?.state),
+            ]
+            if row.pid != nil, let (scope, state) = scopes.first(where: { $0.1 != nil && $0.1 != .running }) {
+                entry.traffic = (state!, scope)
+            }
+            return entry
         }
         return .json(200, ProcessTableAnswer(processes: entries))
     }
@@ -107,6 +119,7 @@ extension AdminAPI {
         default:
             return .error(404, "no admin endpoint \(request.path); \(usage)")
         }
+        if action == "logs" { return await logs(request, deployment: deployment, index: index) }
         guard ["restart", "stop", "start"].contains(action) else { return .error(404, "no admin endpoint \(request.path); \(usage)") }
         guard request.method == "POST" else { return .error(405, "method \(request.method) not allowed on \(request.path); use POST") }
         guard let operations else { return .error(409, "the gateway supervises no processes") }
@@ -158,6 +171,8 @@ struct ProcessEntry: Encodable {
     var row: InstanceStatus
     var active: Int
     var total: Int
+    /// RequestControl holds its traffic back: the suspend state and the scope it was set on.
+    var traffic: (state: SuspendState, scope: SuspendScopeName)?
 
     init(_ row: InstanceStatus, active: Int = 0, total: Int = 0) {
         self.row = row
@@ -166,8 +181,17 @@ struct ProcessEntry: Encodable {
     }
 
     enum Keys: String, CodingKey {
-        case deployment, instance, index, pid, port, state, reason, ready, active, total, restarts
+        case deployment, instance, index, pid, port, state, reason, ready, active, total, restarts, crashes, command
         case uptimeSeconds = "uptime_s", rssBytes = "rss_bytes", cpuPercent = "cpu_percent", lastExit = "last_exit"
+        case plannedRestarts = "planned_restarts", processState = "process_state", trafficState = "traffic_state"
+        case suspendedBy = "suspended_by"
+    }
+
+    /// `state` as shown: the process's own, unless it runs and a suspend holds its traffic back
+    /// (SUSPENDED once the drain is through, DRAINING before); `ready` is then false.
+    var shownState: String {
+        guard let traffic, row.state == .ready || row.state == .starting else { return row.state.rawValue }
+        return traffic.state == .suspended ? "SUSPENDED" : "DRAINING"
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -177,17 +201,28 @@ struct ProcessEntry: Encodable {
         try c.encode(row.index, forKey: .index)
         try c.encode(row.pid, forKey: .pid)
         try c.encode(row.port, forKey: .port)
-        try c.encode(row.state.rawValue, forKey: .state)
+        try c.encode(shownState, forKey: .state)
+        try c.encode(row.state.rawValue, forKey: .processState)
+        try c.encode(traffic?.state.rawValue ?? SuspendState.running.rawValue, forKey: .trafficState)
+        try c.encode(traffic?.scope.rawValue, forKey: .suspendedBy)
         try c.encode(row.reason, forKey: .reason)
-        try c.encode(row.ready, forKey: .ready)
+        try c.encode(row.ready && traffic == nil, forKey: .ready)
         try c.encode(active, forKey: .active)
         try c.encode(total, forKey: .total)
         try c.encode(row.restarts, forKey: .restarts)
+        try c.encode(row.crashes, forKey: .crashes)
+        try c.encode(row.plannedRestarts, forKey: .plannedRestarts)
+        try c.encode(row.command, forKey: .command)
         try c.encode(row.uptime.map { ($0.seconds * 10).rounded() / 10 }, forKey: .uptimeSeconds)
         try c.encode(row.rssBytes, forKey: .rssBytes)
         try c.encode(row.cpuPercent.map { ($0 * 10).rounded() / 10 }, forKey: .cpuPercent)
         try c.encode(row.lastExit, forKey: .lastExit)
     }
+}
+
+/// The scope a suspend was set on, as `suspended_by` shows it.
+enum SuspendScopeName: String {
+    case gateway, deployment, backend
 }
 
 struct RollAnswer: Encodable {

@@ -11,6 +11,7 @@ struct GatewayCommand: AsyncParsableCommand {
             RunCommand.self,
             CheckConfigCommand.self,
             StatusCommand.self,
+            LogsCommand.self,
             RestartCommand.self,
             StopCommand.self,
             StartCommand.self,

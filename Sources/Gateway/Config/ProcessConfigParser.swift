@@ -10,8 +10,13 @@ import Musl
 enum ProcessConfigParser {
     static let keys = [
         "command", "cwd", "env", "instances", "ports", "stop_signal", "stop_timeout", "drain_timeout", "health",
-        "ready_timeout", "respawn", "max_unavailable",
+        "ready_timeout", "respawn", "max_unavailable", "log_file", "log_max_bytes", "log_keep",
     ]
+
+    /// The smallest `log_max_bytes`: a rotation per line would be no log at all.
+    static let minLogBytes = 4096
+    /// The largest `log_keep`.
+    static let maxLogKeep = 1000
 
     /// - Parameter baseDirectory: a relative `cwd` is taken relative to the configuration
     ///   file's directory (what a config checked in beside its apps means), not to wherever the
@@ -81,6 +86,39 @@ enum ProcessConfigParser {
         if let value = map.optional("max_unavailable") { spec.maxUnavailable = try value.positiveInt(max: ConfigBounds.instances) }
         if let value = map.optional("health") { spec.health = try Self.health(value) }
         if let value = map.optional("respawn") { spec.respawn = try Self.respawn(value) }
+        spec.logFile = try Self.logFile(map, baseDirectory: baseDirectory)
+        return spec
+    }
+
+    /// `log_file` (relative to the configuration file's directory), with `log_max_bytes` and
+    /// `log_keep`, which mean nothing without it.
+    private static func logFile(_ map: ConfigMapping, baseDirectory: String) throws(ConfigError) -> LogFileSpec? {
+        guard let pathNode = map.optional("log_file") else {
+            for key in ["log_max_bytes", "log_keep"] {
+                if let node = map.optional(key) { throw node.error("\(key) needs a log_file") }
+            }
+            return nil
+        }
+        let written = try pathNode.string(expected: "a file path")
+        guard !written.isEmpty, !written.hasSuffix("/") else { throw pathNode.error("expected a file path, got \(pathNode.shown)") }
+        let path = written.hasPrefix("/") ? written : Self.join(baseDirectory, written)
+        // The directory must exist (the gateway creates files, not directories), unless it is
+        // named after the instance.
+        let directory = String(path[..<path.lastIndex(of: "/")!])
+        var info = stat()
+        guard CommandExpansion.expandsAnything(in: directory) || directory.isEmpty
+            || (stat(directory, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR)
+        else {
+            throw pathNode.error("no such directory for the log file: \(directory)")
+        }
+        var spec = LogFileSpec(path: path)
+        if let node = map.optional("log_max_bytes") {
+            spec.maxBytes = try node.positiveInt(max: Int(Int32.max))
+            guard spec.maxBytes >= minLogBytes else {
+                throw node.error("expected at least \(minLogBytes) bytes, got \(spec.maxBytes)")
+            }
+        }
+        if let node = map.optional("log_keep") { spec.keep = try node.nonNegativeInt(max: maxLogKeep) }
         return spec
     }
 

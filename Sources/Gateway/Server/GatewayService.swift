@@ -85,8 +85,10 @@ final class GatewayService: Service {
                 logger.warning("no process-group watchdog; children may outlive a gateway killed with SIGKILL", metadata: ["error": "\(error)"])
             }
         }
+        // The instances' output is kept by whoever reads their pipes: the keeper, or this process.
+        let output = keeper == nil ? OutputLog(logger: logger) : nil
         let spawner: any ProcessLaunching = keeper
-            ?? ProcessSpawner(launcher: [executable, "_launch", "--"], relay: .standard(), watchdog: watchdog)
+            ?? ProcessSpawner(launcher: [executable, "_launch", "--"], relay: .standard(log: output), watchdog: watchdog)
         let supervisor = ProcessSupervisor(
             spawner: spawner,
             delegate: SupervisedBackends(
@@ -101,7 +103,7 @@ final class GatewayService: Service {
         let operations = GatewayOperations(
             supervisor: supervisor, membership: membership, controller: controller, configPath: configPath,
             executablePath: executable, logger: logger, shutdownRequests: shutdownContinuation, tls: tls, keeper: keeper,
-            access: access, events: events)
+            access: access, events: events, output: keeper ?? output)
 
         // A worker that takes over: the instances it was handed are checked before anything
         // listens, so no request of this worker meets an instance that was not checked, and none

@@ -26,16 +26,20 @@ final class GatewayOperations: Sendable {
     let access: AdminAccess?
     /// Reloads and upgrades are told here.
     let events: GatewayEventLog
+    /// Where the instances' last output lines are read from (`gateway logs`): the keeper, or the
+    /// log this process keeps when it runs without one.
+    let output: (any OutputLogReading)?
 
     init(
         supervisor: ProcessSupervisor, membership: BackendMembership, controller: RequestController,
         configPath: String?, executablePath: String, logger: Logger, shutdownRequests: AsyncStream<Duration?>.Continuation,
         tls: TLSListenerContexts = TLSListenerContexts([:]), keeper: WorkerLink? = nil, access: AdminAccess? = nil,
-        events: GatewayEventLog = GatewayEventLog()
+        events: GatewayEventLog = GatewayEventLog(), output: (any OutputLogReading)? = nil
     ) {
         self.access = access
         self.events = events
         self.keeper = keeper
+        self.output = output
         self.tls = tls
         self.supervisor = supervisor
         self.membership = membership

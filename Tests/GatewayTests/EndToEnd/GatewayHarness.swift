@@ -37,7 +37,7 @@ final class GatewayHarness: Sendable {
         let refusingPorts = try (0..<deadBackends).map { _ in try RefusingPort() }
         ports += refusingPorts.map(\.port)
 
-        var text = yaml
+        var text = TestAdmin.withAdminUser(yaml)
             .replacingOccurrences(of: "{listen}", with: "127.0.0.1:0")
             .replacingOccurrences(of: "{admin}", with: "127.0.0.1:0")
             .replacingOccurrences(of: "{backends}", with: "[" + ports.map { "127.0.0.1:\($0)" }.joined(separator: ", ") + "]")
@@ -97,9 +97,12 @@ final class GatewayHarness: Sendable {
         try await TestHTTPClient.get(port: port, path: path, headers: headers)
     }
 
-    func admin(_ method: HTTPMethod, _ path: String) async throws -> TestHTTPResponse {
+    /// An admin request as the harness's `admin` user (`TestAdmin.token`).
+    func admin(_ method: HTTPMethod, _ path: String, token: String? = TestAdmin.token, headers: [(String, String)] = []) async throws
+        -> TestHTTPResponse
+    {
         try await TestHTTPClient.withConnection(port: adminPort) { client in
-            try await client.request(method, path)
+            try await client.request(method, path, headers: (token.map { [("authorization", "Bearer \($0)")] } ?? []) + headers)
         }
     }
 

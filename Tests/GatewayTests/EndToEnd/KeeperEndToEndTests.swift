@@ -296,7 +296,7 @@ extension KeeperEndToEndTests {
         let proxy = try freePort()
         let admin = try freePort()
         let config = directory.appendingPathComponent("gateway.yaml")
-        try GatewayHarness.supervisedConfig(instances: 1)
+        try TestAdmin.withAdminUser(GatewayHarness.supervisedConfig(instances: 1))
             .replacingOccurrences(of: "{listen}", with: "127.0.0.1:\(proxy)")
             .replacingOccurrences(of: "{admin}", with: "127.0.0.1:\(admin)")
             .write(to: config, atomically: true, encoding: .utf8)
@@ -331,7 +331,7 @@ extension KeeperEndToEndTests {
         defer { close(socket) }
         let admin = try freePort()
         let config = directory.appendingPathComponent("gateway.yaml")
-        try GatewayHarness.supervisedConfig(instances: 1)
+        try TestAdmin.withAdminUser(GatewayHarness.supervisedConfig(instances: 1))
             .replacingOccurrences(of: "{listen}", with: "127.0.0.1:\(port)")
             .replacingOccurrences(of: "{admin}", with: "127.0.0.1:\(admin)")
             .write(to: config, atomically: true, encoding: .utf8)

@@ -208,7 +208,7 @@ extension GatewayHarness {
     /// Replaces the gateway's configuration file (placeholders substituted as at start), for a
     /// reload.
     func rewriteConfig(_ yaml: String) throws {
-        var text = yaml
+        var text = TestAdmin.withAdminUser(yaml)
             .replacingOccurrences(of: "{listen}", with: "127.0.0.1:0")
             .replacingOccurrences(of: "{admin}", with: "127.0.0.1:0")
             .replacingOccurrences(of: "{backends}", with: "[" + backendPorts.map { "127.0.0.1:\($0)" }.joined(separator: ", ") + "]")

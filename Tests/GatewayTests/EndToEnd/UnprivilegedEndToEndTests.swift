@@ -19,7 +19,7 @@ struct UnprivilegedEndToEndTests {
         chmod(binary, 0o755)
         let (proxy, admin) = (try freePort(), try freePort())
         let config = directory.appendingPathComponent("gateway.yaml")
-        try GatewayHarness.supervisedConfig(instances: 1)
+        try TestAdmin.withAdminUser(GatewayHarness.supervisedConfig(instances: 1))
             .replacingOccurrences(of: "{listen}", with: "127.0.0.1:\(proxy)")
             .replacingOccurrences(of: "{admin}", with: "127.0.0.1:\(admin)")
             .write(to: config, atomically: true, encoding: .utf8)

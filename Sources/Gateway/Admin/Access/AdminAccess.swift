@@ -156,7 +156,7 @@ final class AdminAccess: Sendable {
             }
             guard let (user, csrf) = found else {
                 state.withLock { $0.failures.recordFailure(address, now: now) }
-                return .denied(Self.unauthorized("the session has expired or was closed; sign in again", path: request.path, expired: true))
+                return .denied(Self.unauthorized("the session has expired or was closed; sign in again", path: request.path))
             }
             if stateChanging {
                 // A browser: it must say where the request comes from, and prove it is the page.
@@ -174,9 +174,9 @@ final class AdminAccess: Sendable {
                 Self.unauthorized(
                     "the admin API on TCP needs a token and no admin.users are configured: make one with "
                         + "`gateway admin-token --name NAME --level LEVEL`, add its line under admin.users and reload, "
-                        + "or use the admin socket", path: request.path))
+                        + "or use the admin socket", path: request.path, presented: false))
         }
-        return .denied(Self.unauthorized("this endpoint needs a bearer token (Authorization: Bearer TOKEN)", path: request.path))
+        return .denied(Self.unauthorized("this endpoint needs a bearer token (Authorization: Bearer TOKEN)", path: request.path, presented: false))
     }
 
     private func check(_ principal: AdminPrincipal, _ requirement: AdminAccessPolicy.Requirement, csrfToken: String?) -> Decision {
@@ -233,12 +233,12 @@ final class AdminAccess: Sendable {
 
     // MARK: Helpers
 
-    /// 401 with `WWW-Authenticate`; for the page, the sign-in form instead of JSON.
-    static func unauthorized(_ message: String, path: String, expired: Bool = false) -> AdminResponse {
+    /// 401 with `WWW-Authenticate`; for the page, the sign-in form instead of JSON (200 when
+    /// nothing was presented: a person who just opened it).
+    static func unauthorized(_ message: String, path: String, presented: Bool = true) -> AdminResponse {
         var response: AdminResponse
         if path == "/" {
-            response = .html(expired ? 401 : 200, StatusPage.signIn(message: expired ? "Your session has ended; sign in again." : nil))
-            if !expired { return response }
+            response = .html(presented ? 401 : 200, StatusPage.signIn(message: presented ? message : nil))
         } else {
             response = .error(401, message)
         }

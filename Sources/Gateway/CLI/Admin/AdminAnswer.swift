@@ -27,10 +27,34 @@ enum AdminAnswer {
         var active: Int?
         var total: Int?
         var restarts: Int?
+        var crashes: Int?
+        var plannedRestarts: Int?
         var uptimeS: Double?
         var rssBytes: Int64?
         var cpuPercent: Double?
         var lastExit: String?
+        /// The supervisor's own state when `state` shows a suspend (SUSPENDED, DRAINING).
+        var processState: String?
+        var trafficState: String?
+        var suspendedBy: String?
+        /// The argv as executed, `$PORT` expanded.
+        var command: [String]?
+    }
+
+    /// `GET /deployments/D/instances/N/logs`.
+    struct Logs: Decodable, Sendable, Equatable {
+        var instance: String
+        var lines: [LogLine]
+        var lastSequence: Int
+        var gap: Bool?
+    }
+
+    struct LogLine: Decodable, Sendable, Equatable {
+        var sequence: Int
+        var time: Double?
+        var stream: String?
+        var pid: Int32?
+        var text: String
     }
 
     /// `POST /deployments/D/restart`, as 200 (`ok` true) or 500 (`ok` false).

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The `gateway status` table, in the manner of `pm2 ls`: one row per instance, aligned
 /// columns, `-` for what the gateway reported as unknown.
 ///
@@ -28,7 +30,8 @@ enum ProcessTable {
         Column(title: "READY", rightAligned: false) { AdminFormat.yesNo($0.ready) },
         Column(title: "ACTIVE", rightAligned: true) { AdminFormat.number($0.active) },
         Column(title: "REQUESTS", rightAligned: true) { AdminFormat.number($0.total) },
-        Column(title: "RESTARTS", rightAligned: true) { AdminFormat.number($0.restarts) },
+        Column(title: "CRASHES", rightAligned: true) { AdminFormat.number($0.crashes) },
+        Column(title: "PLANNED", rightAligned: true) { AdminFormat.number($0.plannedRestarts) },
         Column(title: "UPTIME", rightAligned: true) { AdminFormat.uptime(seconds: $0.uptimeS) },
         Column(title: "MEMORY", rightAligned: true) { AdminFormat.bytes($0.rssBytes) },
         Column(title: "CPU", rightAligned: true) { AdminFormat.percent($0.cpuPercent) },
@@ -82,7 +85,29 @@ enum ProcessTable {
         let rows = zip(cells, reasons).map { values, reason in
             line(values, reason: reasonWidth.map { Self.cut(reason, to: $0) })
         }
-        return [header] + rows
+        return [header] + rows + commands(processes, width: width)
+    }
+
+    /// Below the table, the command each running instance executes (`$PORT` expanded), cut to
+    /// the terminal's width: a blank line, `COMMAND`, then `shop#1  gunicorn -b 127.0.0.1:9101`.
+    /// Nothing when no instance has one (stopped, or an older gateway).
+    static func commands(_ processes: [AdminAnswer.Process], width: Int?) -> [String] {
+        let running = processes.compactMap { process in process.command.map { (process.instance, $0) } }
+        guard !running.isEmpty else { return [] }
+        let nameWidth = running.reduce("NAME".count) { max($0, $1.0.count) }
+        let lines = running.map { name, command in
+            Self.pad(name, to: nameWidth, right: false) + Self.gap + command.map(Self.shellQuoted).joined(separator: " ")
+        }
+        return ["", Self.pad("NAME", to: nameWidth, right: false) + Self.gap + "COMMAND"]
+            + lines.map { line in width.map { Self.cut(line, to: $0) } ?? line }
+    }
+
+    /// `word` as a shell would need it to come out as one argument.
+    static func shellQuoted(_ word: String) -> String {
+        let plain = !word.isEmpty && word.unicodeScalars.allSatisfy { scalar in
+            scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || "-_./:=@%+,#".unicodeScalars.contains(scalar)
+        }
+        return plain ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 
     private static func pad(_ text: String, to width: Int, right: Bool) -> String {

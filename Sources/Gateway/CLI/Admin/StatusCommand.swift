@@ -7,10 +7,14 @@ struct StatusCommand: AsyncParsableCommand {
         abstract: "Show the processes the gateway supervises (GET /processes).",
         discussion: """
             First a line for the keeper and one for the worker (GET /health), then the \
-            instances. Columns: NAME (instance), PID, PORT, STATE, READY, ACTIVE (requests in flight), \
-            REQUESTS (total), RESTARTS, UPTIME, MEMORY (resident), CPU, and REASON / LAST EXIT \
-            when the terminal is wide enough; '-' where the gateway does not know. --json prints \
-            the gateway's JSON unchanged.
+            instances. Columns: NAME (instance), PID, PORT, STATE (SUSPENDED or DRAINING when a \
+            suspend of the instance, its deployment or the gateway holds its traffic back), READY, \
+            ACTIVE (requests in flight), REQUESTS (total), CRASHES and PLANNED (restarts after a \
+            crash or health kill, and those asked for: restart, roll, reload), UPTIME, MEMORY \
+            (resident, the instance's whole process tree), CPU (same tree), and REASON / LAST EXIT \
+            when the terminal is wide enough; '-' where the gateway does not know. Below the \
+            table, the command each instance runs, $PORT expanded. --json prints the gateway's \
+            JSON unchanged.
 
             \(AdminExitCode.discussion)
             """
