@@ -142,7 +142,8 @@ enum StatusPage {
         .actions button { font-size: .8rem; }
         .state { font-weight: 600; }
         [data-state="RUNNING"], [data-state="READY"] { color: var(--ok); }
-        [data-state="PRE_SUSPEND"], [data-state="SUSPENDING"], [data-state="STARTING"], [data-state="STOPPING"] { color: var(--warn); }
+        [data-state="PRE_SUSPEND"], [data-state="SUSPENDING"], [data-state="STARTING"], [data-state="STOPPING"],
+          [data-state="DRAINING"] { color: var(--warn); }
         [data-state="SUSPENDED"], [data-state="STOPPED"] { color: var(--idle); }
         [data-state="BACKOFF"], [data-state="FAILED"] { color: var(--bad); }
         .figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(8.5rem, 1fr)); gap: .2rem 1rem;
@@ -335,7 +336,7 @@ enum StatusPage {
           // ---- tables whose rows are built once per key and then only change text ----
           function table(columns) {
             const colgroup = el('colgroup', {}, columns.map(c => el('col', { style: 'width:' + c.width })));
-            const head = el('tr', {}, columns.map(c => el('th', { class: c.num ? 'num' : '', text: c.title })));
+            const head = el('tr', {}, columns.map(c => el('th', Object.assign({ class: c.num ? 'num' : '', text: c.title }, c.tip ? { title: c.tip } : {}))));
             const body = el('tbody');
             return { node: el('table', {}, [colgroup, el('thead', {}, [head]), body]), body, rows: new Map() };
           }
@@ -400,8 +401,8 @@ enum StatusPage {
             { title: 'state', width: canAct ? '22%' : '30%', field: 'state', reason: true },
             { title: 'in flight', width: '7%', num: true, field: 'active' },
             { title: 'uptime', width: '9%', num: true, field: 'uptime' },
-            { title: 'RSS', width: '10%', num: true, field: 'rss' },
-            { title: 'CPU', width: '8%', num: true, field: 'cpu' },
+            { title: 'memory', width: '10%', num: true, field: 'rss', tip: 'resident memory of the process tree' },
+            { title: 'CPU', width: '8%', num: true, field: 'cpu', tip: 'CPU of the process tree, % of one core' },
             { title: 'restarts', width: '11%', num: true, field: 'restarts' },
           ].concat(canAct ? [{ title: '', width: '17rem', actions: true }] : []);
 
@@ -507,15 +508,18 @@ enum StatusPage {
             }, (row, p) => {
               const r = row.fields;
               setText(r.instance, p.instance);
+              r.instance.parentNode.title = Array.isArray(p.command) ? p.command.join(' ') : '';
               setText(r.pid, fmt.int(p.pid));
               setText(r.port, fmt.int(p.port));
               setState(r.state, p.state);
-              setText(r.reason, p.reason || '');
-              r.state.parentNode.title = p.state + (p.reason ? ': ' + p.reason : '') + (p.last_exit ? ' (last exit: ' + p.last_exit + ')' : '');
+              // A running process whose traffic a suspend holds back shows SUSPENDED or DRAINING.
+              const reason = (p.suspended_by ? 'suspended by ' + p.suspended_by + (p.process_state ? ' (process ' + p.process_state + ')' : '') : '')
+                || p.reason || '';
+              setText(r.reason, reason);
+              r.state.parentNode.title = p.state + (reason ? ': ' + reason : '') + (p.last_exit ? ' (last exit: ' + p.last_exit + ')' : '');
               setText(r.active, fmt.int(p.active));
               setText(r.uptime, fmt.duration(p.uptime_s));
-              const tree = p.tree_rss_bytes != null ? p.tree_rss_bytes : p.rss_tree_bytes;
-              setText(r.rss, fmt.bytes(p.rss_bytes) + (tree != null && tree !== p.rss_bytes ? ' (' + fmt.bytes(tree) + ' tree)' : ''));
+              setText(r.rss, fmt.bytes(p.rss_bytes));
               setText(r.cpu, fmt.percent(p.cpu_percent));
               const split = p.crashes != null && p.planned_restarts != null;
               setText(r.restarts, split ? p.crashes + ' / ' + p.planned_restarts : fmt.int(p.restarts));
