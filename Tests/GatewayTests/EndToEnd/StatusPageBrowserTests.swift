@@ -80,6 +80,8 @@ struct StatusPageBrowserTests {
             try await browser.waitFor(
                 "shop#1 READY again on the page",
                 "document.querySelector('[data-instance=\"shop#1\"] [data-field=\"state\"]')?.textContent === 'READY'")
+            // The restart was asked for: planned, not a crash.
+            try await browser.waitFor("shop#1's restarts as 0 crashes / 1 planned", "\(Self.text("[data-instance=\"shop#1\"] [data-field=\"restarts\"]")) === '0 / 1'")
             try await browser.waitFor("new entries in the events list (had \(eventsBefore))", "\(eventCount) > \(eventsBefore)")
             #expect(try await browser.eval("document.querySelector('#connection').textContent") as? String == "live")
             try await Self.screenshotIfAsked(browser, name: "viewer")
