@@ -30,7 +30,8 @@ BIN=$(swift build -c release --show-bin-path)/gateway
 echo "gateway on http://127.0.0.1:8080 and https://127.0.0.1:8443 (admin http://127.0.0.1:9901); in another shell:"
 echo "  curl -k --http2 https://127.0.0.1:8443/   # h2 over TLS"
 echo "  curl --http2-prior-knowledge http://127.0.0.1:8080/   # h2c"
-echo "  $BIN status            # the process table"
-echo "  $BIN restart shop      # a rolling restart"
+echo "  $BIN status --config examples/gateway.yaml        # the process table (over the admin socket)"
+echo "  $BIN restart shop --config examples/gateway.yaml  # a rolling restart"
+echo "  $BIN events --config examples/gateway.yaml        # what happens, live"
 echo "Ctrl-C to stop"
 exec "$BIN" run --config examples/gateway.yaml
