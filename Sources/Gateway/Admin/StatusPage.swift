@@ -201,7 +201,8 @@ enum StatusPage {
           }
           function setState(node, state) {
             setText(node, state == null ? '–' : state);
-            if (node.dataset.state !== String(state)) node.dataset.state = String(state);
+            const value = state == null ? '' : String(state);
+            if (node.dataset.state !== value) node.dataset.state = value;
           }
           const dash = '–';
           const fmt = {
