@@ -120,6 +120,11 @@ struct StatusPageBrowserTests {
             let deployments = stats["deployments"] as? [[String: Any]] ?? []
             #expect(deployments.first { $0["name"] as? String == "shop" }?["state"] as? String == "RUNNING")
             try await Self.screenshotIfAsked(browser, name: "operator")
+
+            // Signing out ends the session: back to the form, and the cookie no longer works.
+            _ = try? await browser.eval("document.getElementById('sign-out').click()")
+            try await browser.waitFor("the sign-in form after signing out", "!!document.getElementById('token')")
+            #expect(try await browser.eval("fetch('/stats', {credentials: 'same-origin'}).then(r => r.status)") as? Int == 401)
         }
     }
 
