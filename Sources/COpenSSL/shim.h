@@ -9,6 +9,7 @@
 #include <openssl/x509v3.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/hmac.h>
 
 // Swift does not import function-like macros, nor macros whose value is built by another
 // function-like macro (SSL_OP_BIT). Everything below is a `static inline` wrapper so that this

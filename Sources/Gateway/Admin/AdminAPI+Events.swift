@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// `GET /events`: server-sent events. First a `snapshot` (health, stats, processes and the
 /// events kept so far), then every event as it happens and a `state` about every second, until
@@ -29,7 +30,7 @@ extension AdminAPI {
             while !Task.isCancelled, withState {
                 try? await Task.sleep(for: Self.stateInterval)
                 if Task.isCancelled { break }
-                continuation.yield(Self.message(event: "state", id: nil, data: await api.stateJSON(recent: nil)))
+                continuation.yield(Self.message(event: "state", id: nil, data: await api.sharedState()))
             }
         }
         continuation.onTermination = { _ in
@@ -40,6 +41,16 @@ extension AdminAPI {
         response.headers.append(("cache-control", "no-store"))
         response.stream = body
         return response
+    }
+
+    /// The `state` document, made at most once per interval whoever asks: every open page gets
+    /// the same one, and ten pages cost one walk of the process table, not ten.
+    func sharedState() async -> Data {
+        let now = ContinuousClock.now
+        if let cached = stateCache.value(newerThan: now - Self.stateInterval / 2) { return cached }
+        let fresh = await stateJSON(recent: nil)
+        stateCache.store(fresh, at: now)
+        return fresh
     }
 
     /// `{"health":…,"stats":…,"processes":…[,"recent":[…]]}` on one line.
@@ -72,5 +83,21 @@ extension AdminAPI {
         if let id { text += "id: \(id)\n" }
         text += "event: \(event)\ndata: "
         return Array(text.utf8) + Array(data) + Array("\n\n".utf8)
+    }
+}
+
+/// The last `state` document and when it was made (see `AdminAPI.sharedState`).
+final class StateDocumentCache: Sendable {
+    private let entry = Mutex<(data: Data, at: ContinuousClock.Instant)?>(nil)
+
+    func value(newerThan limit: ContinuousClock.Instant) -> Data? {
+        entry.withLock { entry in
+            guard let entry, entry.at >= limit else { return nil }
+            return entry.data
+        }
+    }
+
+    func store(_ data: Data, at time: ContinuousClock.Instant) {
+        entry.withLock { $0 = (data, time) }
     }
 }

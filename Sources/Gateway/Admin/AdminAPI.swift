@@ -110,6 +110,8 @@ struct AdminAPI: Sendable {
     var accessControl = AdminAccess(config: AdminConfig(listen: HostPort(host: "127.0.0.1", port: 9901)), boundPort: 9901)
     /// What happened, for `/events` and the page.
     var events = GatewayEventLog()
+    /// The periodic `state` of `/events`, shared by every page that is open.
+    var stateCache = StateDocumentCache()
 
     /// Authorizes, answers, and writes the audit line of a state-changing call.
     func handle(_ request: AdminRequest) async -> AdminResponse {

@@ -182,6 +182,13 @@ final class AdminHTTPHandler: ChannelInboundHandler {
                 channel.eventLoop.execute {
                     let (handler, context) = loopBound.value
                     guard channel.isActive else { return }
+                    // A client that stopped reading would have every later piece queued here
+                    // for as long as it stays connected; it is closed instead (an EventSource
+                    // reconnects and resumes after its Last-Event-ID).
+                    guard channel.isWritable else {
+                        context.close(promise: nil)
+                        return
+                    }
                     context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(channel.allocator.buffer(bytes: piece)))), promise: nil)
                 }
             }

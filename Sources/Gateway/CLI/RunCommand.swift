@@ -40,12 +40,19 @@ struct RunCommand: ParsableCommand {
                 throw ExitCode(1)
             }
         }
+        // A socket file systemd made is systemd's to remove; one this keeper made is its own.
+        let ownsAdminSocket = environment["LISTEN_FDS"] == nil
         let notifier = SystemdNotifier(environment: environment)
         // Ours alone: neither workers nor instances may think systemd talks to them.
         for name in ["NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", KeeperState.variable] {
             environment[name] = nil
             unsetenv(name)
         }
+        // One key for every worker's session cookies, so a sign-in on the status page survives
+        // an upgrade; kept in the keeper's own environment, which a re-exec carries over.
+        let sessionKey = environment[AdminSessions.keyVariable] ?? TokenDigest(bytes: TokenDigest.randomBytes(32))!.hex
+        setenv(AdminSessions.keyVariable, sessionKey, 1)
+        environment[AdminSessions.keyVariable] = sessionKey
         let executable = GatewayService.executablePath()
         let keeper = KeeperProcess(
             configuration: .init(
@@ -61,6 +68,7 @@ struct RunCommand: ParsableCommand {
             resumed == nil ? "keeper started" : "keeper resumed",
             metadata: ["pid": "\(getpid())", "listeners": "\(sockets.map(\.0.address).joined(separator: ","))", "version": "\(GatewayVersion.version)"])
         let status = keeper.run()
+        if ownsAdminSocket, let path = loaded.admin.socket { unlink(path) }
         if status != 0 { throw ExitCode(status) }
     }
 

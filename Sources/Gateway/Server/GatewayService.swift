@@ -41,6 +41,8 @@ final class GatewayService: Service {
     }
 
     func run() async throws {
+        // First, before anything reads the environment for a child.
+        let sessionKey = AdminSessions.keyFromEnvironment()
         // Trapped before anything else, so a reload request is never the default action (exit).
         let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
         let threads = config.threads ?? System.coreCount
@@ -95,11 +97,11 @@ final class GatewayService: Service {
                 membership: membership, controller: controller, prober: HealthProber(group: group), server: server, logger: logger,
                 keeper: keeper),
             logger: logger,
-            environment: ProcessInfo.processInfo.environment,
+            environment: ProcessInfo.processInfo.environment.filter { $0.key != AdminSessions.keyVariable },
             events: { [events] event in SupervisorEvents.publish(event, to: events) }
         )
         let (shutdownRequests, shutdownContinuation) = AsyncStream<Duration?>.makeStream()
-        let access = AdminAccess(config: config.admin)
+        let access = AdminAccess(config: config.admin, sessionKey: sessionKey)
         let operations = GatewayOperations(
             supervisor: supervisor, membership: membership, controller: controller, configPath: configPath,
             executablePath: executable, logger: logger, shutdownRequests: shutdownContinuation, tls: tls, keeper: keeper,

@@ -199,13 +199,26 @@ import Testing
         #expect(await api.handle(read).status == 401)
     }
 
-    @Test func sessionsExpire() throws {
-        var sessions = AdminSessions()
-        let now = ContinuousClock.now
-        let opened = sessions.open(tokenDigest: TokenDigest(of: "t"), lifetime: .seconds(60), now: now)
-        #expect(sessions.session(id: opened.id, now: now + .seconds(59)) != nil)
-        #expect(sessions.session(id: opened.id, now: now + .seconds(60)) == nil)
-        #expect(sessions.session(id: opened.id + "x", now: now) == nil)
+    @Test func sessionCookiesAreSignedExpireAndOutliveTheWorkerThatMadeThem() throws {
+        let key = TokenDigest.randomBytes(32)
+        let user = AdminUser(name: "ci", tokenDigest: TokenDigest(of: "gw_a"), level: .viewer)
+        var sessions = AdminSessions(key: key)
+        let now = Date()
+        let opened = sessions.open(user: user, lifetime: .seconds(60), now: now)
+        #expect(sessions.verify(opened.cookie, users: [user], now: now.addingTimeInterval(59))?.user == user)
+        #expect(sessions.verify(opened.cookie, users: [user], now: now.addingTimeInterval(60)) == nil, "expired")
+        // Another worker with the same key (the keeper's) accepts it, with the same CSRF token.
+        let next = AdminSessions(key: key)
+        #expect(next.verify(opened.cookie, users: [user], now: now)?.csrfToken == opened.csrfToken)
+        #expect(AdminSessions(key: TokenDigest.randomBytes(32)).verify(opened.cookie, users: [user], now: now) == nil, "another key")
+        // A rotated token breaks it; so does any change to the cookie.
+        let rotated = AdminUser(name: "ci", tokenDigest: TokenDigest(of: "gw_b"), level: .viewer)
+        #expect(sessions.verify(opened.cookie, users: [rotated], now: now) == nil)
+        var forged = opened.cookie.split(separator: ".").map(String.init)
+        forged[2] = String(Int64(forged[2])! + 3600)
+        #expect(sessions.verify(forged.joined(separator: "."), users: [user], now: now) == nil)
+        sessions.close(opened.cookie, now: now)
+        #expect(sessions.verify(opened.cookie, users: [user], now: now) == nil, "signed out")
     }
 
     @Test func failedAttemptsAreLimitedPerAddress() async throws {

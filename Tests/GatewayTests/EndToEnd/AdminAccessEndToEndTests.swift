@@ -40,6 +40,10 @@ struct AdminAccessEndToEndTests {
         // The gateway's own user is an admin on the socket, with no token at all.
         #expect(try await Self.curlSocket(socket, "GET", "/processes").0 == 200)
         #expect(try await Self.curlSocket(socket, "POST", "/shutdown?timeout=bad").0 == 400)
+        // The CLI finds the socket through the configuration, and needs no token there.
+        let status = try ChildProcess.gateway(
+            ["status", "--config", h.directory.appendingPathComponent("gateway.yaml").path], environment: ["GATEWAY_TOKEN": "", "GATEWAY_ADMIN": ""])
+        #expect(try await status.waitForExit() == 0, "\(status.outputDescription)")
         // Nobody else can reach the TCP listener without a token.
         #expect(try await h.admin(.GET, "/stats", token: nil).status.code == 401)
 
@@ -63,6 +67,11 @@ struct AdminAccessEndToEndTests {
         let nobody = h.gateway.stderrLines.filter { $0.contains("\"user\":\"nobody\"") && $0.contains("\"status\":200") }
         #expect(nobody.count == 1 && nobody[0].contains("\"credential\":\"socket\"") && nobody[0].contains("\"path\":\"/resume\""), "\(nobody)")
         #expect(h.gateway.stderrLines.contains { $0.contains("\"user\":\"nobody\"") && $0.contains("\"status\":403") })
+
+        // A keeper that exits takes its socket file with it.
+        h.gateway.terminate(signal: SIGTERM)
+        #expect(try await h.gateway.waitForExit(timeout: .seconds(20)) == 0)
+        #expect(!FileManager.default.fileExists(atPath: socket))
     }
 
     @Test func adminTokenMakesATokenWhoseHashTheGatewayAcceptsAndTheCLITakesItThreeWays() async throws {
@@ -136,6 +145,25 @@ struct AdminAccessEndToEndTests {
         #expect(audit["user"] as? String == TestAdmin.userName)
         #expect(audit["path"] as? String == "/deployments/shop/restart")
         #expect(audit["status"] as? Int == 200)
+    }
+
+    @Test func aBrowserSessionOutlivesAnUpgrade() async throws {
+        let h = try await GatewayHarness(backends: 1, yaml: GatewayHarness.simpleConfig())
+        let signIn = try await TestHTTPClient.withConnection(port: h.adminPort) { client in
+            try await client.request(
+                .POST, "/session",
+                headers: [("content-type", "application/x-www-form-urlencoded"), ("origin", "http://127.0.0.1:\(h.adminPort)")],
+                body: Array("token=\(TestAdmin.token)".utf8))
+        }
+        #expect(signIn.status.code == 303)
+        let cookie = try #require(signIn.headers["set-cookie"].first?.split(separator: ";").first.map(String.init))
+        let before = try await h.admin(.GET, "/health", token: nil, headers: [("cookie", cookie)])
+        let oldWorker = GatewayHarness.json(before)["pid"] as? Int
+        let upgrade = try await h.adminJSON(.POST, "/upgrade")
+        #expect(upgrade.status == 200, "\(upgrade.json)")
+        let stats = try await h.admin(.GET, "/health", token: nil, headers: [("cookie", cookie)])
+        #expect(GatewayHarness.json(stats)["pid"] as? Int != oldWorker)
+        #expect(try await h.admin(.GET, "/stats", token: nil, headers: [("cookie", cookie)]).status.code == 200)
     }
 
     @Test func eventsFollowAShutdownToItsEnd() async throws {

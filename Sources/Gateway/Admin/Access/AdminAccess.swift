@@ -40,7 +40,7 @@ final class AdminAccess: Sendable {
 
     private struct State: Sendable {
         var settings: Settings
-        var sessions = AdminSessions()
+        var sessions: AdminSessions
         var failures = AdminFailureLimiter()
     }
 
@@ -52,8 +52,10 @@ final class AdminAccess: Sendable {
     /// The gateway's own user: always `admin` on its socket.
     private let ownUID = getuid()
 
-    init(config: AdminConfig, boundPort: Int? = nil) {
-        state = Mutex(State(settings: Settings(config)))
+    /// - Parameter sessionKey: signs the page's session cookies; the keeper gives every worker
+    ///   the same one (`AdminSessions.keyFromEnvironment`), so sign-ins survive an upgrade.
+    init(config: AdminConfig, boundPort: Int? = nil, sessionKey: [UInt8] = TokenDigest.randomBytes(32)) {
+        state = Mutex(State(settings: Settings(config), sessions: AdminSessions(key: sessionKey)))
         listenHost = config.listen.host
         self.boundPort = Mutex(boundPort ?? config.listen.port)
     }
@@ -71,7 +73,10 @@ final class AdminAccess: Sendable {
 
     var settings: Settings { state.withLock { $0.settings } }
 
-    func authorize(_ request: AdminRequest, now: ContinuousClock.Instant = .now) -> Decision {
+    /// - Parameters:
+    ///   - now: for the limit on failed attempts;
+    ///   - wallClock: for session expiry (cookies cross processes, so they carry wall-clock time).
+    func authorize(_ request: AdminRequest, now: ContinuousClock.Instant = .now, wallClock: Date = Date()) -> Decision {
         let settings = self.settings
         let requirement = AdminAccessPolicy.requirement(method: request.method, path: request.path, publicMetrics: settings.publicMetrics)
         if case .open = requirement, request.path != "/session" {
@@ -81,7 +86,7 @@ final class AdminAccess: Sendable {
         case .unix(let peer):
             return authorizeSocket(request, peer: peer, requirement: requirement, settings: settings)
         case .tcp(let host, _):
-            return authorizeTCP(request, address: host, requirement: requirement, settings: settings, now: now)
+            return authorizeTCP(request, address: host, requirement: requirement, settings: settings, now: now, wallClock: wallClock)
         }
     }
 
@@ -111,7 +116,7 @@ final class AdminAccess: Sendable {
 
     private func authorizeTCP(
         _ request: AdminRequest, address: String, requirement: AdminAccessPolicy.Requirement, settings: Settings,
-        now: ContinuousClock.Instant
+        now: ContinuousClock.Instant, wallClock: Date
     ) -> Decision {
         let hostCheck = AdminHostCheck(listenHost: listenHost, port: port, names: settings.hostNames)
         guard let host = request.header("host"), request.headerCount("host") == 1 else {
@@ -148,12 +153,7 @@ final class AdminAccess: Sendable {
             return check(AdminPrincipal(name: user.name, level: user.level, credential: .token), requirement, csrfToken: nil)
         }
         if let id = Self.cookie(AdminSessions.cookieName, in: request.header("cookie")) {
-            let found: (AdminUser, String)? = state.withLock { state in
-                guard let session = state.sessions.session(id: id, now: now),
-                    let user = settings.users.first(where: { $0.tokenDigest.matches(session.tokenDigest) })
-                else { return nil }
-                return (user, session.csrfToken)
-            }
+            let found = state.withLock { $0.sessions.verify(id, users: settings.users, now: wallClock) }
             guard let (user, csrf) = found else {
                 state.withLock { $0.failures.recordFailure(address, now: now) }
                 return .denied(Self.unauthorized("the session has expired or was closed; sign in again", path: request.path))
@@ -191,7 +191,7 @@ final class AdminAccess: Sendable {
 
     /// `POST /session` with `token=...` (a form) or a bearer token: opens a session and sets
     /// its cookie. Called after `authorize` allowed it (Host, Origin and the failure limit).
-    func signIn(_ request: AdminRequest, now: ContinuousClock.Instant = .now) -> AdminResponse {
+    func signIn(_ request: AdminRequest, now: ContinuousClock.Instant = .now, wallClock: Date = Date()) -> AdminResponse {
         guard case .tcp(let address, _) = request.peer else {
             return .error(400, "sign-in is for browsers on the TCP listener")
         }
@@ -210,12 +210,12 @@ final class AdminAccess: Sendable {
             state.withLock { $0.failures.recordFailure(address, now: now) }
             return .html(401, StatusPage.signIn(message: "That token is not valid."))
         }
-        let opened = state.withLock { $0.sessions.open(tokenDigest: user.tokenDigest, lifetime: settings.sessionTimeout, now: now) }
+        let opened = state.withLock { $0.sessions.open(user: user, lifetime: settings.sessionTimeout, now: wallClock) }
         var response = AdminResponse(status: 303, contentType: "text/plain; charset=utf-8", body: Array("signed in\n".utf8))
         response.headers.append(("location", "/"))
         response.headers.append((
             "set-cookie",
-            "\(AdminSessions.cookieName)=\(opened.id); HttpOnly; SameSite=Strict; Path=/; Max-Age=\(settings.sessionTimeout.components.seconds)"
+            "\(AdminSessions.cookieName)=\(opened.cookie); HttpOnly; SameSite=Strict; Path=/; Max-Age=\(settings.sessionTimeout.components.seconds)"
         ))
         return response
     }
@@ -223,7 +223,7 @@ final class AdminAccess: Sendable {
     /// `POST /session/end`: closes the session and clears the cookie.
     func signOut(_ request: AdminRequest) -> AdminResponse {
         if let id = Self.cookie(AdminSessions.cookieName, in: request.header("cookie")) {
-            state.withLock { $0.sessions.close(id: id) }
+            state.withLock { $0.sessions.close(id, now: Date()) }
         }
         var response = AdminResponse(status: 303, contentType: "text/plain; charset=utf-8", body: Array("signed out\n".utf8))
         response.headers.append(("location", "/"))

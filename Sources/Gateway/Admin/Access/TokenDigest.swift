@@ -70,6 +70,32 @@ struct TokenDigest: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// HMAC-SHA-256 of `message` under `key`: what signs the page's session cookies, so any
+    /// worker that has the key (the keeper hands the same one to each) can check them.
+    static func hmac(key: [UInt8], _ message: String) -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        let bytes = Array(message.utf8)
+        let result = key.withUnsafeBytes { keyBuffer in
+            bytes.withUnsafeBytes { messageBuffer in
+                output.withUnsafeMutableBytes { outputBuffer in
+                    HMAC(
+                        EVP_sha256(), keyBuffer.baseAddress, Int32(keyBuffer.count),
+                        messageBuffer.baseAddress?.assumingMemoryBound(to: UInt8.self), messageBuffer.count,
+                        outputBuffer.baseAddress!.assumingMemoryBound(to: UInt8.self), &length)
+                }
+            }
+        }
+        precondition(result != nil && length == 32, "HMAC-SHA-256 failed in OpenSSL")
+        return output
+    }
+
+    /// Constant-time equality of two byte strings of any length (false when lengths differ).
+    static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count, !a.isEmpty else { return false }
+        return a.withUnsafeBytes { x in b.withUnsafeBytes { y in CRYPTO_memcmp(x.baseAddress, y.baseAddress, a.count) == 0 } }
+    }
+
     /// `count` bytes from OpenSSL's CSPRNG (seeded from the kernel).
     static func randomBytes(_ count: Int) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
