@@ -122,6 +122,9 @@ struct AdminAPI: Sendable {
         case .denied(let refusal, let who):
             principal = who
             response = refusal
+        case .allowed(_, _) where request.method == "POST" && request.path == "/session":
+            // The sign-in names its user only once the token is checked.
+            (response, principal) = accessControl.signIn(request)
         case .allowed(let who, let csrfToken):
             principal = who
             response = await route(request, principal: who, csrfToken: csrfToken)
@@ -137,8 +140,6 @@ struct AdminAPI: Sendable {
         case ("GET", "/"), ("HEAD", "/"):
             guard let principal else { return .html(200, StatusPage.signIn(message: nil)) }
             return .html(200, StatusPage.page(user: principal.name, level: principal.level.rawValue, csrfToken: csrfToken ?? ""))
-        case ("POST", "/session"):
-            return accessControl.signIn(request)
         case ("POST", "/session/end"):
             return accessControl.signOut(request)
         case ("GET", "/events"):

@@ -309,9 +309,14 @@ final class GatewayService: Service {
         // The gateway has drained: nothing is in flight to the instances any more.
         await supervisor.shutdown(drain: false)
         watchdog?.close()
-        // The pages saw the drain to its end; now their streams close with the worker.
+        // The pages saw the drain to its end; now their streams end, and get a moment (bounded)
+        // to write their last chunk before the event loops stop.
         events.finish()
         for channel in adminChannels { try? await channel.close() }
+        let streamsDeadline = ContinuousClock.now + .seconds(1)
+        while adminConnections.snapshot().open > 0, ContinuousClock.now < streamsDeadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
         try? await group.shutdownGracefully()
         logger.info("gateway stopped")
         keeper?.drainFinished(connections: connections)

@@ -174,6 +174,8 @@ import Testing
                 method: method, uri: uri, headers: [(name: "host", value: "127.0.0.1:9901"), (name: "cookie", value: session)] + extra.map { (name: $0.0, value: $0.1) },
                 peer: .tcp(host: "127.0.0.1", port: 1))
         }
+        let signedIn = api.events.subscribe().recent.last { $0.type == "audit" }
+        #expect(signedIn?.fields["user"] == .string("operator-user") && signedIn?.fields["path"] == .string("/session"))
         let page = await api.handle(request("GET", "/", []))
         #expect(page.status == 200)
         let html = String(decoding: page.body, as: UTF8.self)
@@ -200,7 +202,7 @@ import Testing
         let api = try Self.api()
         let now = ContinuousClock.now
         let signIn = Self.tcp("POST", "/session", token: Self.tokens[.viewer])
-        let cookie = try #require(api.accessControl.signIn(signIn, now: now).headers.first { $0.0 == "set-cookie" }?.1)
+        let cookie = try #require(api.accessControl.signIn(signIn, now: now).response.headers.first { $0.0 == "set-cookie" }?.1)
         let session = String(cookie.split(separator: ";")[0])
         let read = AdminRequest(
             method: "GET", uri: "/stats", headers: [(name: "host", value: "127.0.0.1:9901"), (name: "cookie", value: session)],

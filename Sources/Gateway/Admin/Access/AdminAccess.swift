@@ -191,9 +191,12 @@ final class AdminAccess: Sendable {
 
     /// `POST /session` with `token=...` (a form) or a bearer token: opens a session and sets
     /// its cookie. Called after `authorize` allowed it (Host, Origin and the failure limit).
-    func signIn(_ request: AdminRequest, now: ContinuousClock.Instant = .now, wallClock: Date = Date()) -> AdminResponse {
+    /// Returns who signed in (for the audit line) beside the answer.
+    func signIn(_ request: AdminRequest, now: ContinuousClock.Instant = .now, wallClock: Date = Date()) -> (
+        response: AdminResponse, principal: AdminPrincipal?
+    ) {
         guard case .tcp(let address, _) = request.peer else {
-            return .error(400, "sign-in is for browsers on the TCP listener")
+            return (.error(400, "sign-in is for browsers on the TCP listener"), nil)
         }
         let settings = self.settings
         var token: String?
@@ -203,12 +206,12 @@ final class AdminAccess: Sendable {
             token = AdminRequest.formFields(request.body)["token"]
         }
         guard let token, !token.isEmpty else {
-            return .html(400, StatusPage.signIn(message: "Enter a token."))
+            return (.html(400, StatusPage.signIn(message: "Enter a token.")), nil)
         }
         let digest = TokenDigest(of: token)
         guard let user = settings.users.first(where: { $0.tokenDigest.matches(digest) }) else {
             state.withLock { $0.failures.recordFailure(address, now: now) }
-            return .html(401, StatusPage.signIn(message: "That token is not valid."))
+            return (.html(401, StatusPage.signIn(message: "That token is not valid.")), nil)
         }
         let opened = state.withLock { $0.sessions.open(user: user, lifetime: settings.sessionTimeout, now: wallClock) }
         var response = AdminResponse(status: 303, contentType: "text/plain; charset=utf-8", body: Array("signed in\n".utf8))
@@ -217,7 +220,7 @@ final class AdminAccess: Sendable {
             "set-cookie",
             "\(AdminSessions.cookieName)=\(opened.cookie); HttpOnly; SameSite=Strict; Path=/; Max-Age=\(settings.sessionTimeout.components.seconds)"
         ))
-        return response
+        return (response, AdminPrincipal(name: user.name, level: user.level, credential: .session))
     }
 
     /// `POST /session/end`: closes the session and clears the cookie.

@@ -173,6 +173,9 @@ struct AdminClient: Sendable {
         headers.add(name: "accept", value: "text/event-stream")
         if let token { headers.add(name: "authorization", value: "Bearer \(token)") }
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: headers)
+        // A stream the server closes after it began (a shutdown, a worker replaced) has ended,
+        // not failed.
+        let streamed = DeadlineFlag()
         do {
             return try await connection.executeThenClose { inbound, outbound in
                 try await outbound.write(contentsOf: [.head(head), .end(nil)])
@@ -184,6 +187,7 @@ struct AdminClient: Sendable {
                         status = Int(responseHead.status.code)
                     case .body(let buffer):
                         if (200..<300).contains(status) {
+                            streamed.set()
                             body(Array(buffer.readableBytesView))
                         } else if collected.count < Self.maxBodyBytes {
                             collected.append(contentsOf: buffer.readableBytesView)
@@ -195,6 +199,7 @@ struct AdminClient: Sendable {
                 return AdminHTTPResponse(status: status, body: collected)
             }
         } catch {
+            if streamed.isSet { return AdminHTTPResponse(status: 200, body: []) }
             throw .closedEarly(endpoint, reason: Self.describe(error))
         }
     }
