@@ -101,7 +101,7 @@ final class GatewayService: Service {
             events: { [events] event in SupervisorEvents.publish(event, to: events) }
         )
         let (shutdownRequests, shutdownContinuation) = AsyncStream<Duration?>.makeStream()
-        let access = AdminAccess(config: config.admin, sessionKey: sessionKey)
+        let access = AdminAccess(config: config.admin, sessionKey: sessionKey, logger: logger)
         let operations = GatewayOperations(
             supervisor: supervisor, membership: membership, controller: controller, configPath: configPath,
             executablePath: executable, logger: logger, shutdownRequests: shutdownContinuation, tls: tls, keeper: keeper,

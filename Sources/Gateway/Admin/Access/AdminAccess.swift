@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Synchronization
 
 #if canImport(Glibc)
@@ -49,12 +50,17 @@ final class AdminAccess: Sendable {
     /// The TCP listener's port as bound (the configured one may be 0).
     private let boundPort: Mutex<Int>
     private var port: Int { boundPort.withLock { $0 } }
+    private let logger: Logger
     /// The gateway's own user: always `admin` on its socket.
     private let ownUID = getuid()
 
     /// - Parameter sessionKey: signs the page's session cookies; the keeper gives every worker
     ///   the same one (`AdminSessions.keyFromEnvironment`), so sign-ins survive an upgrade.
-    init(config: AdminConfig, boundPort: Int? = nil, sessionKey: [UInt8] = TokenDigest.randomBytes(32)) {
+    init(
+        config: AdminConfig, boundPort: Int? = nil, sessionKey: [UInt8] = TokenDigest.randomBytes(32),
+        logger: Logger = Logger(label: "gateway.admin")
+    ) {
+        self.logger = logger
         state = Mutex(State(settings: Settings(config), sessions: AdminSessions(key: sessionKey)))
         listenHost = config.listen.host
         self.boundPort = Mutex(boundPort ?? config.listen.port)
@@ -147,7 +153,7 @@ final class AdminAccess: Sendable {
 
         if let authorization = request.header("authorization") {
             guard let user = Self.user(forAuthorization: authorization, in: settings.users) else {
-                state.withLock { $0.failures.recordFailure(address, now: now) }
+                recordFailure(address, now: now)
                 return .denied(Self.unauthorized("the bearer token is not valid for any admin user", path: request.path))
             }
             return check(AdminPrincipal(name: user.name, level: user.level, credential: .token), requirement, csrfToken: nil)
@@ -155,7 +161,7 @@ final class AdminAccess: Sendable {
         if let id = Self.cookie(AdminSessions.cookieName, in: request.header("cookie")) {
             let found = state.withLock { $0.sessions.verify(id, users: settings.users, now: wallClock) }
             guard let (user, csrf) = found else {
-                state.withLock { $0.failures.recordFailure(address, now: now) }
+                recordFailure(address, now: now)
                 return .denied(Self.unauthorized("the session has expired or was closed; sign in again", path: request.path))
             }
             if stateChanging {
@@ -177,6 +183,18 @@ final class AdminAccess: Sendable {
                         + "or use the admin socket", path: request.path, presented: false))
         }
         return .denied(Self.unauthorized("this endpoint needs a bearer token (Authorization: Bearer TOKEN)", path: request.path, presented: false))
+    }
+
+    private func recordFailure(_ address: String, now: ContinuousClock.Instant) {
+        let blocked = state.withLock { $0.failures.recordFailure(address, now: now) }
+        if blocked {
+            logger.warning(
+                "admin sign-in attempts blocked",
+                metadata: [
+                    "client": "\(address)", "failures": "\(AdminFailureLimiter.defaultLimit)",
+                    "for": "\(AdminFailureLimiter.defaultWindow)",
+                ])
+        }
     }
 
     private func check(_ principal: AdminPrincipal, _ requirement: AdminAccessPolicy.Requirement, csrfToken: String?) -> Decision {
@@ -210,7 +228,7 @@ final class AdminAccess: Sendable {
         }
         let digest = TokenDigest(of: token)
         guard let user = settings.users.first(where: { $0.tokenDigest.matches(digest) }) else {
-            state.withLock { $0.failures.recordFailure(address, now: now) }
+            recordFailure(address, now: now)
             return (.html(401, StatusPage.signIn(message: "That token is not valid.")), nil)
         }
         let opened = state.withLock { $0.sessions.open(user: user, lifetime: settings.sessionTimeout, now: wallClock) }

@@ -30,11 +30,13 @@ struct AdminFailureLimiter: Sendable {
         return end > now ? end - now : nil
     }
 
-    mutating func recordFailure(_ address: String, now: ContinuousClock.Instant) {
+    /// Returns true when this failure is the one that blocks the address.
+    @discardableResult
+    mutating func recordFailure(_ address: String, now: ContinuousClock.Instant) -> Bool {
         if var entry = windows[address], now < entry.started + window {
             entry.failures += 1
             windows[address] = entry
-            return
+            return entry.failures == limit
         }
         if windows.count >= Self.maxAddresses {
             windows = windows.filter { now < $0.value.started + window }
@@ -43,5 +45,6 @@ struct AdminFailureLimiter: Sendable {
             }
         }
         windows[address] = Window(started: now, failures: 1)
+        return limit == 1
     }
 }
