@@ -298,12 +298,12 @@ import Testing
     @Test func auditLineIsOneJSONObject() throws {
         let lines = LockedLines()
         let audit = AdminAudit(events: GatewayEventLog(), write: { lines.append($0) })
-        let request = Self.tcp("POST", "/deployments/shop/restart", token: "secret-token-value")
+        let request = Self.tcp("POST", "/deployments/shop/restart?token=query-token-value", token: "secret-token-value")
         audit.record(
             principal: AdminPrincipal(name: "ci", level: .operator, credential: .token), request: request,
             response: .json(200, ["ok": true]), duration: .milliseconds(12))
         let line = try #require(lines.all.first)
-        #expect(!line.contains("\n") && !line.contains("secret-token-value"))
+        #expect(!line.contains("\n") && !line.contains("secret-token-value") && !line.contains("query-token-value"))
         let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         let entry = try #require(object["audit"] as? [String: Any])
         #expect(entry["user"] as? String == "ci")

@@ -13,7 +13,8 @@ struct AdminAudit: Sendable {
     ) {
         let result = (200..<400).contains(response.status) ? "ok" : (Self.errorMessage(response) ?? "HTTP \(response.status)")
         var params: [String: EventValue] = [:]
-        for (name, value) in request.query { params[name] = .string(value) }
+        // A token sent in a query by mistake must not end up in the log.
+        for (name, value) in request.query { params[name] = .string(name.lowercased().contains("token") ? "[redacted]" : value) }
         let user = principal?.name ?? "-"
         let fields: [String: EventValue] = [
             "user": .string(user),
@@ -31,7 +32,10 @@ struct AdminAudit: Sendable {
         line["time"] = .string(GatewayEvent.timestamp(time))
         let json = String(decoding: AdminJSONEncoding.encode(["audit": EventValue.object(line)], pretty: false), as: UTF8.self)
         write(json)
-        let query = request.query.isEmpty ? "" : "?" + request.query.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "&")
+        let query = params.isEmpty ? "" : "?" + params.keys.sorted().map { name in
+            if case .string(let value) = params[name] { return "\(name)=\(value)" }
+            return name
+        }.joined(separator: "&")
         events.publish("audit", "\(user): \(request.method) \(request.path)\(query) -> \(response.status) \(result)", fields)
     }
 
