@@ -184,8 +184,17 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         headers.add(name: "content-type", value: "text/plain; charset=utf-8")
         headers.add(name: "content-length", value: String(text.utf8.count))
         headers.add(name: "connection", value: "close")
-        // No request head was read, so no id came: the answer still carries one, to quote.
-        headers.add(name: RequestID.headerName, value: loop.requestIDs.next())
+        // No request head was read, so no id came: the answer still carries one, to quote, and
+        // the access log has the line (method and path unknown: "-").
+        let id = loop.requestIDs.next()
+        headers.add(name: RequestID.headerName, value: id)
+        if var record = loop.accessLog?.start(
+            requestID: id, clientIP: clientAddress, clientPort: clientPort, method: "-", path: "-", httpVersion: "HTTP/1.1",
+            headers: HTTPHeaders())
+        {
+            record.bytesOut = text.utf8.count
+            loop.accessLog?.finish(record, status: Int(status.code))
+        }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in

@@ -150,6 +150,20 @@ struct AccessLogEndToEndTests {
         #expect(line.range(of: pattern, options: .regularExpression) != nil, "\(line)")
     }
 
+    @Test func anUnparsableRequestGetsAnIdAndALineWithoutMethodOrPath() async throws {
+        let h = try await GatewayHarness(yaml: Self.config())
+        let answer = try await TestHTTPClient.raw(port: h.port, "GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n")
+        #expect(answer.hasPrefix("HTTP/1.1 400"), "\(answer)")
+        let id = try #require(
+            answer.split(separator: "\r\n").first { $0.lowercased().hasPrefix("x-request-id: ") }.map { String($0.dropFirst(14)) },
+            "\(answer)")
+        let line = try await Self.waitForLine(h, requestID: id)
+        #expect(line["status"] as? Int == 400)
+        #expect(line["method"] as? String == "-")
+        #expect(line["path"] as? String == "-")
+        #expect(line["deployment"] is NSNull)
+    }
+
     @Test func aReloadReopensTheFileSoLogrotateCanMoveIt() async throws {
         let h = try await GatewayHarness(yaml: Self.config())
         _ = try await h.get("/", headers: [("X-Request-Id", "e2e-before")])
