@@ -39,11 +39,9 @@ struct AccessLogFormatter {
         Self.appendPadded(r.nanoseconds / 1_000_000, width: 3, to: &out)
         out.append(contentsOf: #"Z","request_id":"#.utf8)
         Self.appendJSONString(r.requestID, to: &out)
-        out.append(contentsOf: #","client":""#.utf8)
-        Self.appendJSONEscaped(r.clientIP.contains(":") ? "[\(r.clientIP)]" : r.clientIP, to: &out)
-        out.append(UInt8(ascii: ":"))
-        Self.appendDecimal(r.clientPort, to: &out)
-        out.append(contentsOf: #"","method":"#.utf8)
+        out.append(contentsOf: #","client":"#.utf8)
+        Self.appendJSONAddress(host: r.clientIP, port: r.clientPort, to: &out)
+        out.append(contentsOf: #","method":"#.utf8)
         Self.appendJSONString(r.method, to: &out)
         out.append(contentsOf: #","path":"#.utf8)
         Self.appendJSONString(r.path, to: &out)
@@ -54,7 +52,11 @@ struct AccessLogFormatter {
         out.append(contentsOf: #","entry_point":"#.utf8)
         Self.appendJSONString(r.entryPoint, to: &out)
         out.append(contentsOf: #","backend":"#.utf8)
-        Self.appendJSONString(r.backend?.description, to: &out)
+        if let backend = r.backend {
+            Self.appendJSONAddress(host: backend.host, port: backend.port, to: &out)
+        } else {
+            out.append(contentsOf: "null".utf8)
+        }
         out.append(contentsOf: #","status":"#.utf8)
         Self.appendDecimal(r.status, to: &out)
         out.append(contentsOf: #","bytes_in":"#.utf8)
@@ -78,8 +80,29 @@ struct AccessLogFormatter {
         out.append(UInt8(ascii: "\""))
     }
 
+    /// `"host:port"`, `"[v6]:port"` for an IPv6 address. Written here rather than through
+    /// `HostPort.description`: no string is built per line (and `String.contains` with a string
+    /// argument would go through Foundation, which showed in the profile).
+    private static func appendJSONAddress(host: String, port: Int, to out: inout [UInt8]) {
+        let bracketed = host.utf8.contains(UInt8(ascii: ":"))
+        out.append(contentsOf: bracketed ? #""["#.utf8 : #"""#.utf8)
+        appendJSONEscaped(host, to: &out)
+        out.append(contentsOf: bracketed ? "]:".utf8 : ":".utf8)
+        appendDecimal(port, to: &out)
+        out.append(UInt8(ascii: "\""))
+    }
+
+    private static func needsJSONEscape(_ byte: UInt8) -> Bool {
+        byte < 0x20 || byte == 0x7F || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
+    }
+
     /// RFC 8259 escaping: quote, backslash and control characters; the rest of UTF-8 as it is.
+    /// Most values need none: they are copied at once.
     static func appendJSONEscaped(_ value: String, to out: inout [UInt8]) {
+        guard value.utf8.contains(where: needsJSONEscape) else {
+            out.append(contentsOf: value.utf8)
+            return
+        }
         for byte in value.utf8 {
             switch byte {
             case UInt8(ascii: "\""), UInt8(ascii: "\\"):
@@ -126,8 +149,12 @@ struct AccessLogFormatter {
     /// nginx's escaping for its text logs: a quote, a backslash, control bytes and bytes beyond
     /// ASCII become `\xHH`, so a field can never end early or span lines.
     static func appendCombinedEscaped(_ value: String, to out: inout [UInt8]) {
+        guard value.utf8.contains(where: needsCombinedEscape) else {
+            out.append(contentsOf: value.utf8)
+            return
+        }
         for byte in value.utf8 {
-            if byte < 0x20 || byte >= 0x7F || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+            if needsCombinedEscape(byte) {
                 out.append(contentsOf: #"\x"#.utf8)
                 out.append(hexDigit(byte >> 4, upper: true))
                 out.append(hexDigit(byte & 0xF, upper: true))
@@ -135,6 +162,10 @@ struct AccessLogFormatter {
                 out.append(byte)
             }
         }
+    }
+
+    private static func needsCombinedEscape(_ byte: UInt8) -> Bool {
+        byte < 0x20 || byte >= 0x7F || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
     }
 
     // MARK: Numbers and dates
