@@ -96,7 +96,11 @@ struct AccessLogEndToEndTests {
 
     @Test func aRejectionHasItsReasonNoBackendAndAnId() async throws {
         let h = try await GatewayHarness(yaml: Self.config(globalLimit: 1))
-        let held = Task { try await h.get("/sleep?ms=3000") }
+        // Held far longer than the test needs (a loaded machine can take seconds between two
+        // requests); it ends with the gateway, when the harness goes (the task holds no harness).
+        let port = h.port
+        let held = Task { try await TestHTTPClient.get(port: port, path: "/sleep?ms=60000") }
+        defer { held.cancel() }
         try await h.waitForActive(1)
         let refused = try await h.get("/", headers: [("X-Request-Id", "e2e-refused")])
         #expect(refused.status == .serviceUnavailable)
@@ -107,7 +111,6 @@ struct AccessLogEndToEndTests {
         #expect(line["backend"] is NSNull)
         #expect(line["deployment"] as? String == "shop")
         #expect(line["bytes_out"] as? Int == refused.body.count)
-        #expect(try await held.value.status == .ok)
     }
 
     @Test func aWebSocketTunnelHasOneLineWithBytesBothWaysWhenItCloses() async throws {
