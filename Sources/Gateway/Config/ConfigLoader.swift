@@ -51,7 +51,7 @@ enum ConfigLoader {
     private static func gateway(_ node: ConfigNode) throws(ConfigError) -> GatewayConfig {
         let map = try node.mapping(known: [
             "listen", "listeners", "admin", "limits", "shutdown_timeout", "threads", "timeouts", "http2", "deployments",
-            "upgrade_protocols",
+            "upgrade_protocols", "access_log",
         ])
         let (listeners, listenNode) = try Self.listeners(node, map)
         var admin = AdminConfig(listen: HostPort(host: "127.0.0.1", port: 9901))
@@ -97,6 +97,29 @@ enum ConfigLoader {
             deployments: deployments
         )
         config.upgradeProtocols = upgradeProtocols
+        if let node = map.optional("access_log") { config.accessLog = try Self.accessLog(node) }
+        return config
+    }
+
+    /// `access_log: {path: PATH or "-", format: json or combined}`; a relative path is taken from
+    /// the configuration file's directory, like certificate paths. Whether the file can be opened
+    /// is found when the worker starts (or reloads), where a failure names it.
+    private static func accessLog(_ node: ConfigNode) throws(ConfigError) -> AccessLogConfig {
+        let map = try node.mapping(known: ["path", "format"])
+        let pathNode = try map.required("path")
+        var path = try pathNode.string(expected: "a file path, or \"-\" for the worker's standard output")
+        guard !path.isEmpty, !path.utf8.contains(0) else {
+            throw pathNode.error("expected a file path, or \"-\" for the worker's standard output, got \(pathNode.shown)")
+        }
+        if path != "-", !path.hasPrefix("/") { path = ProcessConfigParser.join(Self.directory(of: node.source), path) }
+        var config = AccessLogConfig(path: path)
+        if let formatNode = map.optional("format") {
+            let name = try formatNode.string(expected: "json or combined")
+            guard let format = AccessLogFormat(rawValue: name) else {
+                throw formatNode.error("unknown access log format \(ConfigNode.quoted(name)); expected json or combined")
+            }
+            config.format = format
+        }
         return config
     }
 

@@ -19,6 +19,8 @@ struct GatewayConfig: Sendable, Equatable {
     /// answered over HTTP/1.1 without it.
     var upgradeProtocols = ["websocket"]
     var deployments: [DeploymentConfig]
+    /// One line per request, stream and tunnel; nil: no access log.
+    var accessLog: AccessLogConfig?
 }
 
 /// HTTP/2 limits announced in the server's SETTINGS and enforced on each connection.

@@ -51,6 +51,7 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
     private var context: ChannelHandlerContext!
     private var streams: [Int32: H2StreamExchange] = [:]
     private var clientAddress = ""
+    private var clientPort = 0
     private var drain = Drain.open
     /// A handover began before this connection carried any stream (see `handOver()`).
     private var drainAfterFirstStream = false
@@ -80,6 +81,7 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
         self.context = context
         allocator = context.channel.allocator
         clientAddress = context.channel.remoteAddress?.ipAddress ?? ""
+        clientPort = context.channel.remoteAddress?.port ?? 0
         do {
             session = try H2Session(settings: options.session, allocator: allocator)
         } catch {
@@ -198,7 +200,7 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
                 drainAfterFirstStream = false
                 startDrain()
             }
-            stream.start(head, endStream: endStream, clientAddress: clientAddress, scheme: scheme)
+            stream.start(head, endStream: endStream, clientAddress: clientAddress, clientPort: clientPort, scheme: scheme)
             if let name = stream.deploymentName { deployments.insert(name) }
         case .data(let streamID, let buffer, _):
             if let stream = streams[streamID] {

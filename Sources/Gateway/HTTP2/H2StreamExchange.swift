@@ -65,6 +65,12 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
     private var bodyProgressed = false
     /// Since when the upload has been quiet with its window open; checked by the connection's timer.
     private var bodyQuietSince: NIODeadline?
+    /// The stream's request id (see `RequestID`).
+    private var requestID = ""
+    /// The stream's access-log record while it runs; nil without an access log.
+    private var logRecord: AccessLogRecord?
+    /// Response body bytes handed to the session.
+    private var responseBodyBytes = 0
 
     /// A response queue above this holds the backend's reads.
     static let sendQueueLimit = 64 * 1024
@@ -82,9 +88,13 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
 
     // MARK: Request
 
-    func start(_ head: H2Session.RequestHead, endStream: Bool, clientAddress: String, scheme: String) {
+    func start(_ head: H2Session.RequestHead, endStream: Bool, clientAddress: String, clientPort: Int, scheme: String) {
         requestEnded = endStream
         headRequest = head.method == "HEAD"
+        requestID = RequestID.resolve(head.headers, generator: &loop.requestIDs)
+        logRecord = loop.accessLog?.start(
+            requestID: requestID, clientIP: clientAddress, clientPort: clientPort, method: head.method, path: head.path,
+            httpVersion: "HTTP/2", headers: head.headers)
         if head.tooLarge {
             respondLocally(.requestHeaderFieldsTooLarge, reason: "request header fields too large")
             return
@@ -101,6 +111,7 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
             return
         }
         self.route = route
+        logRecord?.routed(route)
         let declaredLength = head.headers.first(name: "content-length").flatMap(Int.init)
         if let maxBody = loop.limits.maxBodyBytes, let length = declaredLength, length > maxBody {
             respondLocally(.payloadTooLarge, reason: "request body of \(length) bytes exceeds \(maxBody)")
@@ -110,6 +121,7 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
         case .run(let admitted):
             token = consume admitted
         case .rejected(let reason):
+            logRecord?.rejectReason = reason.rawValue
             let rejection = ProxyHandler.rejection(reason, route: route)
             respondLocally(
                 .serviceUnavailable, reason: rejection.text, retryAfter: rejection.retryAfter,
@@ -142,8 +154,9 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
             if endStream { .none }
             else if let declaredLength, !head.headers.contains(name: "trailer") { .length(declaredLength) }
             else { .chunked }
-        let outbound = ForwardedRequest.head(
+        var outbound = ForwardedRequest.head(
             method: method, uri: head.path, headers: headers, body: body, clientAddress: clientAddress, scheme: scheme)
+        outbound.headers.replaceOrAdd(name: RequestID.headerName, value: requestID)
         upstreamHead = outbound
         connectUpstream()
     }
@@ -215,6 +228,7 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
         connection.handler.delegate = self
         upstream = connection
         phase = .proxying
+        logRecord?.backend = connection.backend
         connection.channel.write(HTTPClientRequestPart.head(head), promise: nil)
         let parts = pendingParts
         pendingParts.removeAll()
@@ -266,11 +280,13 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
             responseStarted = true
             var headers = ProxyHandler.forwardedResponseHeaders(head.headers)
             headers.remove(name: "transfer-encoding")
+            headers.replaceOrAdd(name: RequestID.headerName, value: requestID)
             let hasBody = !headRequest && status != 204 && status != 304
             if !connection.submitResponse(streamID: streamID, status: status, headers: headers, hasBody: hasBody) {
                 failExchange(status: .badGateway, reason: "response head could not be sent", backendFailed: false)
             }
         case .body(let buffer):
+            responseBodyBytes += buffer.readableBytes
             connection.sendBody(streamID: streamID, buffer)
         case .end(let trailers):
             finish(trailers: trailers)
@@ -324,6 +340,7 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
         headers.add(name: "content-length", value: String(body.utf8.count))
         if let retryAfter { headers.add(name: "retry-after", value: String(retryAfter)) }
         for (name, value) in extraHeaders { headers.add(name: name, value: value) }
+        headers.add(name: RequestID.headerName, value: requestID)
         responseStatus = Int(status.code)
         responseStarted = true
         phase = .responded
@@ -335,6 +352,7 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
             return
         }
         if !headRequest {
+            responseBodyBytes = body.utf8.count
             connection.sendBody(streamID: streamID, connection.allocator.buffer(string: body))
             connection.finishBody(streamID: streamID, trailers: nil)
         }
@@ -392,5 +410,11 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
         releaseBackend(failed: false)
         dropPending()
         token.take()?.complete(status: clean ? responseStatus : nil)
+        if var record = logRecord.take() {
+            record.bytesIn = requestBodyBytes
+            record.bytesOut = responseBodyBytes
+            // A stream reset before its response began: the client went away (nginx's 499).
+            loop.accessLog?.finish(record, status: responseStarted ? (responseStatus ?? 499) : 499)
+        }
     }
 }

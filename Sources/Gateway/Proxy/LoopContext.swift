@@ -42,6 +42,11 @@ final class LoopContext {
     /// This loop's own share of the traffic counters.
     let traffic: TrafficCounters.Shard
     private var connections: [ObjectIdentifier: any ClientConnection] = [:]
+    /// Makes the ids of requests that came without a well-formed one (see `RequestID`).
+    var requestIDs = RequestIDGenerator()
+    /// This loop's share of the access log; nil in handler tests (no writer at all). Whether
+    /// lines are written is the writer's setting (`access_log`), which a reload changes.
+    let accessLog: AccessLogBuffer?
     /// A new worker serves on the same sockets and this one is on its way out: the connections
     /// it accepted are served to their end, every response closes its connection.
     private(set) var handingOver = false
@@ -49,8 +54,9 @@ final class LoopContext {
     init(
         eventLoop: EventLoop, router: Router, timeouts: TimeoutsConfig, limits: LimitsConfig,
         http2: HTTP2Config = HTTP2Config(), traffic: TrafficCounters.Shard, ejection: PassiveEjection? = nil,
-        logger: Logger
+        accessLog: AccessLogWriter? = nil, logger: Logger
     ) {
+        self.accessLog = accessLog.map { AccessLogBuffer(writer: $0, eventLoop: eventLoop) }
         self.ejection = ejection
         self.http2 = http2
         self.traffic = traffic

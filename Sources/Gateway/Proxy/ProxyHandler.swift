@@ -41,6 +41,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     private let scheme: String
     private var context: ChannelHandlerContext!
     private var clientAddress: String = ""
+    private var clientPort = 0
     private var phase = Phase.idle
 
     // The current request.
@@ -84,6 +85,13 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     /// The current request asked for an upgrade (or was a CONNECT): llhttp parses nothing after
     /// it, so unless it becomes a tunnel the decoder is replaced before the next request.
     private var decoderStopsAfterRequest = false
+    /// The current request's id (see `RequestID`), on its way to the backend and back.
+    private var requestID = ""
+    /// The current request's access-log record, while it runs; nil without an access log.
+    private var logRecord: AccessLogRecord?
+    /// Body bytes of the current response written to the client.
+    private var responseBodyBytes = 0
+    private var backendTunnel: TunnelHandler?
     /// A request behind the current one could not be parsed: answered with 400 once the ones
     /// before it are (their responses come first, in order).
     private var deferredParseError: HTTPParserError?
@@ -99,8 +107,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         timeouts?.delegate = self
-        if let address = context.channel.remoteAddress?.ipAddress {
-            clientAddress = address
+        if let remote = context.channel.remoteAddress {
+            clientAddress = remote.ipAddress ?? ""
+            clientPort = remote.port ?? 0
         }
         loop.register(self)
     }
@@ -114,6 +123,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
             // The upgraded connection lived out its life: that is the request's success.
             releaseBackend(failed: false)
             token.take()?.complete(status: 101)
+            logRecord?.bytesIn = clientTunnel?.bytesRead ?? 0
+            logRecord?.bytesOut = backendTunnel?.bytesRead ?? 0
+            finishLog(status: 101)
         }
         phase = .closed
         abortExchange()
@@ -172,6 +184,17 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         headers.add(name: "content-type", value: "text/plain; charset=utf-8")
         headers.add(name: "content-length", value: String(text.utf8.count))
         headers.add(name: "connection", value: "close")
+        // No request head was read, so no id came: the answer still carries one, to quote, and
+        // the access log has the line (method and path unknown: "-").
+        let id = loop.requestIDs.next()
+        headers.add(name: RequestID.headerName, value: id)
+        if var record = loop.accessLog?.start(
+            requestID: id, clientIP: clientAddress, clientPort: clientPort, method: "-", path: "-", httpVersion: "HTTP/1.1",
+            headers: HTTPHeaders())
+        {
+            record.bytesOut = text.utf8.count
+            loop.accessLog?.finish(record, status: Int(status.code))
+        }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
@@ -310,6 +333,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         resetRequestState()
         keepAlive = head.isKeepAlive
         requestVersion = head.version.major == 1 && head.version.minor == 0 ? .http1_0 : .http1_1
+        requestID = RequestID.resolve(head.headers, generator: &loop.requestIDs)
+        logRecord = loop.accessLog?.start(
+            requestID: requestID, clientIP: clientAddress, clientPort: clientPort, method: head.method.rawValue, path: head.uri,
+            httpVersion: requestVersion == .http1_0 ? "HTTP/1.0" : "HTTP/1.1", headers: head.headers)
         let body: ForwardedRequest.Body
         switch ForwardedRequest.body(of: head.headers) {
         case .success(let framing):
@@ -354,6 +381,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         }
         self.route = route
         lastDeployment = route.deployment.name
+        logRecord?.routed(route)
 
         if let maxBody = loop.limits.maxBodyBytes, let length = declaredLength, length > maxBody {
             writeLocalResponse(status: .payloadTooLarge, reason: "request body of \(length) bytes exceeds \(maxBody)")
@@ -364,6 +392,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         case .run(let admitted):
             token = consume admitted
         case .rejected(let reason):
+            logRecord?.rejectReason = reason.rawValue
             respondRejected(reason: reason, route: route)
             return
         }
@@ -373,6 +402,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         var outbound = ForwardedRequest.head(
             method: head.method, uri: target.uri, headers: inbound, body: body,
             clientAddress: clientAddress, scheme: scheme)
+        outbound.headers.replaceOrAdd(name: RequestID.headerName, value: requestID)
         if asksUpgrade, let upgrade = head.headers.first(name: "upgrade"),
             loop.upgradeProtocols.contains(where: { HeaderName.equals($0, upgrade) })
         {
@@ -463,6 +493,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         connection.handler.delegate = self
         upstream = connection
         phase = .proxying
+        logRecord?.backend = connection.backend
         connection.channel.write(HTTPClientRequestPart.head(head), promise: nil)
         let parts = pendingParts
         pendingParts.removeAll()
@@ -520,6 +551,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
             // An HTTP/1.0 client gets a 1.0 response: no chunked framing it cannot read.
             var response = HTTPResponseHead(version: requestVersion, status: head.status)
             response.headers = Self.forwardedResponseHeaders(head.headers)
+            response.headers.replaceOrAdd(name: RequestID.headerName, value: requestID)
             if !keepAlive || route?.controlPoint.isDraining == true || loop.handingOver {
                 keepAlive = false
                 response.headers.replaceOrAdd(name: "connection", value: "close")
@@ -527,6 +559,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
             responseHeadWritten = true
             context.write(wrapOutboundOut(.head(response)), promise: nil)
         case .body(let buffer):
+            responseBodyBytes += buffer.readableBytes
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
             if let head = switchingHead {
@@ -560,6 +593,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         response.headers = Self.forwardedResponseHeaders(head.headers)
         response.headers.add(name: "connection", value: "upgrade")
         response.headers.add(name: "upgrade", value: head.headers.first(name: "upgrade") ?? upgradeProtocol ?? "")
+        response.headers.replaceOrAdd(name: RequestID.headerName, value: requestID)
         responseStatus = 101
         responseHeadWritten = true
         phase = .tunnel
@@ -570,6 +604,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         clientSide.peer = backendSide
         backendSide.peer = clientSide
         clientTunnel = clientSide
+        backendTunnel = backendSide
         if let timeouts {
             timeouts.tunnelStarted()
             backendSide.onRead = { timeouts.tunnelActivity() }
@@ -619,9 +654,11 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         let version = requestVersion == .http1_0 ? "HTTP/1.0" : "HTTP/1.1"
         let response =
             "\(version) 405 Method Not Allowed\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n"
-            + "content-type: text/plain; charset=utf-8\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n"
-            + body
+            + "content-type: text/plain; charset=utf-8\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n"
+            + "\(RequestID.headerName): \(requestID)\r\n\r\n" + body
         phase = .closed
+        responseBodyBytes = body.utf8.count
+        finishLog(status: 405)
         if let timeouts {
             timeouts.writeRawAndClose(response)
         } else {
@@ -695,6 +732,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         releaseBackend(failed: backendFailed)
         if responseHeadWritten {
             token.take()?.complete(status: Int(status.code))
+            finishLog(status: responseStatus ?? Int(status.code))
             closeNow()
             return
         }
@@ -704,6 +742,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
 
     /// Writes the response end; the request counts as in flight until the write has finished.
     private func writeEnd(trailers: HTTPHeaders?, status: Int) {
+        finishLog(status: status)
         finishingToken.take()?.complete(status: status)
         finishingToken = token.take()
         // A body still on its way cannot share the connection with the next request; a request
@@ -764,11 +803,13 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         headers.add(name: "content-length", value: String(body.utf8.count))
         if let retryAfter { headers.add(name: "retry-after", value: String(retryAfter)) }
         for (name, value) in extraHeaders { headers.add(name: name, value: value) }
+        headers.add(name: RequestID.headerName, value: requestID)
         // A request whose body has not been read yet cannot share the connection with the next.
         if bodyStillComing || route?.controlPoint.isDraining == true || loop.handingOver { keepAlive = false }
         if !keepAlive { headers.add(name: "connection", value: "close") }
         responseStatus = Int(status.code)
         responseHeadWritten = true
+        responseBodyBytes = body.utf8.count
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: requestVersion, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         writeEnd(trailers: nil, status: Int(status.code))
@@ -807,6 +848,16 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         releaseBackend(failed: false)
         token.take()?.complete(status: nil)
         pendingParts.removeAll()
+        // The connection ended before the response did (nginx's 499: the client went away).
+        finishLog(status: 499)
+    }
+
+    /// The current request's access-log line, once, as the exchange ends.
+    private func finishLog(status: Int) {
+        guard var record = logRecord.take() else { return }
+        record.bytesIn = max(record.bytesIn, requestBodyBytes)
+        record.bytesOut = max(record.bytesOut, responseBodyBytes)
+        loop.accessLog?.finish(record, status: status)
     }
 
     private func resetRequestState() {
@@ -819,6 +870,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         requestHasBody = false
         requestBodyForwarded = false
         requestBodyBytes = 0
+        responseBodyBytes = 0
         responseStatus = nil
         responseHeadWritten = false
         upstreamReusable = true

@@ -18,6 +18,8 @@ final class TunnelHandler: ChannelDuplexHandler {
     var onClose: (() -> Void)?
     /// Called for every read on this side (the tunnel's idle clock).
     var onRead: (() -> Void)?
+    /// Bytes read on this side (and passed to the other), for the access log.
+    private(set) var bytesRead = 0
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -29,6 +31,7 @@ final class TunnelHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         onRead?()
+        bytesRead += unwrapInboundIn(data).readableBytes
         guard let peerContext = peer?.context else { return }
         peerContext.write(data, promise: nil)
     }

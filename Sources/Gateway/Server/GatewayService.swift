@@ -49,7 +49,15 @@ final class GatewayService: Service {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let traffic = TrafficCounters(shards: threads)
         let router = Router(config: config, controller: controller)
-        let server = try ProxyServer(group: group, config: config, router: router, traffic: traffic, logger: logger)
+        // Opened before anything listens: a path the worker cannot write stops the start.
+        let accessLog = AccessLogWriter(logger: logger)
+        do {
+            try accessLog.configure(config.accessLog)
+        } catch {
+            try? await group.shutdownGracefully()
+            throw GatewayStartError(message: "\(error)")
+        }
+        let server = try ProxyServer(group: group, config: config, router: router, traffic: traffic, accessLog: accessLog, logger: logger)
         // Certificates first: a bad one stops the start before anything listens or runs.
         let tls: TLSListenerContexts
         do {
@@ -105,7 +113,7 @@ final class GatewayService: Service {
         let operations = GatewayOperations(
             supervisor: supervisor, membership: membership, controller: controller, configPath: configPath,
             executablePath: executable, logger: logger, shutdownRequests: shutdownContinuation, tls: tls, keeper: keeper,
-            access: access, events: events, output: keeper ?? output)
+            access: access, events: events, output: keeper ?? output, accessLog: accessLog)
 
         // A worker that takes over: the instances it was handed are checked before anything
         // listens, so no request of this worker meets an instance that was not checked, and none
@@ -269,7 +277,7 @@ final class GatewayService: Service {
             events.finish()
             try await drainAfterReplacement(
                 listeners: listeners + adminChannels, server: server, supervisor: supervisor, timeout: shutdownTimeout, group: group,
-                adminConnections: adminConnections)
+                adminConnections: adminConnections, accessLog: accessLog)
             return
         }
         if case .request = cause { keeper?.shuttingDown(reason: "POST /shutdown") }
@@ -306,6 +314,7 @@ final class GatewayService: Service {
         )
         let connections = server.openConnections.load(ordering: .relaxed)
         await server.forEachLoop { $0.closeAllConnections() }
+        await Self.closeAccessLog(accessLog, server: server)
         // The gateway has drained: nothing is in flight to the instances any more.
         await supervisor.shutdown(drain: false)
         watchdog?.close()
@@ -327,7 +336,7 @@ final class GatewayService: Service {
     /// at the timeout), and exits. The instances belong to the new worker now and keep running.
     private func drainAfterReplacement(
         listeners: [Channel], server: ProxyServer, supervisor: ProcessSupervisor, timeout: Duration,
-        group: MultiThreadedEventLoopGroup, adminConnections: AdminConnections
+        group: MultiThreadedEventLoopGroup, adminConnections: AdminConnections, accessLog: AccessLogWriter
     ) async throws {
         await supervisor.detach()
         // Paused, not closed: NIO's bootstrap closes a connection whose setup on its event loop
@@ -352,8 +361,21 @@ final class GatewayService: Service {
         }
         logger.info("worker drained", metadata: ["connections": "\(connections)", "left": "\(open)"])
         await server.forEachLoop { $0.closeAllConnections() }
+        await Self.closeAccessLog(accessLog, server: server)
         try? await group.shutdownGracefully()
         keeper?.drainFinished(connections: connections)
+    }
+
+    /// Every loop's last lines (those of the connections just closed too) go to the writer, which
+    /// writes them and stops. Off the cooperative pool: the writer's join may wait on a disk.
+    private static func closeAccessLog(_ accessLog: AccessLogWriter, server: ProxyServer) async {
+        await server.forEachLoop { $0.accessLog?.flush() }
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            Thread {
+                accessLog.close()
+                done.resume()
+            }.start()
+        }
     }
 
     /// Waits until this worker's client and admin connections have all closed, or `deadline`;

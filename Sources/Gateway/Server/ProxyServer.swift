@@ -18,7 +18,10 @@ final class ProxyServer: Sendable {
     /// to reach zero cannot miss a connection still on its way.
     let openConnections = Atomic<Int>(0)
 
-    init(group: MultiThreadedEventLoopGroup, config: GatewayConfig, router: Router, traffic: TrafficCounters, logger: Logger) throws {
+    init(
+        group: MultiThreadedEventLoopGroup, config: GatewayConfig, router: Router, traffic: TrafficCounters,
+        accessLog: AccessLogWriter? = nil, logger: Logger
+    ) throws {
         self.group = group
         self.config = config
         self.logger = logger
@@ -30,7 +33,7 @@ final class ProxyServer: Sendable {
             let bound = try loop.submit {
                 let context = LoopContext(
                     eventLoop: loop, router: router, timeouts: config.timeouts, limits: config.limits,
-                    http2: config.http2, traffic: shard, ejection: ejection, logger: logger)
+                    http2: config.http2, traffic: shard, ejection: ejection, accessLog: accessLog, logger: logger)
                 context.upgradeProtocols = config.upgradeProtocols
                 return NIOLoopBound(context, eventLoop: loop)
             }.wait()

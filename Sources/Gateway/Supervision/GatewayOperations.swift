@@ -29,15 +29,19 @@ final class GatewayOperations: Sendable {
     /// Where the instances' last output lines are read from (`gateway logs`): the keeper, or the
     /// log this process keeps when it runs without one.
     let output: (any OutputLogReading)?
+    /// Reopened on every reload (so logrotate can move the file away), switched when
+    /// `access_log` changed; nil for a gateway without one (tests).
+    let accessLog: AccessLogWriter?
 
     init(
         supervisor: ProcessSupervisor, membership: BackendMembership, controller: RequestController,
         configPath: String?, executablePath: String, logger: Logger, shutdownRequests: AsyncStream<Duration?>.Continuation,
         tls: TLSListenerContexts = TLSListenerContexts([:]), keeper: WorkerLink? = nil, access: AdminAccess? = nil,
-        events: GatewayEventLog = GatewayEventLog(), output: (any OutputLogReading)? = nil
+        events: GatewayEventLog = GatewayEventLog(), output: (any OutputLogReading)? = nil, accessLog: AccessLogWriter? = nil
     ) {
         self.access = access
         self.events = events
+        self.accessLog = accessLog
         self.keeper = keeper
         self.output = output
         self.tls = tls
@@ -150,6 +154,21 @@ final class GatewayOperations: Sendable {
         }
         if new.http2 != old.http2 {
             changes.append("http2 settings updated for new connections")
+        }
+        if let accessLog {
+            // Reopened even when unchanged: after logrotate moved the file, a reload makes the
+            // worker write to a new one at the same path.
+            do {
+                try accessLog.configure(new.accessLog)
+                if new.accessLog != old.accessLog {
+                    changes.append(
+                        new.accessLog.map { "access_log now \($0.path) (\($0.format.rawValue))" } ?? "access_log off")
+                }
+            } catch {
+                logger.error("access log not reopened; it stays as it was", metadata: ["error": "\(error)"])
+                changes.append("\(error); the access log stays as it was")
+                new.accessLog = old.accessLog
+            }
         }
         if new.timeouts.connect != old.timeouts.connect || new.timeouts.preSuspend != old.timeouts.preSuspend {
             changes.append("timeouts.connect and timeouts.pre_suspend take a restart; the running values stay")
