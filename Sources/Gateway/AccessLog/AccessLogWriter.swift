@@ -171,6 +171,15 @@ final class AccessLogWriter: Sendable {
     // MARK: The writer thread
 
     private func run() {
+        #if os(Linux)
+        // Nothing here is urgent: as a batch thread at a lower priority, the writer never
+        // preempts an event loop when it wakes (SCHED_BATCH turns wakeup preemption off) and
+        // yields the core to one. Best effort: a failure leaves it an ordinary thread.
+        // SCHED_BATCH is 3 (linux/sched.h); Glibc only declares it under _GNU_SOURCE.
+        var parameters = sched_param()
+        _ = sched_setscheduler(0, 3, &parameters)
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
+        #endif
         var descriptor: Int32 = -1
         var reportedDrops = false
         var writeFailed = false
