@@ -12,7 +12,10 @@
 # (user + system, all its threads, the log writer's included, from /proc), which contention
 # disturbs far less; its paired ratio is the log's cost in CPU. The log's line count is checked
 # against wrk's request count, so a log that dropped lines cannot look cheap.
-# SCRATCH_PATH picks the release build's directory (default .build). Loopback only; bounded:
+# SCRATCH_PATH picks the release build's directory (default .build); ACCESS_LOG_PATH where the
+# log goes (default a file in the bench's temporary directory; /dev/null separates the cost of
+# the gateway's own work from the filesystem's); NO_LOG_CONTROL=1 runs the same rounds with no
+# access log on either side (an A/A control: how far apart two identical gateways come out). Loopback only; bounded:
 # rounds x 2 x seconds.
 set -euo pipefail
 ROUNDS=${1:-5}
@@ -58,7 +61,13 @@ gateway_config() { # port admin [access_log line]
         "$1" "$2" "$THREADS" "${3:-}" "$ORIGIN_PORT"
 }
 gateway_config $PLAIN_PORT $PLAIN_ADMIN > "$WORK/plain.yaml"
-gateway_config $LOGGED_PORT $LOGGED_ADMIN "access_log: {path: $WORK/access.log, format: json}" > "$WORK/logged.yaml"
+ACCESS_LOG_PATH=${ACCESS_LOG_PATH:-$WORK/access.log}
+if [ -n "${NO_LOG_CONTROL:-}" ]; then
+    # A/A control: the second gateway has no access log either, so its ratio shows the noise floor.
+    gateway_config $LOGGED_PORT $LOGGED_ADMIN > "$WORK/logged.yaml"
+else
+    gateway_config $LOGGED_PORT $LOGGED_ADMIN "access_log: {path: $ACCESS_LOG_PATH, format: json}" > "$WORK/logged.yaml"
+fi
 
 nginx -p "$WORK/origin" -c "$WORK/origin/nginx.conf" & PIDS+=($!)
 "$GATEWAY" run --config "$WORK/plain.yaml" --log-level warning & PIDS+=($!); PLAIN_KEEPER=$!
@@ -106,8 +115,10 @@ done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END { if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 # The last batch is written within 50 ms of the last line; wait (bounded) for the count to settle.
+lines=0
 for _ in $(seq 1 50); do
-    lines=$(wc -l < "$WORK/access.log")
+    [ -f "$ACCESS_LOG_PATH" ] || break
+    lines=$(wc -l < "$ACCESS_LOG_PATH")
     [ "$lines" -ge $((LOGGED_REQUESTS + 1)) ] && break
     sleep 0.1
 done
@@ -118,4 +129,8 @@ echo "with access log:    $(median "${LOGGED_RPS[@]}") req/s  p99 $(median "${LO
 echo "paired throughput ratio with/without (median of per-round ratios): $(median "${RATIOS[@]}")  [${RATIOS[*]}]"
 echo "paired CPU/request ratio with/without (median of per-round ratios): $(median "${CPU_RATIOS[@]}")  [${CPU_RATIOS[*]}]"
 # wrk's count leaves out requests still in flight when it stops; the warm-up curl adds one line.
-echo "access log: $lines lines for $LOGGED_REQUESTS requests wrk completed (+1 warm-up), $(du -h "$WORK/access.log" | cut -f1)"
+if [ -f "$ACCESS_LOG_PATH" ]; then
+    echo "access log: $lines lines for $LOGGED_REQUESTS requests wrk completed (+1 warm-up), $(du -h "$ACCESS_LOG_PATH" | cut -f1)"
+else
+    echo "access log: written to $ACCESS_LOG_PATH (not counted)"
+fi
