@@ -77,8 +77,14 @@ import Testing
             fds.append(fd)
             ports.append(Int(UInt16(bigEndian: address.sin_port)))
         }
-        // Consecutive descriptors well above anything the test process uses.
-        let first: Int32 = 900
+        // Three consecutive unused descriptors at the top of the limit (dup2 onto one in use
+        // would close another test's socket under it when tests run in parallel).
+        var limit = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        let top = Int32(min(limit.rlim_cur, 65_536)) - 3
+        let first = try #require(stride(from: top, through: 100, by: -1).first { candidate in
+            (0..<3).allSatisfy { fcntl(candidate + $0, F_GETFD) == -1 }
+        })
         #expect(dup2(fds[0], first) == first)
         #expect(dup2(fds[1], first + 1) == first + 1)
         defer { for fd in fds + [first, first + 1] { close(fd) } }
