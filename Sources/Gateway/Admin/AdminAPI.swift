@@ -184,7 +184,9 @@ struct AdminAPI: Sendable {
     }
 
     func statsDocument() -> StatsDocument {
-        StatsDocument(controller.snapshot(), traffic: traffic.snapshot(), tls: tls.snapshot(), admin: connections?.snapshot())
+        var document = StatsDocument(controller.snapshot(), traffic: traffic.snapshot(), tls: tls.snapshot(), admin: connections?.snapshot())
+        if let log = operations?.accessLog, log.format != nil { document.access_log = .init(dropped_lines: log.dropped) }
+        return document
     }
 
     private var gatewayState: SuspendState {

@@ -104,7 +104,14 @@ struct StatsDocument: Encodable {
     var timeouts: Timeouts
     var retries: Retries
     var admin: Admin?
+    /// Absent without an access log.
+    var access_log: AccessLog? = nil
     var deployments: [Deployment]
+
+    /// Lines the access log dropped because its writer fell behind (or a write failed).
+    struct AccessLog: Encodable {
+        var dropped_lines: Int
+    }
 
     init(
         _ snapshot: RequestControlSnapshot, traffic: TrafficCounters.Snapshot, tls: TLSCounters.Snapshot = .init(),

@@ -58,6 +58,9 @@ struct AccessLogEndToEndTests {
         #expect((line["client"] as? String)?.hasPrefix("127.0.0.1:") == true)
         let time = try #require(line["time"] as? String)
         #expect(time.count == 24 && time.hasSuffix("Z") && time.dropFirst(19).first == ".", "\(time)")
+        // /stats tells whether the writer has kept up.
+        let stats = try await h.stats()
+        #expect((stats["access_log"] as? [String: Any])?["dropped_lines"] as? Int == 0, "\(stats["access_log"] ?? "none")")
     }
 
     @Test func aMalformedOrMissingIdIsReplacedAndTheSameNewIdGoesBothWays() async throws {
