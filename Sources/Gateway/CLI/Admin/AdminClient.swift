@@ -73,33 +73,10 @@ struct AdminClient: Sendable {
     ) async throws(AdminClientError) -> AdminHTTPResponse {
         let endpoint = self.endpoint
         let uri = Self.requestURI(basePath: endpoint.basePath, path: path, query: query)
-        let connection: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
-        do {
-            let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(TimeAmount(self.connectTimeout))
-            let initializer: @Sendable (Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>> = { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
-                        wrappingChannelSynchronously: channel
-                    )
-                }
-            }
-            if let path = endpoint.socketPath {
-                connection = try await bootstrap.connect(unixDomainSocketPath: path, channelInitializer: initializer)
-            } else {
-                connection = try await bootstrap.connect(host: endpoint.host, port: endpoint.port, channelInitializer: initializer)
-            }
-        } catch {
-            throw .unreachable(endpoint, reason: Self.describeConnectFailure(error))
-        }
+        let connection = try await self.connect()
 
-        var headers = HTTPHeaders()
-        headers.add(name: "host", value: endpoint.hostHeader)
-        headers.add(name: "user-agent", value: "gateway-cli/\(GatewayVersion.version)")
-        headers.add(name: "accept", value: "application/json")
+        var headers = self.headers(accept: "application/json")
         headers.add(name: "connection", value: "close")
-        if let token { headers.add(name: "authorization", value: "Bearer \(token)") }
         if method == .POST || method == .PUT {
             headers.add(name: "content-length", value: "0")
         }
@@ -150,28 +127,8 @@ struct AdminClient: Sendable {
     func stream(_ path: String, query: [(name: String, value: String)] = [], body: @Sendable @escaping ([UInt8]) -> Void) async throws(AdminClientError) -> AdminHTTPResponse {
         let endpoint = self.endpoint
         let uri = Self.requestURI(basePath: endpoint.basePath, path: path, query: query)
-        let connection: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
-        do {
-            let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(TimeAmount(self.connectTimeout))
-            let initializer: @Sendable (Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>> = { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
-                }
-            }
-            if let socket = endpoint.socketPath {
-                connection = try await bootstrap.connect(unixDomainSocketPath: socket, channelInitializer: initializer)
-            } else {
-                connection = try await bootstrap.connect(host: endpoint.host, port: endpoint.port, channelInitializer: initializer)
-            }
-        } catch {
-            throw .unreachable(endpoint, reason: Self.describeConnectFailure(error))
-        }
-        var headers = HTTPHeaders()
-        headers.add(name: "host", value: endpoint.hostHeader)
-        headers.add(name: "user-agent", value: "gateway-cli/\(GatewayVersion.version)")
-        headers.add(name: "accept", value: "text/event-stream")
-        if let token { headers.add(name: "authorization", value: "Bearer \(token)") }
+        let connection = try await self.connect()
+        let headers = self.headers(accept: "text/event-stream")
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: headers)
         // A stream the server closes after it began (a shutdown, a worker replaced) has ended,
         // not failed.
@@ -202,6 +159,35 @@ struct AdminClient: Sendable {
             if streamed.isSet { return AdminHTTPResponse(status: 200, body: []) }
             throw .closedEarly(endpoint, reason: Self.describe(error))
         }
+    }
+
+    /// One new connection to the admin API, over TCP or the Unix socket.
+    private func connect() async throws(AdminClientError) -> NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart> {
+        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(TimeAmount(self.connectTimeout))
+        let initializer: @Sendable (Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>> = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+            }
+        }
+        do {
+            if let path = endpoint.socketPath {
+                return try await bootstrap.connect(unixDomainSocketPath: path, channelInitializer: initializer)
+            }
+            return try await bootstrap.connect(host: endpoint.host, port: endpoint.port, channelInitializer: initializer)
+        } catch {
+            throw .unreachable(endpoint, reason: Self.describeConnectFailure(error))
+        }
+    }
+
+    /// Host, user agent, what the answer should be, and the token when there is one.
+    private func headers(accept: String) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        headers.add(name: "host", value: endpoint.hostHeader)
+        headers.add(name: "user-agent", value: "gateway-cli/\(GatewayVersion.version)")
+        headers.add(name: "accept", value: accept)
+        if let token { headers.add(name: "authorization", value: "Bearer \(token)") }
+        return headers
     }
 
     private static func readResponse(
