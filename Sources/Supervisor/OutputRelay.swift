@@ -91,25 +91,8 @@ enum LineWriter {
         var bytes = Array(line.utf8)
         bytes.append(UInt8(ascii: "\n"))
         lock.withLock { _ in
-            bytes.withUnsafeBytes { buffer in
-                var offset = 0
-                // Loop for short writes (a full pipe or a signal mid-line); give up on any other
-                // error, since a relay has nowhere to report that its own output is broken.
-                while offset < buffer.count {
-                    let written = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                    if written > 0 {
-                        offset += written
-                    } else if written < 0 && errno == EINTR {
-                        continue
-                    } else if written < 0 && errno == EAGAIN {
-                        // A non-blocking stdout that is full: wait until it drains.
-                        var poller = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
-                        _ = poll(&poller, 1, 1000)
-                    } else {
-                        return
-                    }
-                }
-            }
+            // Nowhere to report a relay whose own output is broken: a failure drops the line.
+            _ = DescriptorWriter.writeAll(bytes, to: descriptor)
         }
     }
 }

@@ -26,19 +26,10 @@ final class RotatingLogFile {
             rotate()
         }
         if descriptor < 0, let error = open() { return error }
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, bytes.count - offset) }
-            if written > 0 {
-                offset += written
-            } else if written < 0 && errno == EINTR {
-                continue
-            } else {
-                let code = written < 0 ? errno : EIO
-                Glibc.close(descriptor)
-                descriptor = -1
-                return code
-            }
+        if let code = DescriptorWriter.writeAll(bytes, to: descriptor) {
+            Glibc.close(descriptor)
+            descriptor = -1
+            return code
         }
         size += bytes.count
         return nil

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Logging
+import Supervisor
 import Synchronization
 
 #if canImport(Glibc)
@@ -229,20 +230,10 @@ final class AccessLogWriter: Sendable {
         }
     }
 
-    /// Writes every byte (short writes and EINTR are retried); the system's reason on failure.
+    /// Writes every byte (see `DescriptorWriter`: a full pipe is waited on, not a failure); the
+    /// system's reason on failure.
     private static func writeAll(_ bytes: [UInt8], to descriptor: Int32) -> String? {
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let count = write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    return String(cString: strerror(errno))
-                }
-                offset += count
-            }
-            return nil
-        }
+        DescriptorWriter.writeAll(bytes, to: descriptor).map { String(cString: strerror($0)) }
     }
 }
 
