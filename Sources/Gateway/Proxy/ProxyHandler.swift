@@ -167,6 +167,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     private func answerParseError(_ error: Error) {
         guard let context else { return }
         let answerable = !responseHeadWritten || phase == .idle
+        // A request whose head was read and whose body is broken: its line is this answer's
+        // (400 under the id it came with), not a 499 and then a second line under a new id.
+        let current = answerable && error is HTTPParserError ? logRecord.take() : nil
         abortExchange()
         phase = .closed
         guard let parserError = error as? HTTPParserError, answerable else {
@@ -184,14 +187,16 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         headers.add(name: "content-type", value: "text/plain; charset=utf-8")
         headers.add(name: "content-length", value: String(text.utf8.count))
         headers.add(name: "connection", value: "close")
-        // No request head was read, so no id came: the answer still carries one, to quote, and
-        // the access log has the line (method and path unknown: "-").
-        let id = loop.requestIDs.next()
+        // Without a request head no id came: the answer still carries one, to quote, and the
+        // access log has the line (method and path unknown: "-").
+        let id = current?.requestID ?? loop.requestIDs.next()
         headers.add(name: RequestID.headerName, value: id)
-        if var record = loop.accessLog?.start(
-            requestID: id, clientIP: clientAddress, clientPort: clientPort, method: "-", path: "-", httpVersion: "HTTP/1.1",
-            headers: HTTPHeaders())
+        if var record = current
+            ?? loop.accessLog?.start(
+                requestID: id, clientIP: clientAddress, clientPort: clientPort, method: "-", path: "-", httpVersion: "HTTP/1.1",
+                headers: HTTPHeaders())
         {
+            record.bytesIn = max(record.bytesIn, requestBodyBytes)
             record.bytesOut = text.utf8.count
             loop.accessLog?.finish(record, status: Int(status.code))
         }

@@ -172,6 +172,27 @@ struct AccessLogEndToEndTests {
         #expect(line["deployment"] is NSNull)
     }
 
+    /// A request whose head was read but whose chunked body is broken is one line, 400, under
+    /// the id it came with, and the 400 carries that id (once it was a 499 under that id plus a
+    /// second line and answer under a new one).
+    @Test func aBrokenBodyIsOneLineUnderTheRequestsOwnId() async throws {
+        let h = try await GatewayHarness(yaml: Self.config())
+        let answer = try await TestHTTPClient.raw(
+            port: h.port,
+            "POST /echo HTTP/1.1\r\nHost: x\r\nX-Request-Id: e2e-broken-body\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")
+        #expect(answer.hasPrefix("HTTP/1.1 400"), "\(answer)")
+        #expect(answer.lowercased().contains("x-request-id: e2e-broken-body\r\n"), "\(answer)")
+        let line = try await Self.waitForLine(h, requestID: "e2e-broken-body")
+        #expect(line["status"] as? Int == 400)
+        #expect(line["method"] as? String == "POST")
+        // A later request's line shows the writer has caught up: still only one for the broken one.
+        _ = try await h.get("/", headers: [("X-Request-Id", "e2e-after-broken")])
+        _ = try await Self.waitForLine(h, requestID: "e2e-after-broken")
+        let lines = Self.lines(Self.logPath(h))
+        #expect(lines.filter { $0.contains("e2e-broken-body") }.count == 1, "\(lines)")
+        #expect(!lines.contains { $0.contains("\"status\":499") }, "\(lines)")
+    }
+
     @Test func aReloadReopensTheFileSoLogrotateCanMoveIt() async throws {
         let h = try await GatewayHarness(yaml: Self.config())
         _ = try await h.get("/", headers: [("X-Request-Id", "e2e-before")])
