@@ -78,6 +78,8 @@ public final class KeeperProcess: @unchecked Sendable {
     /// The instances' last output lines (for `gateway logs`) and their log files: kept here, where
     /// the pipes are read, so they outlive every worker.
     private let output: OutputLog
+    /// Sends the answers to `readLogs`, off the threads that relay instance output.
+    private let logAnswers = DispatchQueue(label: "gateway.keeper.log-answers")
     /// The `log_file` of each instance, handed on when the keeper re-executes.
     private var logFiles: [Int32: LogFileSpec] = [:]
     private let watchdog: GroupWatchdogClient?
@@ -142,6 +144,8 @@ public final class KeeperProcess: @unchecked Sendable {
             }
         }
         finished.wait()
+        // The instances' last lines before the end are the ones most wanted in their files.
+        output.flushFiles()
         return exitStatus ?? 0
     }
 
@@ -166,6 +170,7 @@ public final class KeeperProcess: @unchecked Sendable {
                 for worker in workers.values { Glibc.kill(worker.pid, SIGKILL) }
                 for process in processes.values { process.signalGroup(SIGKILL) }
                 watchdog?.close()
+                output.flushFiles()
                 Glibc.exit(1)
             }
             logger.info("shutting down", metadata: ["signal": "\(signal == SIGTERM ? "SIGTERM" : "SIGINT")"])
@@ -370,11 +375,13 @@ public final class KeeperProcess: @unchecked Sendable {
         case .instanceState(let pid, let state):
             table.reported(pid: pid, state: state)
         case .readLogs(let request):
-            // Answered from whichever thread has the lines (at once, or a new line, or the
-            // wait's timer); the link's writes are serialised.
+            // The lines are ready on whichever thread has them (at once, a new line, or the
+            // wait's timer), possibly an instance's relay thread: encoding and sending happen on
+            // a queue of their own, so a worker slow to read never stalls an instance's output.
             let link = worker.link
+            let answers = logAnswers
             output.read(request.query) { page in
-                link.send(.logs(.init(request: request.request, page: page)))
+                answers.async { link.send(.logs(.init(request: request.request, page: page))) }
             }
         case .upgrade(let binary):
             logger.info("upgrade requested", metadata: ["by_generation": "\(generation)", "binary": "\(binary ?? configuration.executable)"])
@@ -546,6 +553,8 @@ public final class KeeperProcess: @unchecked Sendable {
         sigemptyset(&none)
         pthread_sigmask(SIG_SETMASK, &none, nil)
         let argv = ([binary] + configuration.keeperArguments).map { strdup($0) } + [nil]
+        // Lines queued for the instances' log files would die with this program image.
+        output.flushFiles()
         execv(binary, argv)
         // Still here: the exec failed, and this keeper goes on as it was. (The descriptors it
         // made inheritable do not leak: spawns close everything from 3 up in the child.)

@@ -37,6 +37,8 @@ public final class OutputLog: Sendable {
     private let writer = DispatchQueue(label: "gateway.log-files")
     /// Touched on `writer` only.
     private let openFiles = Mutex<[String: RotatingLogFile]>([:])
+    /// Lines lost per log file path while it cannot be written.
+    private let fileFailures = Mutex<[String: Int]>([:])
     private let logger: Logger?
 
     public init(capacity: Int = OutputRing.defaultCapacity, maxBytes: Int = OutputRing.defaultMaxBytes, logger: Logger? = nil) {
@@ -130,10 +132,23 @@ public final class OutputLog: Sendable {
                 if files[spec.path]?.spec != spec { files[spec.path] = RotatingLogFile(spec: spec) }
                 return files[spec.path]!.write(out)
             }
-            if let error = failure {
+            // Told once when a file starts failing and once when it works again, with the lines
+            // it lost: a full disk must not turn every output line into an error line.
+            let lines = out.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+            let change = fileFailures.withLock { failures -> (first: Bool, recovered: Int?) in
+                if failure != nil {
+                    let first = failures[spec.path] == nil
+                    failures[spec.path, default: 0] += lines
+                    return (first, nil)
+                }
+                return (false, failures.removeValue(forKey: spec.path))
+            }
+            if let error = failure, change.first {
                 logger?.error(
-                    "cannot write an instance log file",
+                    "cannot write an instance log file; its lines are lost until it works again",
                     metadata: ["path": "\(spec.path)", "instance": "\(instance)", "error": "\(String(cString: strerror(error)))"])
+            } else if let lost = change.recovered {
+                logger?.notice("instance log file writable again", metadata: ["path": "\(spec.path)", "lines_lost": "\(lost)"])
             }
         }
     }

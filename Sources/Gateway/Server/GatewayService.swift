@@ -327,6 +327,7 @@ final class GatewayService: Service {
             try? await Task.sleep(for: .milliseconds(20))
         }
         try? await group.shutdownGracefully()
+        output?.flushFiles()
         logger.info("gateway stopped")
         keeper?.drainFinished(connections: connections)
     }
