@@ -38,13 +38,26 @@ public enum ProcessSampler {
             var group: Int32
         }
 
-        var entries: [Int32: Entry]
+        let entries: [Int32: Entry]
+        /// Built once per listing: the table asks for the tree of every instance.
+        private let children: [Int32: [Int32]]
+        private let groups: [Int32: [Int32]]
+
+        init(entries: [Int32: Entry]) {
+            self.entries = entries
+            var children: [Int32: [Int32]] = [:]
+            var groups: [Int32: [Int32]] = [:]
+            for (pid, entry) in entries {
+                children[entry.parent, default: []].append(pid)
+                groups[entry.group, default: []].append(pid)
+            }
+            self.children = children
+            self.groups = groups
+        }
 
         /// The pids of `leader`'s tree: itself, its descendants (by parent), and whatever else
         /// is in its process group (a child that was orphaned and re-parented stays there).
         public func tree(of leader: Int32) -> [Int32] {
-            var children: [Int32: [Int32]] = [:]
-            for (pid, entry) in entries { children[entry.parent, default: []].append(pid) }
             var members: Set<Int32> = [leader]
             var pending = [leader]
             while let next = pending.popLast() {
@@ -52,7 +65,7 @@ public enum ProcessSampler {
                     pending.append(child)
                 }
             }
-            for (pid, entry) in entries where entry.group == leader { members.insert(pid) }
+            for pid in groups[leader] ?? [] { members.insert(pid) }
             return members.sorted()
         }
     }
