@@ -102,6 +102,27 @@ struct InstanceLogsEndToEndTests {
         #expect(follower.stdoutLines.filter { $0 == "line-1" }.count == 2)
     }
 
+    /// `-f` keeps following when the worker it asks dies (`kill -9`): its long poll fails with
+    /// the connection, and the follower asks again until the keeper's next worker answers (it
+    /// exited with the error before).
+    @Test func followSurvivesAWorkerThatDies() async throws {
+        let h = try await GatewayHarness(backends: 0, yaml: Self.printingConfig(lines: 5))
+        try await h.waitForReady(1)
+        let admin = "http://127.0.0.1:\(h.adminPort)"
+        let follower = try ChildProcess.gateway(["logs", "shop#1", "-f", "--admin", admin], environment: ["GATEWAY_ADMIN": ""])
+        defer { follower.killAndReap() }
+        try await follower.waitForOutput(containing: "line-5", in: .stdout, timeout: .seconds(20))
+        let worker = try #require(GatewayHarness.json(try await h.admin(.GET, "/health"))["pid"] as? Int)
+        #expect(kill(pid_t(worker), SIGKILL) == 0)
+        try await h.poll(timeout: .seconds(20), "a new worker answers", fetch: { try? await h.admin(.GET, "/health") }) { response in
+            response.map { GatewayHarness.json($0)["pid"] as? Int != worker && $0.status == .ok } ?? false
+        }
+        try await h.waitForReady(1)
+        #expect(try await h.get("/?after-worker-died").status == .ok)
+        try await follower.waitForOutput(containing: "request GET /?after-worker-died", in: .stdout, timeout: .seconds(20))
+        #expect(follower.isRunning, "\(follower.outputDescription)")
+    }
+
     /// `log_file` with a per-instance name is written and rotated by size, keeping `log_keep`.
     @Test func theLogFileIsRotatedBySize() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gateway-logs-\(UUID().uuidString)").path

@@ -196,6 +196,9 @@ final class ChildProcess: Sendable {
         }
     }
 
+    /// Whether the child has not exited (yet).
+    var isRunning: Bool { pollExit() == nil }
+
     private func pollExit() -> Int32? {
         self.shared.state.withLock { state in
             if let status = state.exitStatus { return status }

@@ -91,10 +91,25 @@ struct LogsCommand: AsyncParsableCommand {
     private static func followInstance(_ client: AdminClient, deployment: String, from first: AdminAnswer.Logs, prefixed: Bool) async throws {
         let index = Int(first.instance.split(separator: "#").last ?? "") ?? 0
         var after = InstanceLogLines.next(after: first)
+        var unreachableSince: ContinuousClock.Instant?
         while !Task.isCancelled {
-            let page = try await fetch(
-                client, deployment: deployment, index: index,
-                query: [("after", "\(after)"), ("wait", "\(followWaitSeconds)"), ("lines", "1000")])
+            let page: AdminAnswer.Logs
+            do {
+                page = try await fetch(
+                    client, deployment: deployment, index: index,
+                    query: [("after", "\(after)"), ("wait", "\(followWaitSeconds)"), ("lines", "1000")])
+                unreachableSince = nil
+            } catch let error as AdminClientError {
+                // A worker being replaced (an upgrade) closes the connection; the next one
+                // answers within moments. Give up only after a while without any answer.
+                let since = unreachableSince ?? .now
+                unreachableSince = since
+                guard ContinuousClock.now - since < followReconnectFor else { throw error }
+                try await Task.sleep(for: .milliseconds(200))
+                continue
+            }
+            // More came than one answer holds: say so rather than skip lines silently.
+            if page.gap == true, after > 0 { write(["[\(first.instance)] ... lines skipped (more than one answer holds) ..."]) }
             write(InstanceLogLines.merged([page], prefixed: prefixed))
             after = InstanceLogLines.next(after: page)
         }
@@ -108,6 +123,10 @@ struct LogsCommand: AsyncParsableCommand {
             timeout: AdminCommandRunner.queryTimeout + .seconds(followWaitSeconds)
         ).decoded(AdminAnswer.Logs.self, from: client.endpoint)
     }
+
+    /// How long `-f` keeps trying while the admin API does not answer (a worker replaced, a
+    /// gateway restarting) before it gives up with the error.
+    static let followReconnectFor: Duration = .seconds(30)
 
     private static let output = Mutex(())
 
