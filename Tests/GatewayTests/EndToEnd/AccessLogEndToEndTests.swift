@@ -6,8 +6,11 @@ import Testing
 /// HTTP/2 stream, a rejection and a WebSocket tunnel, and the id as the backend and the client see it.
 @Suite(.timeLimit(.minutes(1)))
 struct AccessLogEndToEndTests {
-    static func config(format: String = "json", globalLimit: Int? = nil, h2c: Bool = false, pathPrefix: String = "/") -> String {
+    static func config(
+        format: String = "json", globalLimit: Int? = nil, h2c: Bool = false, pathPrefix: String = "/", threads: Int? = nil
+    ) -> String {
         var yaml = "admin: {listen: {admin}}\nshutdown_timeout: 10s\n"
+        if let threads { yaml += "threads: \(threads)\n" }
         yaml += h2c ? "listeners:\n  - listen: {listen}\n    protocols: [http1, h2c]\n" : "listen: {listen}\n"
         yaml += "access_log: {path: access.log, format: \(format)}\n"
         if let globalLimit { yaml += "limits: {max_requests: \(globalLimit)}\n" }
@@ -117,7 +120,9 @@ struct AccessLogEndToEndTests {
     }
 
     @Test func aWebSocketTunnelHasOneLineWithBytesBothWaysWhenItCloses() async throws {
-        let h = try await GatewayHarness(yaml: Self.config())
+        // One event loop: its lines go out in the order they were made, so a later request's line
+        // in the file shows every earlier line of that loop was written too.
+        let h = try await GatewayHarness(yaml: Self.config(threads: 1))
         let frame = UpgradeEndToEndTests.textFrame("hello tunnel")
         let handshake = UpgradeEndToEndTests.handshake.replacingOccurrences(
             of: "\r\n\r\n", with: "\r\nX-Request-Id: e2e-ws\r\n\r\n")
@@ -131,8 +136,11 @@ struct AccessLogEndToEndTests {
             try await outbound.write(ByteBuffer(bytes: frame))
             let echo = try await reader.read(count: 2 + 12)
             #expect(Array(echo[2...]) == Array("hello tunnel".utf8))
-            // No line while the tunnel is open: it is one request, logged when it ends.
+            // No line while the tunnel is open: it is one request, logged when it ends. A request
+            // made after the echo has its line written, so the tunnel's would be there by now.
             try await h.waitForActive(1)
+            _ = try await h.get("/", headers: [("X-Request-Id", "e2e-marker")])
+            _ = try await Self.waitForLine(h, requestID: "e2e-marker")
             #expect(!Self.lines(Self.logPath(h)).contains { $0.contains("e2e-ws") })
         }
         // The gateway has seen the tunnel end (its request completed) before its line is looked for.
