@@ -7,7 +7,7 @@ import Testing
 struct StatusPageTests {
     @Test func interpolatedValuesAreEscaped() {
         #expect(StatusPage.escape(#"<a href="x">'&'</a>"#) == "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;")
-        let page = StatusPage.page(user: "<script>alert(1)</script>", level: "viewer", csrfToken: #""><img src=x>"#)
+        let page = StatusPage.page(user: "<script>alert(1)</script>", level: .viewer, csrfToken: #""><img src=x>"#)
         #expect(page.contains(#"<meta name="gateway-csrf" content="&quot;&gt;&lt;img src=x&gt;">"#))
         #expect(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
         #expect(!page.contains("<script>alert"))
@@ -16,10 +16,9 @@ struct StatusPageTests {
     }
 
     @Test func onlyOperatorsAndAdminsGetActions() {
-        #expect(StatusPage.page(user: "v", level: "viewer", csrfToken: "t").contains(#"data-can-act="false""#))
-        #expect(StatusPage.page(user: "o", level: "operator", csrfToken: "t").contains(#"data-can-act="true""#))
-        #expect(StatusPage.page(user: "a", level: "admin", csrfToken: "t").contains(#"data-can-act="true""#))
-        #expect(StatusPage.page(user: "x", level: "something-else", csrfToken: "t").contains(#"data-can-act="false""#))
+        #expect(StatusPage.page(user: "v", level: .viewer, csrfToken: "t").contains(#"data-can-act="false""#))
+        #expect(StatusPage.page(user: "o", level: .operator, csrfToken: "t").contains(#"data-can-act="true""#))
+        #expect(StatusPage.page(user: "a", level: .admin, csrfToken: "t").contains(#"data-can-act="true""#))
     }
 
     @Test func theSignInFormPostsTheTokenToSession() {
@@ -32,7 +31,7 @@ struct StatusPageTests {
     }
 
     @Test func bothDocumentsAreSelfContained() {
-        for document in [StatusPage.page(user: "u", level: "admin", csrfToken: "t"), StatusPage.signIn(message: "m")] {
+        for document in [StatusPage.page(user: "u", level: .admin, csrfToken: "t"), StatusPage.signIn(message: "m")] {
             #expect(document.hasPrefix("<!doctype html>"))
             #expect(!document.contains("://"), "a URL to somewhere else")
             #expect(!document.contains(" src="), "an external script or image")

@@ -139,7 +139,7 @@ struct AdminAPI: Sendable {
         switch (request.method, request.path) {
         case ("GET", "/"), ("HEAD", "/"):
             guard let principal else { return .html(200, StatusPage.signIn(message: nil)) }
-            return .html(200, StatusPage.page(user: principal.name, level: principal.level.rawValue, csrfToken: csrfToken ?? ""))
+            return .html(200, StatusPage.page(user: principal.name, level: principal.level, csrfToken: csrfToken ?? ""))
         case ("POST", "/session/end"):
             return accessControl.signOut(request)
         case ("GET", "/events"):

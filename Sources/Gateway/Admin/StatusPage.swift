@@ -6,25 +6,16 @@
 /// it builds each deployment section, table row and event once, keyed by name, and afterwards only
 /// changes text, so what a person is reading does not move under them.
 ///
-/// The values interpolated here (user, level, CSRF token, message) are HTML-escaped; the script
+/// The values interpolated here (user, CSRF token, message) are HTML-escaped; the script
 /// reads them from the document, never from interpolated JavaScript.
 enum StatusPage {
     /// The status page for a signed-in `user`. Action buttons exist only for `operator` and
     /// `admin`: a viewer's document has none, not merely hidden ones.
-    static func page(user: String, level: String, csrfToken: String) -> String {
-        let canAct = level == "operator" || level == "admin"
+    static func page(user: String, level: AdminLevel, csrfToken: String) -> String {
+        let canAct = level >= .operator
         return """
-            <!doctype html>
-            <html lang="en">
-            <head>
-            <meta charset="utf-8">
-            <meta name="viewport" content="width=device-width, initial-scale=1">
-            <meta name="gateway-csrf" content="\(escape(csrfToken))">
-            <link rel="icon" href="data:,">
-            <title>gateway status</title>
-            <style>\(css)</style>
-            </head>
-            <body data-level="\(escape(level))" data-can-act="\(canAct)">
+            \(head(title: "gateway status", meta: #"<meta name="gateway-csrf" content="\#(escape(csrfToken))">"#))
+            <body data-level="\(level.rawValue)" data-can-act="\(canAct)">
             <header class="top">
               <h1>gateway</h1>
               <span class="pair"><span class="label">state</span> <span id="gateway-state" class="state" data-field="gateway-state">…</span></span>
@@ -35,7 +26,7 @@ enum StatusPage {
               <span class="pair"><span class="label">version</span> <span id="gateway-version">–</span></span>
               <span class="spacer"></span>
               <span id="connection" data-state="connecting">connecting…</span>
-              <span class="pair"><span class="muted">\(escape(user)) (\(escape(level)))</span> <button type="button" id="sign-out">sign out</button></span>
+              <span class="pair"><span class="muted">\(escape(user)) (\(level.rawValue))</span> <button type="button" id="sign-out">sign out</button></span>
             </header>
             <p id="action-status" class="status-line" role="status" aria-live="polite"></p>
             <main>
@@ -52,20 +43,27 @@ enum StatusPage {
             """
     }
 
+    /// Both documents' start: doctype, head with the shared style, and `meta` (already escaped).
+    private static func head(title: String, meta: String = "") -> String {
+        """
+        <!doctype html>
+        <html lang="en">
+        <head>
+        <meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">\(meta.isEmpty ? "" : "\n" + meta)
+        <link rel="icon" href="data:,">
+        <title>\(title)</title>
+        <style>\(css)</style>
+        </head>
+        """
+    }
+
     /// The sign-in form: a token typed once, posted to `/session`, which answers with a session
     /// cookie (or 401 and this form again, with `message`).
     static func signIn(message: String?) -> String {
         let notice = message.map { "<p class=\"message\" role=\"alert\">\(escape($0))</p>" } ?? ""
         return """
-            <!doctype html>
-            <html lang="en">
-            <head>
-            <meta charset="utf-8">
-            <meta name="viewport" content="width=device-width, initial-scale=1">
-            <link rel="icon" href="data:,">
-            <title>gateway: sign in</title>
-            <style>\(css)</style>
-            </head>
+            \(head(title: "gateway: sign in"))
             <body class="sign-in">
             <main>
               <form method="post" action="/session" class="card">
