@@ -60,21 +60,13 @@ extension AdminAPI {
         json += Data(",\"stats\":".utf8)
         json += AdminJSONEncoding.encode(statsDocument(), pretty: false)
         json += Data(",\"processes\":".utf8)
-        json += Self.compact(await processes().body)
+        json += AdminJSONEncoding.encode(await processTable(), pretty: false)
         if let recent {
             json += Data(",\"recent\":".utf8)
             json += AdminJSONEncoding.encode(Array(recent.suffix(50)), pretty: false)
         }
         json += Data("}".utf8)
         return json
-    }
-
-    /// The process table's pretty JSON on one line (an SSE `data:` field ends at a newline).
-    static func compact(_ body: [UInt8]) -> Data {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)),
-            let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-        else { return Data("null".utf8) }
-        return data
     }
 
     /// One SSE message: `id:` (when it has one), `event:`, `data:` and the blank line.

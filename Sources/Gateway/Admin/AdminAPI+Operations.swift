@@ -6,7 +6,12 @@ import Supervisor
 /// reload and shutdown.
 extension AdminAPI {
     func processes() async -> AdminResponse {
-        guard let operations else { return .json(200, ProcessTableAnswer(processes: [])) }
+        .json(200, await processTable())
+    }
+
+    /// `/processes`'s document, also the `processes` of every `/events` state.
+    func processTable() async -> ProcessTableAnswer {
+        guard let operations else { return ProcessTableAnswer(processes: []) }
         let rows = await operations.supervisor.status()
         let snapshot = controller.snapshot()
         var backends: [String: BackendSnapshot] = [:]
@@ -28,7 +33,7 @@ extension AdminAPI {
             }
             return entry
         }
-        return .json(200, ProcessTableAnswer(processes: entries))
+        return ProcessTableAnswer(processes: entries)
     }
 
     func reload() async -> AdminResponse {

@@ -322,10 +322,7 @@ final class GatewayService: Service {
         // to write their last chunk before the event loops stop.
         events.finish()
         for channel in adminChannels { try? await channel.close() }
-        let streamsDeadline = ContinuousClock.now + .seconds(1)
-        while adminConnections.snapshot().open > 0, ContinuousClock.now < streamsDeadline {
-            try? await Task.sleep(for: .milliseconds(20))
-        }
+        _ = await waitForConnections(server, adminConnections, until: .now + .seconds(1))
         try? await group.shutdownGracefully()
         output?.flushFiles()
         logger.info("gateway stopped")
