@@ -163,7 +163,9 @@ public final class OutputLog: Sendable {
         "\(timestamp(time)) [\(instance)] \(text)\n"
     }
 
-    static func timestamp(_ time: Double) -> String {
+    /// RFC 3339 in UTC with milliseconds, `2026-01-31T12:00:00.123Z`: the time of instance log
+    /// lines, and of the gateway's events and audit lines.
+    public static func timestamp(_ time: Double) -> String {
         var seconds = time_t(time.rounded(.down))
         let milliseconds = Int((time - Double(seconds)) * 1000)
         var parts = tm()

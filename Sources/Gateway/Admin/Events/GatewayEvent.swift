@@ -1,4 +1,5 @@
 import Foundation
+import Supervisor
 
 /// One thing that happened, as `/events` streams it and the status page lists it: a sequence
 /// number, the time, a type (`instance`, `suspend`, `roll`, `reload`, `upgrade`, `audit`,
@@ -30,15 +31,9 @@ struct GatewayEvent: Sendable, Encodable, Equatable {
         try container.encode(message, forKey: Key("message"))
     }
 
-    /// RFC 3339 in UTC with milliseconds.
+    /// RFC 3339 in UTC with milliseconds (the instances' log lines use the same).
     static func timestamp(_ date: Date) -> String {
-        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
-        var seconds = time_t(milliseconds / 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
-            Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), Int(milliseconds % 1000))
+        OutputLog.timestamp(date.timeIntervalSince1970)
     }
 }
 
