@@ -112,9 +112,10 @@ extension KeeperMessage {
 
     /// A listening socket by what the configuration calls it.
     public struct Listener: Equatable, Sendable, Codable {
-        /// `host:port` as configured (the admin listener included).
+        /// `host:port` as configured (the admin listener included), or `unix:PATH` for the
+        /// admin socket.
         public var address: String
-        /// `proxy` or `admin`.
+        /// `proxy`, `admin` or `admin-socket`.
         public var role: String
 
         public init(address: String, role: String) {

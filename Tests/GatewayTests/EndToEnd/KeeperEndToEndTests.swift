@@ -57,6 +57,14 @@ struct KeeperEndToEndTests {
         return (Int32(json["pid"] as? Int ?? 0), Int32(json["keeper_pid"] as? Int ?? 0), json["worker_generation"] as? Int ?? 0)
     }
 
+    /// Waits until the worker that answers has served `count` requests: the load is running
+    /// through it (an event to wait for, rather than a guess at how long that takes).
+    static func waitForServed(_ h: GatewayHarness, _ count: Int) async throws {
+        try await h.waitForStats(timeout: .seconds(20), "\(count) requests served by this worker") { stats in
+            ((stats["global"] as? [String: Any])?["total"] as? Int ?? 0) >= count
+        }
+    }
+
     static func instancePIDs(_ h: GatewayHarness) async throws -> [Int32] {
         try await h.processes().compactMap { ($0["pid"] as? Int).map(Int32.init) }.sorted()
     }
@@ -80,12 +88,13 @@ struct KeeperEndToEndTests {
         #expect(before.pid != before.keeper)
 
         let load = try await Load.start(port: h.port, seconds: 8, directory: h.directory)
-        try await Task.sleep(for: .seconds(2))
+        try await Self.waitForServed(h, 200)
         for _ in 0..<2 {
             let cli = try ChildProcess.gateway(["upgrade", "--admin", "http://127.0.0.1:\(h.adminPort)"])
             #expect(try await cli.waitForExit(timeout: .seconds(60)) == 0, "\(cli.outputDescription)")
             #expect(cli.stdoutLines.contains { $0.contains("serves") })
-            try await Task.sleep(for: .seconds(2))
+            // The load reaches the new worker (its counters start at zero) before the next one.
+            try await Self.waitForServed(h, 200)
         }
         let summary = try await load.finish(seconds: 8)
         #expect(Self.total(summary, "refused") == 0, "\(Self.problems(summary))")
@@ -112,7 +121,7 @@ struct KeeperEndToEndTests {
         for _ in 0..<6 {
             let (status, json) = try await h.adminJSON(.POST, "/upgrade")
             #expect(status == 200, "\(json)")
-            try await Task.sleep(for: .seconds(1))
+            try await Self.waitForServed(h, 100)
         }
         let summary = try await load.finish(seconds: 12)
         #expect(Self.total(summary, "failed") == 0, "\(Self.problems(summary))")
@@ -143,7 +152,7 @@ struct KeeperEndToEndTests {
         let before = try await Self.health(h)
         let instances = try await Self.instancePIDs(h)
         let load = try await Load.start(port: h.port, seconds: 6, directory: h.directory)
-        try await Task.sleep(for: .seconds(2))
+        try await Self.waitForServed(h, 200)
 
         let killed = ContinuousClock.now
         #expect(kill(before.pid, SIGKILL) == 0)
@@ -176,7 +185,7 @@ struct KeeperEndToEndTests {
         try FileManager.default.copyItem(atPath: GatewayBinary.path, toPath: next)
 
         let load = try await Load.start(port: h.port, seconds: 6, directory: h.directory)
-        try await Task.sleep(for: .seconds(1))
+        try await Self.waitForServed(h, 100)
         let (status, json) = try await h.adminJSON(.POST, "/upgrade?binary=\(next)")
         #expect(status == 200, "\(json)")
         try await h.gateway.waitForOutput(containing: "keeper re-executed in place", timeout: .seconds(10))
