@@ -40,7 +40,7 @@ let package = Package(
         // fuzzer and its oracle run the gateway's very code.
         .target(
             name: "ProxyRules",
-            dependencies: [.product(name: "NIOHTTP1", package: "swift-nio")]
+            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .target(
             name: "FramingOracle",

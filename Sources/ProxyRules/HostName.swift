@@ -18,6 +18,19 @@ public enum HostName {
         return text.withUTF8 { hostRange($0) != nil }
     }
 
+    /// The same check on a field value's bytes (the lean HTTP/1.1 path has no String of it).
+    public static func isValidField(_ bytes: Slice<UnsafeRawBufferPointer>) -> Bool {
+        let rebased = UnsafeRawBufferPointer(rebasing: bytes)
+        return hostRange(rebased) != nil
+    }
+
+    /// `normalize` of a field value's bytes: lower-cased host without port, or nil.
+    public static func normalize(_ bytes: Slice<UnsafeRawBufferPointer>) -> String? {
+        let rebased = UnsafeRawBufferPointer(rebasing: bytes)
+        guard let host = hostRange(rebased) else { return nil }
+        return String(decoding: rebased[host].map { ($0 >= 65 && $0 <= 90) ? $0 | 0x20 : $0 }, as: UTF8.self)
+    }
+
     /// Letters, digits, `-`, `_` and dots between non-empty labels (names as written in DNS
     /// and IPv4 addresses alike).
     public static func isValid(_ host: some StringProtocol) -> Bool {

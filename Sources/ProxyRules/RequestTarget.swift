@@ -47,7 +47,7 @@ public struct RequestTarget: Equatable, Sendable {
     }
 
     /// `http://authority/path?query` → (authority, `/path?query`); the path is `/` when absent.
-    private static func absoluteForm(_ uri: String) -> (String, String)? {
+    public static func absoluteForm(_ uri: String) -> (String, String)? {
         guard let colon = uri.firstIndex(of: ":"), uri[colon...].hasPrefix("://") else { return nil }
         let scheme = uri[..<colon].lowercased()
         guard scheme == "http" || scheme == "https" else { return nil }

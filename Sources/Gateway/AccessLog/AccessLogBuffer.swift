@@ -33,11 +33,24 @@ final class AccessLogBuffer {
         bytes.reserveCapacity(Self.batchBytes + 1024)
     }
 
+    /// Whether lines are written (a reload may turn the log on or off).
+    var isWriting: Bool { writer.format != nil }
+
     /// A record for a request whose head just arrived, or nil when there is no access log (then
     /// nothing more is spent on it).
     func start(
         requestID: String, clientIP: String, clientPort: Int, method: String, path: String, httpVersion: String,
         headers: HTTPHeaders
+    ) -> AccessLogRecord? {
+        start(
+            requestID: requestID, clientIP: clientIP, clientPort: clientPort, method: method, path: path, httpVersion: httpVersion,
+            referer: headers.first(name: "referer"), userAgent: headers.first(name: "user-agent"))
+    }
+
+    /// The same, with the two fields the combined format quotes already picked out.
+    func start(
+        requestID: String, clientIP: String, clientPort: Int, method: String, path: String, httpVersion: String,
+        referer: @autoclosure () -> String?, userAgent: @autoclosure () -> String?
     ) -> AccessLogRecord? {
         guard let format = writer.format else { return nil }
         var now = timespec()
@@ -46,8 +59,8 @@ final class AccessLogBuffer {
             seconds: Int(now.tv_sec), nanoseconds: Int(now.tv_nsec), started: .now(), requestID: requestID,
             clientIP: clientIP, clientPort: clientPort, method: method, path: path, httpVersion: httpVersion)
         if format == .combined {
-            record.referer = headers.first(name: "referer")
-            record.userAgent = headers.first(name: "user-agent")
+            record.referer = referer()
+            record.userAgent = userAgent()
         }
         return record
     }

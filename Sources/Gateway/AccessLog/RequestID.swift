@@ -28,6 +28,10 @@ enum RequestID {
         return generator.next()
     }
 
+    static func isWellFormed(_ value: Slice<UnsafeRawBufferPointer>) -> Bool {
+        (1...maxLength).contains(value.count) && value.allSatisfy(isAllowed)
+    }
+
     static func isWellFormed(_ value: String) -> Bool {
         let utf8 = value.utf8
         guard (1...maxLength).contains(utf8.count) else { return false }

@@ -11,7 +11,7 @@ import RequestControl
 /// backend connection has written it. Download backpressure: while the stream's response queue
 /// in the session holds more than `sendQueueLimit` bytes, or the client connection is not
 /// writable, reads from the backend are held.
-final class H2StreamExchange: UpstreamDelegate, BackendExchange {
+final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
     private enum Phase {
         /// Admitted; waiting for a backend connection.
         case connecting
@@ -26,13 +26,15 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
     private unowned let connection: H2ConnectionHandler
     let loop: LoopContext
     private var phase = Phase.connecting
-    private var token: RequestToken?
-    // The way to a backend (see `BackendExchange`).
-    var route: Router.Route?
-    var backend: (index: Int, backend: LoadBalancer.Backend)?
-    var failedBackends: [Int] = []
-    var upstream: UpstreamConnection?
+    /// The stream's way through the gateway (routing, admission, backend); shared with HTTP/1.1.
+    private var core: ExchangeCore!
+    private var upstream: UpstreamConnection? { core.upstream }
     var upstreamHead: HTTPRequestHead?
+    var requestIsIdempotent: Bool { upstreamHead?.method.isIdempotent == true }
+    /// The body goes to the backend chunked (its length is unknown, or it has trailers).
+    private var chunkedUpload = false
+    /// Frames the backend's response (the payload of a chunked body, for DATA frames).
+    private var responseReader: BackendResponseReader?
     /// Parts waiting for the backend connection, with the byte count each frees in the client's window.
     private var pendingParts: [(HTTPClientRequestPart, Int)] = []
     private(set) var requestEnded = false
@@ -43,9 +45,6 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
     /// The request's end was written to the current backend connection.
     private var endForwarded = false
     private(set) var requestBodyForwarded = false
-    var retried = false
-    var retriesUsed = 0
-    var holdsRetryBudget = false
     private(set) var requestHasBody = false
     private var upstreamReusable = true
     private var headRequest = false
@@ -82,9 +81,10 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
         self.streamID = streamID
         self.connection = connection
         self.loop = loop
+        self.core = ExchangeCore(loop: loop, carrier: self)
     }
 
-    var deploymentName: String? { route?.deployment.name }
+    var deploymentName: String? { core.route?.deployment.name }
 
     // MARK: Request
 
@@ -106,26 +106,12 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
         let router = loop.router
         let authority = head.authority ?? head.headers.first(name: "host")
         let host = router.usesHosts ? authority.flatMap(HostName.normalize) : nil
-        guard let route = router.route(host: host, path: Substring(head.path), method: head.method) else {
-            respondLocally(.notFound, reason: "no route for host \(authority ?? "(none)") and path \(head.path)")
-            return
-        }
-        self.route = route
-        logRecord?.routed(route)
         let declaredLength = head.headers.first(name: "content-length").flatMap(Int.init)
-        if let maxBody = loop.limits.maxBodyBytes, let length = declaredLength, length > maxBody {
-            respondLocally(.payloadTooLarge, reason: "request body of \(length) bytes exceeds \(maxBody)")
-            return
-        }
-        switch route.controlPoint.beginRequest() {
-        case .run(let admitted):
-            token = consume admitted
-        case .rejected(let reason):
-            logRecord?.rejectReason = reason.rawValue
-            let rejection = ProxyHandler.rejection(reason, route: route)
-            respondLocally(
-                .serviceUnavailable, reason: rejection.text, retryAfter: rejection.retryAfter,
-                extraHeaders: [("x-gateway-reject", reason.rawValue)])
+        if let answer = core.admit(
+            router.route(host: host, path: Substring(head.path), method: head.method), declaredLength: declaredLength,
+            noRoute: { "no route for host \(authority ?? "(none)") and path \(head.path)" }, log: &logRecord)
+        {
+            respondLocally(answer.status, reason: answer.reason, retryAfter: answer.retryAfter, extraHeaders: answer.extraHeaders)
             return
         }
 
@@ -154,11 +140,12 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
             if endStream { .none }
             else if let declaredLength, !head.headers.contains(name: "trailer") { .length(declaredLength) }
             else { .chunked }
+        chunkedUpload = body == .chunked
         var outbound = ForwardedRequest.head(
             method: method, uri: head.path, headers: headers, body: body, clientAddress: clientAddress, scheme: scheme)
         outbound.headers.replaceOrAdd(name: RequestID.headerName, value: requestID)
         upstreamHead = outbound
-        connectUpstream()
+        core.connectUpstream()
     }
 
     func receiveBody(_ buffer: ByteBuffer) {
@@ -200,16 +187,47 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
         }
     }
 
-    /// Writes a part to the backend; the client's window opens by `freeing` once it is written.
+    /// Writes a part to the backend as bytes (chunk framing when the upload is chunked); the
+    /// client's window opens by `freeing` once it is written.
     private func forward(_ part: HTTPClientRequestPart, freeing count: Int) {
         guard let upstream else { return }
-        if case .body = part { requestBodyForwarded = true }
+        let channel = upstream.channel
+        var last: ByteBuffer
+        switch part {
+        case .head:
+            return
+        case .body(.byteBuffer(let buffer)):
+            requestBodyForwarded = true
+            guard chunkedUpload else {
+                last = buffer
+                break
+            }
+            guard buffer.readableBytes > 0 else { return }
+            var size = channel.allocator.buffer(capacity: 12)
+            size.writeChunkSize(buffer.readableBytes)
+            channel.write(size, promise: nil)
+            channel.write(buffer, promise: nil)
+            last = channel.allocator.buffer(staticString: "\r\n")
+        case .body:
+            return
+        case .end(let trailers):
+            guard chunkedUpload else { return }
+            last = channel.allocator.buffer(capacity: 64)
+            last.writeStaticString("0\r\n")
+            for (name, value) in trailers ?? [:] {
+                last.writeString(name)
+                last.writeStaticString(": ")
+                last.writeString(value)
+                last.writeCRLF()
+            }
+            last.writeCRLF()
+        }
         guard count > 0 else {
-            upstream.channel.write(part, promise: nil)
+            channel.write(last, promise: nil)
             return
         }
-        let promise = upstream.channel.eventLoop.makePromise(of: Void.self)
-        upstream.channel.write(part, promise: promise)
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        channel.write(last, promise: promise)
         promise.futureResult.assumeIsolated().whenComplete { [self] _ in
             consumed(count)
         }
@@ -224,12 +242,14 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
 
     func attach(_ connection: UpstreamConnection) {
         guard let head = upstreamHead else { return }
-        connection.exchanges += 1
         connection.handler.delegate = self
-        upstream = connection
         phase = .proxying
         logRecord?.backend = connection.backend
-        connection.channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        responseReader = BackendResponseReader(
+            requestIsHead: headRequest, keepChunkFraming: false, maxHeadBytes: ProxyHandler.maxResponseHeadBytes)
+        var headBytes = connection.channel.allocator.buffer(capacity: 512)
+        headBytes.writeRequestHead(head)
+        connection.channel.write(headBytes, promise: nil)
         let parts = pendingParts
         pendingParts.removeAll()
         endForwarded = false
@@ -267,33 +287,79 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
 
     func upstreamWritabilityChanged(isWritable: Bool) {}
 
-    func upstreamReceived(_ part: HTTPClientResponsePart) {
-        guard case .proxying = phase else { return }
+    func upstreamReceived(_ bytes: ByteBuffer) {
+        guard case .proxying = phase, var reader = responseReader.take() else { return }
         armResponseDeadline()
-        switch part {
-        case .head(let head):
-            // Interim responses (100, 103) are the backend's business with the gateway.
-            if head.status.code < 200 { return }
-            if !head.isKeepAlive { upstreamReusable = false }
-            let status = Int(head.status.code)
-            responseStatus = status
-            responseStarted = true
-            var headers = ProxyHandler.forwardedResponseHeaders(head.headers)
-            headers.remove(name: "transfer-encoding")
-            headers.replaceOrAdd(name: RequestID.headerName, value: requestID)
-            let hasBody = !headRequest && status != 204 && status != 304
-            if !connection.submitResponse(streamID: streamID, status: status, headers: headers, hasBody: hasBody) {
-                failExchange(status: .badGateway, reason: "response head could not be sent", backendFailed: false)
+        var ended: ByteBuffer?? = .none
+        do {
+            try reader.read(bytes, scratch: &loop.headFields) { event in
+                switch event {
+                case .head(let head, let headBytes, let fields, let framing):
+                    responseHead(head, bytes: headBytes, fields: fields, framing: framing)
+                case .body(let buffer):
+                    responseBodyBytes += buffer.readableBytes
+                    connection.sendBody(streamID: streamID, buffer)
+                case .end(let trailers):
+                    ended = .some(trailers)
+                }
             }
-        case .body(let buffer):
-            responseBodyBytes += buffer.readableBytes
-            connection.sendBody(streamID: streamID, buffer)
-        case .end(let trailers):
+        } catch {
+            guard case .proxying = phase else { return }
+            if case .some(let trailers) = ended {
+                upstreamReusable = false
+                finish(trailers: trailers)
+            } else if let failure = error as? BackendResponseReader.Failure, case .malformed = failure {
+                failExchange(status: .badGateway, reason: "backend sent a \(failure)", backendFailed: true)
+            } else {
+                core.backendClosed(error: nil)
+            }
+            return
+        }
+        guard case .proxying = phase else { return }
+        if case .some(let trailers) = ended {
             finish(trailers: trailers)
+        } else {
+            responseReader = reader
         }
     }
 
-    // MARK: BackendExchange
+    private func responseHead(_ head: HTTP1ResponseHead, bytes: ByteBuffer, fields: [HTTP1Field], framing: HTTP1BodyFraming) {
+        // Interim responses (100, 103) are the backend's business with the gateway.
+        if head.status < 200 { return }
+        let keepAlive = head.minorVersion == 0 ? head.connection.keepAlive && !head.connection.close : !head.connection.close
+        if !keepAlive || framing == .untilClose { upstreamReusable = false }
+        responseStatus = head.status
+        responseStarted = true
+        var headers = HTTPHeaders()
+        bytes.withUnsafeReadableBytes { raw in
+            for field in fields {
+                guard ForwardedResponseHead.keeps(field, of: head, fields: fields, bytes: raw) else { continue }
+                headers.add(name: String(decoding: raw[field.name], as: UTF8.self), value: String(decoding: raw[field.value], as: UTF8.self))
+            }
+        }
+        headers.add(name: RequestID.headerName, value: requestID)
+        let hasBody = !headRequest && head.status != 204 && head.status != 304
+        if !connection.submitResponse(streamID: streamID, status: head.status, headers: headers, hasBody: hasBody) {
+            failExchange(status: .badGateway, reason: "response head could not be sent", backendFailed: false)
+        }
+    }
+
+    /// The backend connection closed: a body that runs until the close ends here; otherwise the
+    /// shared rules decide.
+    func upstreamClosed(error: Error?) {
+        if case .proxying = phase, let reader = responseReader, reader.readsUntilClose {
+            _ = core.takeUpstream()
+            upstreamReusable = false
+            finish(trailers: nil)
+            return
+        }
+        core.backendClosed(error: error)
+    }
+
+    // MARK: ExchangeCarrier
+
+    /// HTTP/2 streams never become tunnels here (extended CONNECT is not offered).
+    var needsOwnConnection: Bool { false }
 
     var isConnecting: Bool { phase == .connecting }
     var isProxying: Bool { phase == .proxying }
@@ -301,9 +367,11 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
 
     // MARK: Finishing
 
-    private func finish(trailers: HTTPHeaders?) {
+    private func finish(trailers section: ByteBuffer?) {
+        let trailers = section.map(Self.fields(of:))
+        responseReader = nil
         responseDeadline = .distantFuture
-        finishWithBackend(reusable: upstreamReusable)
+        core.finishWithBackend(reusable: upstreamReusable)
         phase = .responded
         discardedBytes = 0
         connection.finishBody(streamID: streamID, trailers: trailers)
@@ -318,10 +386,10 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
     /// Ends the exchange with the gateway's own answer, or with a reset once the backend's
     /// response has started.
     func failExchange(status: HTTPResponseStatus, reason: String, backendFailed: Bool, retryAfter: Int? = nil) {
+        responseReader = nil
         responseDeadline = .distantFuture
-        upstream?.close()
-        upstream = nil
-        releaseBackend(failed: backendFailed)
+        core.dropUpstream()
+        core.releaseBackend(failed: backendFailed)
         dropPending()
         if responseStarted {
             phase = .responded
@@ -405,16 +473,58 @@ final class H2StreamExchange: UpstreamDelegate, BackendExchange {
         let clean = errorCode == 0 && phase == .responded
         phase = .closed
         responseDeadline = .distantFuture
-        upstream?.close()
-        upstream = nil
-        releaseBackend(failed: false)
+        core.dropUpstream()
+        core.releaseBackend(failed: false)
         dropPending()
-        token.take()?.complete(status: clean ? responseStatus : nil)
+        core.token.take()?.complete(status: clean ? responseStatus : nil)
         if var record = logRecord.take() {
             record.bytesIn = requestBodyBytes
             record.bytesOut = responseBodyBytes
             // A stream reset before its response began: the client went away (nginx's 499).
             loop.accessLog?.finish(record, status: responseStarted ? (responseStatus ?? 499) : 499)
         }
+    }
+}
+
+extension H2StreamExchange {
+    /// Trailer field lines (`name: value\r\n`, validated by the chunk scanner) as fields.
+    static func fields(of section: ByteBuffer) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        section.withUnsafeReadableBytes { raw in
+            var lineStart = 0
+            while lineStart < raw.count {
+                var lineEnd = lineStart
+                while lineEnd < raw.count, raw[lineEnd] != 0x0D, raw[lineEnd] != 0x0A { lineEnd += 1 }
+                if let colon = raw[lineStart..<lineEnd].firstIndex(of: UInt8(ascii: ":")) {
+                    var valueStart = colon + 1
+                    var valueEnd = lineEnd
+                    while valueStart < valueEnd, raw[valueStart] == 0x20 || raw[valueStart] == 0x09 { valueStart += 1 }
+                    while valueEnd > valueStart, raw[valueEnd - 1] == 0x20 || raw[valueEnd - 1] == 0x09 { valueEnd -= 1 }
+                    headers.add(
+                        name: String(decoding: raw[lineStart..<colon], as: UTF8.self),
+                        value: String(decoding: raw[valueStart..<valueEnd], as: UTF8.self))
+                }
+                lineStart = lineEnd
+                while lineStart < raw.count, raw[lineStart] == 0x0D || raw[lineStart] == 0x0A { lineStart += 1 }
+            }
+        }
+        return headers
+    }
+}
+
+extension ByteBuffer {
+    /// A request head as HTTP/1.1 bytes, for a backend (the HTTP/2 side builds its head as fields).
+    mutating func writeRequestHead(_ head: HTTPRequestHead) {
+        writeString(head.method.rawValue)
+        writeStaticString(" ")
+        writeString(head.uri)
+        writeStaticString(" HTTP/1.1\r\n")
+        for (name, value) in head.headers {
+            writeString(name)
+            writeStaticString(": ")
+            writeString(value)
+            writeCRLF()
+        }
+        writeCRLF()
     }
 }

@@ -1,4 +1,5 @@
 import Logging
+import ProxyRules
 import NIOCore
 import RequestControl
 
@@ -42,6 +43,13 @@ final class LoopContext {
     /// This loop's own share of the traffic counters.
     let traffic: TrafficCounters.Shard
     private var connections: [ObjectIdentifier: any ClientConnection] = [:]
+    /// Scratch space for the fields of the head being scanned (HTTP/1.1 requests and every
+    /// backend response): one array per loop, reused, so scanning a head allocates nothing.
+    var headFields: [HTTP1Field] = {
+        var fields: [HTTP1Field] = []
+        fields.reserveCapacity(64)
+        return fields
+    }()
     /// Makes the ids of requests that came without a well-formed one (see `RequestID`).
     var requestIDs = RequestIDGenerator()
     /// This loop's share of the access log; nil in handler tests (no writer at all). Whether

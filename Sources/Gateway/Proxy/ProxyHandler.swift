@@ -4,103 +4,80 @@ import NIOHTTP1
 import ProxyRules
 import RequestControl
 
-/// The client side of the proxy for one HTTP/1.1 connection: routes each request, admits it
-/// through RequestControl, forwards it to a backend over a pooled connection and streams both
-/// bodies with backpressure.
+/// The client side of the proxy for one HTTP/1.1 connection, on bytes: it scans each request head
+/// in one pass (`HTTP1HeadScanner`), routes and admits it, writes the backend's head from the
+/// client's field lines as bytes (`ForwardedRequestHead`), passes the body through with its
+/// framing counted, and writes the backend's response back the same way
+/// (`BackendResponseReader`). No HTTP codec sits in either pipeline.
 ///
-/// One request at a time: pipelined requests wait in `pipelined` until the connection is idle.
+/// `HTTP1ConnectionMachine` decides what bytes mean and when the connection goes on; this handler
+/// carries out its answers. Routing, admission and the way to a backend (choice, failover,
+/// retries) are the `ExchangeCore` HTTP/2 streams use too.
+///
 /// Every admitted request holds a `RequestToken` until its response end has been written or the
 /// request failed, so the drain of a scope waits for exactly the requests that are still running.
-///
-/// Backpressure: while the backend connection cannot take more bytes, `read` calls from the
-/// client are held; `UpstreamHandler` does the same for the other direction.
-final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnection, BackendExchange,
+final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnection, ExchangeCarrier,
     ConnectionTimeoutDelegate
 {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private enum Phase {
-        /// Between requests.
-        case idle
-        /// Admitted; waiting for a backend connection. Client reads are held.
-        case connecting
-        /// Request forwarded; body and response streaming.
-        case proxying
-        /// A local response was sent before the request body ended; the rest is read and dropped.
-        case discarding
-        /// After a 101: raw bytes flow through `TunnelHandler`s; this handler only waits for the end.
-        case tunnel
-        /// The connection is closing; nothing more is done.
-        case closed
-    }
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     let loop: LoopContext
     private let timeouts: ConnectionTimeoutHandler?
-    private let scheme: String
+    private let scheme: StaticString
     private var context: ChannelHandlerContext!
     private var clientAddress: String = ""
     private var clientPort = 0
-    private var phase = Phase.idle
+    private var machine = HTTP1ConnectionMachine()
 
-    // The current request.
-    private var token: RequestToken?
+    /// Bytes read and not yet taken: part of a head, or the requests behind the current one.
+    /// Nil between requests when nothing is waiting, so an idle connection holds no buffer.
+    private var inbound: ByteBuffer?
+
+    /// The current request's way through the gateway (routing, admission, backend), kept for
+    /// the connection's life and reset per request.
+    private var core: ExchangeCore!
     /// The token of a response whose end is being written; completed when the write finishes.
     private var finishingToken: RequestToken?
-    // The current request's way to a backend (see `BackendExchange`).
-    var route: Router.Route?
-    var backend: (index: Int, backend: LoadBalancer.Backend)?
-    var failedBackends: [Int] = []
-    var upstream: UpstreamConnection?
-    var upstreamHead: HTTPRequestHead?
-    private var pendingParts: [HTTPClientRequestPart] = []
-    private(set) var requestEnded = false
-    /// The head announced a body (a length above zero, or chunked framing).
-    private(set) var requestHasBody = false
-    /// The last response's end is written but not yet flushed out.
-    private var endWritePending = false
+    /// The head the backend gets, kept for a retry on another connection.
+    private var upstreamHeadBytes: ByteBuffer?
+    /// Body bytes that came while the backend connection was on its way.
+    private var pendingBody: [ByteBuffer] = []
     private(set) var requestBodyForwarded = false
+    private(set) var requestHasBody = false
+    private(set) var requestIsIdempotent = false
+    private var chunkScanner: ChunkedBodyScanner?
+    private var requestBodyBytes = 0
+    private var responseReader: BackendResponseReader?
     /// The backend's response allows the connection to carry the next request.
     private var upstreamReusable = true
-    private var requestBodyBytes = 0
+    /// The backend's body is re-framed as chunked for the client (it runs until the close).
+    private var rechunkResponse = false
     private var responseStatus: Int?
-    private var responseHeadWritten = false
-    private var keepAlive = true
-    /// Requests this connection has carried (a handover closes only connections that had one).
-    private var requestsServed = 0
-    private var requestVersion = HTTPVersion.http1_1
-    var retried = false
-    var retriesUsed = 0
-    var holdsRetryBudget = false
     private var readPending = false
-    private var pipelined = CircularBuffer<HTTPServerRequestPart>()
     private var responseTimer: Scheduled<Void>?
     private var responseDeadline = NIODeadline.distantFuture
     private var lastDeployment: String?
-    /// The protocol a client asked to upgrade to (`Upgrade:`), lower-cased.
+    /// The protocol a client asked to upgrade to (`Upgrade:`) and the gateway tunnels, lower-cased.
     private var upgradeProtocol: String?
     private var clientTunnel: TunnelHandler?
-    private var switchingHead: HTTPResponseHead?
-    /// The current request asked for an upgrade (or was a CONNECT): llhttp parses nothing after
-    /// it, so unless it becomes a tunnel the decoder is replaced before the next request.
-    private var decoderStopsAfterRequest = false
+    private var backendTunnel: TunnelHandler?
     /// The current request's id (see `RequestID`), on its way to the backend and back.
     private var requestID = ""
     /// The current request's access-log record, while it runs; nil without an access log.
     private var logRecord: AccessLogRecord?
     /// Body bytes of the current response written to the client.
     private var responseBodyBytes = 0
-    private var backendTunnel: TunnelHandler?
-    /// A request behind the current one could not be parsed: answered with 400 once the ones
-    /// before it are (their responses come first, in order).
-    private var deferredParseError: HTTPParserError?
 
-    init(loop: LoopContext, timeouts: ConnectionTimeoutHandler?, scheme: String = "http") {
+    init(loop: LoopContext, timeouts: ConnectionTimeoutHandler?, scheme: StaticString = "http") {
         self.loop = loop
         self.timeouts = timeouts
         self.scheme = scheme
+        self.core = ExchangeCore(loop: loop, carrier: self)
     }
+
+    private var upstream: UpstreamConnection? { core.upstream }
 
     // MARK: Channel events
 
@@ -119,173 +96,62 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if case .tunnel = phase {
+        if machine.isTunnel {
             // The upgraded connection lived out its life: that is the request's success.
-            releaseBackend(failed: false)
-            token.take()?.complete(status: 101)
+            core.releaseBackend(failed: false)
+            core.token.take()?.complete(status: 101)
             logRecord?.bytesIn = clientTunnel?.bytesRead ?? 0
             logRecord?.bytesOut = backendTunnel?.bytesRead ?? 0
             finishLog(status: 101)
         }
-        phase = .closed
+        machine.closed()
         abortExchange()
         finishingToken.take()?.complete(status: nil)
+        inbound = nil
         loop.unregister(self)
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if let parserError = error as? HTTPParserError, phase != .closed, deferredParseError == nil,
-            (phase != .idle && requestEnded) || !pipelined.isEmpty
-        {
-            // The bytes that broke belong to a request behind complete ones: those are answered
-            // first. The decoder has given up on the connection, so nothing more will come.
-            Self.dropIncompleteRequest(from: &pipelined)
-            deferredParseError = parserError
-            if pipelined.isEmpty, phase == .idle { answerDeferredParseError() }
-            return
-        }
-        answerParseError(error)
-    }
-
-    /// Removes the parts of a request whose end never came from the back of the queue.
-    private static func dropIncompleteRequest(from queue: inout CircularBuffer<HTTPServerRequestPart>) {
-        guard let last = queue.last else { return }
-        if case .end = last { return }
-        while let part = queue.popLast() {
-            if case .head = part { return }
-        }
-    }
-
-    private func answerDeferredParseError() {
-        guard let error = deferredParseError else { return }
-        deferredParseError = nil
-        resetRequestState()
-        answerParseError(error)
-    }
-
-    private func answerParseError(_ error: Error) {
-        guard let context else { return }
-        let answerable = !responseHeadWritten || phase == .idle
-        // A request whose head was read and whose body is broken: its line is this answer's
-        // (400 under the id it came with), not a 499 and then a second line under a new id.
-        let current = answerable && error is HTTPParserError ? logRecord.take() : nil
         abortExchange()
-        phase = .closed
-        guard let parserError = error as? HTTPParserError, answerable else {
-            context.close(promise: nil)
-            return
-        }
-        // The request could not be parsed: 431 when its head was too large, 400 otherwise; the
-        // byte stream can no longer be trusted, so the connection closes after the answer.
-        let (status, text): (HTTPResponseStatus, String) =
-            switch parserError {
-            case .headerOverflow: (.requestHeaderFieldsTooLarge, "request header fields too large\n")
-            default: (.badRequest, "bad request: \(parserError)\n")
-            }
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
-        headers.add(name: "content-length", value: String(text.utf8.count))
-        headers.add(name: "connection", value: "close")
-        // Without a request head no id came: the answer still carries one, to quote, and the
-        // access log has the line (method and path unknown: "-").
-        let id = current?.requestID ?? loop.requestIDs.next()
-        headers.add(name: RequestID.headerName, value: id)
-        if var record = current
-            ?? loop.accessLog?.start(
-                requestID: id, clientIP: clientAddress, clientPort: clientPort, method: "-", path: "-", httpVersion: "HTTP/1.1",
-                headers: HTTPHeaders())
-        {
-            record.bytesIn = max(record.bytesIn, requestBodyBytes)
-            record.bytesOut = text.utf8.count
-            loop.accessLog?.finish(record, status: Int(status.code))
-        }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-            context.close(promise: nil)
-        }
+        machine.closed()
+        context.close(promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        // A pipelined request (its head arrived before the previous response was done) waits,
-        // and reads stop until it is taken up. Doing this here instead of with NIO's
-        // HTTPServerPipelineHandler saves two epoll_ctl calls per request: that handler holds
-        // every read while any response is in progress.
-        if !pipelined.isEmpty {
-            pipelined.append(part)
-            return
-        }
-        if case .head = part, phase != .idle {
-            pipelined.append(part)
-            return
-        }
-        process(part)
-    }
-
-    private func process(_ part: HTTPServerRequestPart) {
-        switch part {
-        case .head(let head):
-            receivedHead(head)
-        case .body(let buffer):
-            receivedBody(buffer)
-        case .end(let trailers):
-            receivedEnd(trailers)
-        }
-    }
-
-    /// Takes up pipelined requests once the connection is idle again.
-    private func processPipelined() {
-        // A head waits for the connection to be idle; the body and end behind it belong to the
-        // request that head started and go straight on.
-        while let next = pipelined.first {
-            if case .head = next, phase != .idle { break }
-            process(pipelined.removeFirst())
-        }
-        if pipelined.isEmpty, phase == .idle, deferredParseError != nil {
-            answerDeferredParseError()
-            return
-        }
-        resumeReadsIfPossible()
-    }
-
-    /// The connection is idle again: the keep-alive timer runs, and a pipelined request goes next
-    /// (after the current call stack, never inside the write that finished the last response).
-    private func becameIdle() {
-        timeouts?.responseCompleted()
-        if decoderStopsAfterRequest {
-            decoderStopsAfterRequest = false
-            context.eventLoop.assumeIsolated().execute { [self] in restartDecoder() }
-        } else if !pipelined.isEmpty || deferredParseError != nil {
-            context.eventLoop.assumeIsolated().execute { [self] in processPipelined() }
+        var bytes = unwrapInboundIn(data)
+        if inbound == nil {
+            inbound = bytes
         } else {
-            // Reads held while a connect was pending stay held unless released here: an exchange
-            // answered locally (a 502 after failed connects) never reached `attach`, and the
-            // connection went deaf to the client's next request.
-            resumeReadsIfPossible()
+            inbound!.writeBuffer(&bytes)
         }
+        processInbound()
     }
 
-    /// After an upgrade request that did not become a tunnel (the backend refused, the gateway
-    /// does not tunnel that protocol, a local answer), the connection goes on as HTTP/1.1; llhttp
-    /// has stopped at that request, so a new codec takes over. The old decoder hands the bytes it
-    /// held on to the new one as it leaves.
-    private func restartDecoder() {
-        guard case .idle = phase else { return }
-        let sync = context.pipeline.syncOperations
-        do {
-            let oldDecoder = try sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            let oldEncoder = try sync.handler(type: HTTPResponseEncoder.self)
-            try ClientPipeline.addHTTP1Codec(to: sync, position: .before(self), limits: loop.limits)
-            sync.removeHandler(oldEncoder, promise: nil)
-            sync.removeHandler(oldDecoder, promise: nil)
-        } catch {
-            loop.logger.error("cannot restart the HTTP/1.1 decoder", metadata: ["error": "\(error)"])
-            closeNow()
-            return
+    /// Takes what the buffered bytes complete, as far as the state allows.
+    private func processInbound() {
+        while let buffered = inbound, buffered.readableBytes > 0 {
+            switch machine.inboundAction() {
+            case .scanHead:
+                if !scanHead() { return }
+            case .body:
+                if !takeBody(forward: true) { return }
+            case .discardBody:
+                if !takeBody(forward: false) { return }
+            case .wait:
+                return
+            case .tunnel, .drop:
+                inbound = nil
+                return
+            }
         }
-        processPipelined()
+        // Everything taken: an idle connection keeps no buffer.
+        if let buffered = inbound, buffered.readableBytes == 0 { inbound = nil }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if machine.isProxying { upstream?.channel.flush() }
+        context.fireChannelReadComplete()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -305,16 +171,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     }
 
     private var shouldHoldReads: Bool {
-        if !pipelined.isEmpty { return true }
-        switch phase {
-        case .connecting:
-            return true
-        case .proxying:
-            if let upstream { return !upstream.channel.isWritable }
-            return false
-        case .idle, .discarding, .tunnel, .closed:
-            return false
-        }
+        machine.holdsReads(
+            backendWritable: upstream?.channel.isWritable ?? true, bytesWaiting: (inbound?.readableBytes ?? 0) > 0)
     }
 
     private func resumeReadsIfPossible() {
@@ -324,285 +182,578 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         context.read()
     }
 
-    // MARK: Request
+    // MARK: Request head
 
-    private func receivedHead(_ head: HTTPRequestHead) {
-        guard case .idle = phase else {
-            // channelRead queues pipelined heads until the connection is idle; reaching this
-            // would be a bug, and the connection's state could not be trusted.
-            closeNow()
-            return
+    /// Scans a head from `inbound`; false when more bytes are needed or the connection ended.
+    private func scanHead() -> Bool {
+        let maxHead = loop.limits.maxHeaderBytes
+        loop.headFields.removeAll(keepingCapacity: true)
+        let result = inbound!.withUnsafeReadableBytes { raw in
+            HTTP1HeadScanner.scanRequest(raw, maxHeadBytes: maxHead, fields: &loop.headFields)
         }
+        switch result {
+        case .incomplete:
+            return false
+        case .invalid(let error):
+            answerParseError(error)
+            return false
+        case .complete(let head):
+            receivedHead(head)
+            return true
+        }
+    }
+
+    private func receivedHead(_ head: HTTP1RequestHead) {
         loop.traffic.http1Requests.add(1, ordering: .relaxed)
-        requestsServed += 1
         resetRequestState()
-        keepAlive = head.isKeepAlive
-        requestVersion = head.version.major == 1 && head.version.minor == 0 ? .http1_0 : .http1_1
-        requestID = RequestID.resolve(head.headers, generator: &loop.requestIDs)
-        logRecord = loop.accessLog?.start(
-            requestID: requestID, clientIP: clientAddress, clientPort: clientPort, method: head.method.rawValue, path: head.uri,
-            httpVersion: requestVersion == .http1_0 ? "HTTP/1.0" : "HTTP/1.1", headers: head.headers)
-        let body: ForwardedRequest.Body
-        switch ForwardedRequest.body(of: head.headers) {
-        case .success(let framing):
-            body = framing
-        case .failure(let refusal):
-            timeouts?.requestHeadReceived(bodyExpected: true)
-            requestHasBody = true  // unknown: the connection is not reused
-            writeLocalResponse(status: refusal.status, reason: refusal.reason)
-            return
+        let fields = loop.headFields
+        let http10 = head.minorVersion == 0
+        let keepAlive = http10 ? head.connection.keepAlive && !head.connection.close : !head.connection.close
+        let body: HTTP1ConnectionMachine.BodyLeft =
+            switch head.framing {
+            case .none, .length(0), .untilClose: .ended
+            case .length(let count): .length(remaining: count)
+            case .chunked: .chunked
+            }
+        let (isHead, isConnect, idempotent) = inbound!.withUnsafeReadableBytes { raw in
+            let method = UnsafeRawBufferPointer(rebasing: raw[head.method])
+            return (
+                Self.equals(method, "HEAD"), Self.equals(method, "CONNECT"),
+                Self.equals(method, "GET") || Self.equals(method, "HEAD") || Self.equals(method, "OPTIONS")
+                    || Self.equals(method, "PUT") || Self.equals(method, "DELETE")
+            )
         }
-        requestHasBody = body != .none
+        machine.requestHead(http10: http10, headRequest: isHead, keepAlive: keepAlive, body: body)
+        requestIsIdempotent = idempotent
+        requestHasBody = body != .ended
+        if case .chunked = body { chunkScanner = ChunkedBodyScanner() }
         timeouts?.requestHeadReceived(bodyExpected: requestHasBody)
-        let declaredLength: Int? = if case .length(let count) = body { count } else { nil }
-        // llhttp stops parsing after a request that asks for an upgrade (or a CONNECT), whatever
-        // the answer; the decoder is replaced when the connection goes on as HTTP.
-        let asksUpgrade = head.headers.contains(name: "upgrade") && Self.connectionHasToken(head.headers, "upgrade")
-        decoderStopsAfterRequest = asksUpgrade || head.method == .CONNECT
 
-        if head.method == .CONNECT {
+        let headBytes = inbound!.readSlice(length: head.length)!
+        headBytes.withUnsafeReadableBytes { raw in
+            requestID = Self.requestID(head, fields: fields, bytes: raw, generator: &loop.requestIDs)
+            if let accessLog = loop.accessLog, accessLog.isWriting {
+                logRecord = accessLog.start(
+                    requestID: requestID, clientIP: clientAddress, clientPort: clientPort,
+                    method: String(decoding: raw[head.method], as: UTF8.self),
+                    path: String(decoding: raw[head.target], as: UTF8.self),
+                    httpVersion: http10 ? "HTTP/1.0" : "HTTP/1.1",
+                    referer: Self.value(of: "referer", fields: fields, bytes: raw),
+                    userAgent: Self.value(of: "user-agent", fields: fields, bytes: raw))
+            }
+        }
+        if isConnect {
             // A tunnel to anywhere is not this gateway's business: a framed 405, and the
             // connection closes.
-            keepAlive = false
-            writeConnectRefusal()
+            machine.mustClose()
+            writeLocalResponse(
+                LocalAnswer(
+                    status: .methodNotAllowed, reason: "CONNECT is not supported",
+                    extraHeaders: [("allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")]))
             return
         }
-        let target: RequestTarget
-        switch RequestTarget.parse(head) {
-        case .success(let parsed):
-            target = parsed
-        case .failure(let refusal):
-            keepAlive = false
-            writeLocalResponse(status: .badRequest, reason: refusal.reason)
+        headBytes.withUnsafeReadableBytes { raw in
+            routeAndAdmit(head, fields: fields, bytes: raw, http10: http10)
+        }
+    }
+
+    private func routeAndAdmit(_ head: HTTP1RequestHead, fields: [HTTP1Field], bytes raw: UnsafeRawBufferPointer, http10: Bool) {
+        // Where the request goes (RFC 9112 3.2): one valid Host (HTTP/1.0 may have none); an
+        // absolute-form target brings its own, and the backend gets the origin form.
+        var targetOverride: String?
+        var hostOverride: String?
+        let target = raw[head.target]
+        if let first = target.first, first != UInt8(ascii: "/"), !(target.count == 1 && first == UInt8(ascii: "*")) {
+            guard let (authority, path) = RequestTarget.absoluteForm(String(decoding: target, as: UTF8.self)) else {
+                machine.mustClose()
+                writeLocalResponse(
+                    LocalAnswer(
+                        status: .badRequest,
+                        reason: "request target \(String(decoding: target, as: UTF8.self)) is neither a path nor an absolute http(s) URI"))
+                return
+            }
+            guard HostName.isValidField(authority) else {
+                machine.mustClose()
+                writeLocalResponse(LocalAnswer(status: .badRequest, reason: "invalid Host \(authority)"))
+                return
+            }
+            targetOverride = path
+            hostOverride = authority
+        } else if let host = head.host {
+            guard HostName.isValidField(raw[host]) else {
+                machine.mustClose()
+                writeLocalResponse(LocalAnswer(status: .badRequest, reason: "invalid Host \(String(decoding: raw[host], as: UTF8.self))"))
+                return
+            }
+        } else if !http10 {
+            machine.mustClose()
+            writeLocalResponse(LocalAnswer(status: .badRequest, reason: "an HTTP/1.1 request needs a Host field"))
             return
         }
 
         let router = loop.router
-        let path = Substring(target.uri)
-        guard let route = router.route(host: router.usesHosts ? target.routingHost : nil, path: path, method: head.method.rawValue)
-        else {
-            writeLocalResponse(status: .notFound, reason: "no route for host \(target.host ?? "(none)") and path \(path)")
-            return
+        var routingHost: String?
+        if router.usesHosts {
+            if let hostOverride { routingHost = HostName.normalize(hostOverride) } else if let host = head.host {
+                routingHost = HostName.normalize(raw[host])
+            }
         }
-        self.route = route
-        lastDeployment = route.deployment.name
-        logRecord?.routed(route)
-
-        if let maxBody = loop.limits.maxBodyBytes, let length = declaredLength, length > maxBody {
-            writeLocalResponse(status: .payloadTooLarge, reason: "request body of \(length) bytes exceeds \(maxBody)")
-            return
+        let found: Router.Route?
+        if var path = targetOverride {
+            found = path.withUTF8 { router.route(host: routingHost, path: UnsafeRawBufferPointer($0), method: raw[head.method]) }
+        } else {
+            found = router.route(host: routingHost, path: UnsafeRawBufferPointer(rebasing: target), method: raw[head.method])
         }
-
-        switch route.controlPoint.beginRequest() {
-        case .run(let admitted):
-            token = consume admitted
-        case .rejected(let reason):
-            logRecord?.rejectReason = reason.rawValue
-            respondRejected(reason: reason, route: route)
-            return
-        }
-
-        var inbound = head.headers
-        if let host = target.host, target.uri != head.uri { inbound.replaceOrAdd(name: "host", value: host) }
-        var outbound = ForwardedRequest.head(
-            method: head.method, uri: target.uri, headers: inbound, body: body,
-            clientAddress: clientAddress, scheme: scheme)
-        outbound.headers.replaceOrAdd(name: RequestID.headerName, value: requestID)
-        if asksUpgrade, let upgrade = head.headers.first(name: "upgrade"),
-            loop.upgradeProtocols.contains(where: { HeaderName.equals($0, upgrade) })
+        let declaredLength: Int? = if case .length(let count) = head.framing { count } else { nil }
+        if let answer = core.admit(
+            found, declaredLength: declaredLength,
+            noRoute: {
+                let hostText = hostOverride ?? head.host.map { String(decoding: raw[$0], as: UTF8.self) } ?? "(none)"
+                return "no route for host \(hostText) and path \(targetOverride ?? String(decoding: target, as: UTF8.self))"
+            }, log: &logRecord)
         {
-            // Upgrade is hop-by-hop, but a tunnel needs the backend to see it. Upgrades the
-            // gateway does not tunnel (h2c above all: RFC 9113 deprecates it) are not passed on;
-            // the request is answered over HTTP/1.1.
-            upgradeProtocol = upgrade.lowercased()
-            outbound.headers.add(name: "connection", value: "upgrade")
-            outbound.headers.add(name: "upgrade", value: upgrade)
+            writeLocalResponse(answer)
+            return
         }
-        upstreamHead = outbound
+        lastDeployment = core.route?.deployment.name
+
+        // Upgrade is hop-by-hop, but a tunnel needs the backend to see it. Upgrades the gateway
+        // does not tunnel (h2c above all: RFC 9113 deprecates it) are not passed on; the request
+        // is answered over HTTP/1.1.
+        var upgrade: Range<Int>?
+        if head.connection.upgrade, let asked = head.upgrade {
+            let name = String(decoding: raw[asked], as: UTF8.self)
+            if loop.upgradeProtocols.contains(where: { HeaderName.equals($0, name) }) {
+                upgrade = asked
+                upgradeProtocol = name.lowercased()
+            }
+        }
+        let framing: ForwardedRequest.Body =
+            switch head.framing {
+            case .none, .length(0), .untilClose: .none
+            case .length(let count): .length(count)
+            case .chunked: .chunked
+            }
+        var out = context.channel.allocator.buffer(capacity: head.length + 192)
+        ForwardedRequestHead.write(
+            head, fields: fields, bytes: raw,
+            additions: .init(
+                target: targetOverride, host: hostOverride, clientAddress: clientAddress, scheme: scheme, requestID: requestID,
+                upgrade: upgrade, body: framing),
+            into: &out)
+        upstreamHeadBytes = out
 
         // The gateway answers 100-continue itself once the request is admitted, so a refused
         // client never sends its body (and the backend never needs to speak 100-continue). An
         // HTTP/1.0 client does not know 100 (RFC 9110 10.1.1): it just sends its body.
-        if requestVersion == .http1_1, head.headers.first(name: "expect")?.lowercased() == "100-continue" {
-            let interim = HTTPResponseHead(version: head.version, status: .continue)
-            context.writeAndFlush(wrapOutboundOut(.head(interim)), promise: nil)
+        if !http10, head.expectContinue {
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
         }
-        connectUpstream()
+        core.connectUpstream()
     }
 
-    private static func connectionHasToken(_ headers: HTTPHeaders, _ token: StaticString) -> Bool {
-        headers.contains(name: "connection") && headers[canonicalForm: "connection"].contains { HeaderName.equals(String($0), token) }
+    static func equals(_ bytes: UnsafeRawBufferPointer, _ text: StaticString) -> Bool {
+        text.withUTF8Buffer { bytes.elementsEqual($0) }
     }
 
-    private func receivedBody(_ buffer: ByteBuffer) {
-        requestBodyBytes += buffer.readableBytes
-        if phase == .connecting || phase == .proxying, let maxBody = loop.limits.maxBodyBytes, requestBodyBytes > maxBody {
-            failExchange(status: .payloadTooLarge, reason: "request body exceeds \(maxBody) bytes", backendFailed: false)
-            return
+    /// The value of the first field called `name` (lower-case), as a String; for the access log.
+    static func value(of name: StaticString, fields: [HTTP1Field], bytes: UnsafeRawBufferPointer) -> String? {
+        for field in fields where field.kind == .other {
+            let fieldName = UnsafeRawBufferPointer(rebasing: bytes[field.name])
+            if name.withUTF8Buffer({ expected in
+                fieldName.count == expected.count && zip(fieldName, expected).allSatisfy { ($0 | 0x20) == $1 }
+            }) {
+                return String(decoding: bytes[field.value], as: UTF8.self)
+            }
         }
-        switch phase {
-        case .connecting:
-            pendingParts.append(.body(.byteBuffer(buffer)))
-        case .proxying:
-            requestBodyForwarded = true
-            upstream?.channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
-        case .tunnel:
-            break
-        case .discarding:
+        return nil
+    }
+
+    /// The client's id when it sent one well-formed `X-Request-Id` (see `RequestID`), else a new one.
+    static func requestID(
+        _ head: HTTP1RequestHead, fields: [HTTP1Field], bytes: UnsafeRawBufferPointer, generator: inout RequestIDGenerator
+    ) -> String {
+        guard let given = head.requestID else { return generator.next() }
+        var count = 0
+        for field in fields where field.kind == .xRequestID { count += 1 }
+        let value = bytes[given]
+        guard count == 1, RequestID.isWellFormed(value) else { return generator.next() }
+        return String(decoding: value, as: UTF8.self)
+    }
+
+    // MARK: Request body
+
+    /// Takes the current request's body bytes from `inbound`: to the backend (or kept for it), or
+    /// dropped after a local answer. False when nothing more can be taken now.
+    private func takeBody(forward: Bool) -> Bool {
+        guard var buffered = inbound, let request = machine.request else { return false }
+        var slice: ByteBuffer
+        var payload = 0
+        var ended = false
+        switch request.body {
+        case .ended:
+            return false
+        case .length(let remaining):
+            let count = min(remaining, buffered.readableBytes)
+            slice = buffered.readSlice(length: count)!
+            payload = count
+            ended = count == remaining
+            if !ended { machine.bodyProgress(.length(remaining: remaining - count)) }
+        case .chunked:
+            var scanner = chunkScanner ?? ChunkedBodyScanner()
+            let before = scanner.payloadBytes
+            let result = buffered.withUnsafeReadableBytes { raw in scanner.scan(raw) { _ in } }
+            chunkScanner = scanner
+            switch result {
+            case .failure(let error):
+                inbound = nil
+                answerBodyError(error)
+                return false
+            case .success(let step):
+                if step.consumed == 0 {
+                    // A size line cut in two: wait for the rest.
+                    return false
+                }
+                slice = buffered.readSlice(length: step.consumed)!
+                payload = scanner.payloadBytes - before
+                ended = step.finished
+            }
+        }
+        inbound = buffered
+        requestBodyBytes += payload
+        if forward {
+            if let maxBody = loop.limits.maxBodyBytes, requestBodyBytes > maxBody {
+                failExchange(status: .payloadTooLarge, reason: "request body exceeds \(maxBody) bytes", backendFailed: false)
+            } else if machine.isProxying, let upstream {
+                requestBodyForwarded = true
+                upstream.channel.write(slice, promise: nil)
+            } else if machine.isAwaitingBackend {
+                pendingBody.append(slice)
+            }
+        } else if requestBodyBytes > Self.discardLimit {
             // The answer is out; a client that keeps uploading past this is cut off.
-            if requestBodyBytes > Self.discardLimit { closeNow() }
-        case .idle, .closed:
-            break
+            closeNow()
+            return false
         }
+        if ended { receivedEnd() }
+        return true
     }
 
     /// How much of a refused request's body is read and dropped before the connection is closed.
     static let discardLimit = 1 << 20
 
-    private func receivedEnd(_ trailers: HTTPHeaders?) {
-        requestEnded = true
+    private func receivedEnd() {
         timeouts?.requestBodyEnded()
-        switch phase {
-        case .connecting:
-            pendingParts.append(.end(trailers))
-        case .proxying:
-            upstream?.channel.writeAndFlush(HTTPClientRequestPart.end(trailers), promise: nil)
-            armResponseTimer()
-        case .discarding:
-            // A local response was already written; the connection waits for the next request,
-            // or closes once that response is out.
-            if keepAlive {
-                phase = .idle
-                becameIdle()
-            } else if endWritePending {
-                phase = .closed
-            } else {
-                closeNow()
-            }
-        case .idle, .tunnel, .closed:
+        switch machine.bodyEnded() {
+        case .becameIdle:
+            becameIdle()
+            return
+        case .close:
+            closeNow()
+            return
+        case .none:
             break
+        }
+        if machine.isProxying, let upstream {
+            upstream.channel.flush()
+            armResponseTimer()
         }
     }
 
-    /// The request channel's `channelReadComplete`: push what was written to the backend.
-    func channelReadComplete(context: ChannelHandlerContext) {
-        if case .proxying = phase { upstream?.channel.flush() }
-        context.fireChannelReadComplete()
+    /// The connection is idle again: the keep-alive timer runs, and a pipelined request goes next
+    /// (after the current call stack, never inside the write that finished the last response).
+    private func becameIdle() {
+        timeouts?.responseCompleted()
+        if let buffered = inbound, buffered.readableBytes > 0 {
+            context.eventLoop.assumeIsolated().execute { [self] in
+                processInbound()
+                resumeReadsIfPossible()
+            }
+        } else {
+            inbound = nil
+            resumeReadsIfPossible()
+        }
+    }
+
+    // MARK: Parse errors
+
+    /// A head the scanner refused: 400 (431 when too large, 501 for a transfer coding the
+    /// gateway cannot pass on, 505 for a version it does not speak); the byte stream can no longer
+    /// be trusted, so the connection closes after the answer.
+    private func answerParseError(_ error: HTTP1ScanError) {
+        inbound = nil
+        let status = HTTPResponseStatus(statusCode: error.status)
+        let answer = LocalAnswer(status: status, reason: error.reason)
+        requestID = loop.requestIDs.next()
+        // Without a request head no id came: the answer still carries one, to quote, and the
+        // access log has the line (method and path unknown: "-").
+        if let accessLog = loop.accessLog, accessLog.isWriting {
+            logRecord = accessLog.start(
+                requestID: requestID, clientIP: clientAddress, clientPort: clientPort, method: "-", path: "-",
+                httpVersion: "HTTP/1.1", referer: nil, userAgent: nil)
+        }
+        writeFinalAnswer(answer)
+    }
+
+    /// A broken body: answered like a broken head when nothing of the response went out yet, else
+    /// the connection is cut.
+    private func answerBodyError(_ error: HTTP1ScanError) {
+        inbound = nil
+        let started = machine.request?.responseStarted ?? true
+        abortExchangeKeepingLog()
+        if started {
+            finishLog(status: responseStatus ?? 499)
+            closeNow()
+            return
+        }
+        writeFinalAnswer(LocalAnswer(status: HTTPResponseStatus(statusCode: error.status), reason: error.reason))
+    }
+
+    /// An answer after which the connection closes, whatever state it was in.
+    private func writeFinalAnswer(_ answer: LocalAnswer) {
+        let body = answer.bodyText
+        let response = HTTP1LocalResponse.render(
+            answer, http10: false, requestID: requestID, close: true, headRequest: false, allocator: context.channel.allocator)
+        responseBodyBytes = body.utf8.count
+        if var record = logRecord.take() {
+            record.bytesIn = max(record.bytesIn, requestBodyBytes)
+            record.bytesOut = responseBodyBytes
+            loop.accessLog?.finish(record, status: Int(answer.status.code))
+        }
+        machine.closed()
+        context.writeAndFlush(wrapOutboundOut(response)).assumeIsolated().whenComplete { [context] _ in
+            context?.close(promise: nil)
+        }
     }
 
     // MARK: Upstream connection
 
     func attach(_ connection: UpstreamConnection) {
-        guard let head = upstreamHead else { return }
-        connection.exchanges += 1
+        guard let head = upstreamHeadBytes, let request = machine.request else { return }
         connection.handler.delegate = self
-        upstream = connection
-        phase = .proxying
+        machine.backendAttached()
+        responseReader = BackendResponseReader(
+            requestIsHead: request.headRequest, keepChunkFraming: !request.http10, maxHeadBytes: Self.maxResponseHeadBytes)
         logRecord?.backend = connection.backend
-        connection.channel.write(HTTPClientRequestPart.head(head), promise: nil)
-        let parts = pendingParts
-        pendingParts.removeAll()
-        var endWritten = false
-        for part in parts {
-            if case .body = part { requestBodyForwarded = true }
-            if case .end = part { endWritten = true }
-            connection.channel.write(part, promise: nil)
-        }
-        // A retry on a fresh connection: the request's end went to the connection that failed
-        // (a chunked request needs it, or the backend waits for its last chunk).
-        if requestEnded, !endWritten {
-            connection.channel.write(HTTPClientRequestPart.end(nil), promise: nil)
+        connection.channel.write(head, promise: nil)
+        if !pendingBody.isEmpty {
+            requestBodyForwarded = true
+            for part in pendingBody { connection.channel.write(part, promise: nil) }
+            pendingBody.removeAll()
         }
         connection.channel.flush()
-        if requestEnded { armResponseTimer() }
+        if request.body == .ended { armResponseTimer() }
+        // Body bytes that waited in `inbound` for the connection go now.
+        processInbound()
         resumeReadsIfPossible()
     }
+
+    /// The largest response head taken from a backend.
+    static let maxResponseHeadBytes = 64 * 1024
 
     // MARK: UpstreamDelegate
 
     var clientIsWritable: Bool { context.channel.isWritable }
 
     func upstreamReadComplete() {
-        if case .proxying = phase { context.flush() }
+        if machine.isProxying { context.flush() }
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {
         if isWritable { resumeReadsIfPossible() }
     }
 
-    func upstreamReceived(_ part: HTTPClientResponsePart) {
-        guard case .proxying = phase else { return }
+    func upstreamReceived(_ bytes: ByteBuffer) {
+        guard machine.isProxying, var reader = responseReader.take() else { return }
         armResponseTimer()
-        switch part {
-        case .head(let head):
-            if head.status.code < 200 {
-                // 100 Continue was already answered by the gateway; other 1xx pass through.
-                if head.status != .continue, head.status != .switchingProtocols {
-                    let interim = HTTPResponseHead(version: .http1_1, status: head.status, headers: head.headers)
-                    context.writeAndFlush(wrapOutboundOut(.head(interim)), promise: nil)
+        var ended = false
+        do {
+            try reader.read(bytes, scratch: &loop.headFields) { event in
+                switch event {
+                case .head(let head, let headBytes, let fields, let framing):
+                    try responseHead(head, bytes: headBytes, fields: fields, framing: framing)
+                case .body(let body):
+                    writeResponseBody(body)
+                case .end:
+                    ended = true
                 }
-                if head.status == .switchingProtocols {
-                    if upgradeProtocol != nil {
-                        // The decoder sends the 101's end next; the pipelines change after it.
-                        switchingHead = head
-                    } else {
-                        failExchange(status: .badGateway, reason: "backend switched protocols without being asked", backendFailed: true)
-                    }
-                }
-                return
             }
-            if !head.isKeepAlive { upstreamReusable = false }
-            responseStatus = Int(head.status.code)
-            // An HTTP/1.0 client gets a 1.0 response: no chunked framing it cannot read.
-            var response = HTTPResponseHead(version: requestVersion, status: head.status)
-            response.headers = Self.forwardedResponseHeaders(head.headers)
-            response.headers.replaceOrAdd(name: RequestID.headerName, value: requestID)
-            if !keepAlive || route?.controlPoint.isDraining == true || loop.handingOver {
-                keepAlive = false
-                response.headers.replaceOrAdd(name: "connection", value: "close")
-            }
-            responseHeadWritten = true
-            context.write(wrapOutboundOut(.head(response)), promise: nil)
-        case .body(let buffer):
-            responseBodyBytes += buffer.readableBytes
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        case .end(let trailers):
-            if let head = switchingHead {
-                switchingHead = nil
-                // Not inside the decoder's own read: its removal forwards what it buffered.
-                context.eventLoop.assumeIsolated().execute { [self] in startTunnel(head) }
+        } catch {
+            guard machine.isProxying else { return }
+            if ended {
+                // A complete response with bytes behind it: the backend is confused; the response
+                // stands, the connection is not reused.
+                upstreamReusable = false
+                finishExchange()
             } else {
-                finishExchange(trailers: trailers)
+                upstreamFailed(error: error)
             }
+            return
+        }
+        // A failure answered meanwhile (an unexpected 101) ended the exchange.
+        guard machine.isProxying else { return }
+        if ended {
+            finishExchange()
+        } else if switchPending {
+            switchPending = false
+            startTunnel(leftover: reader.switchedBytes)
+        } else {
+            responseReader = reader
         }
     }
 
+    /// A 101 head arrived for an upgrade the gateway asked for; the tunnel starts after this read.
+    private var switchPending = false
+    /// The 101's head, written to the client as the tunnel starts.
+    private var switchingHead: ByteBuffer?
 
-    // MARK: BackendExchange
+    private struct UnexpectedSwitch: Error {}
 
-    var responseStarted: Bool { responseHeadWritten }
-    var isConnecting: Bool { phase == .connecting }
-    var isProxying: Bool { phase == .proxying }
-    func enterConnecting() { phase = .connecting }
+    private func responseHead(_ head: HTTP1ResponseHead, bytes: ByteBuffer, fields: [HTTP1Field], framing: HTTP1BodyFraming) throws {
+        guard let request = machine.request else { return }
+        if head.status < 200 {
+            if head.status == 101 {
+                guard upgradeProtocol != nil else {
+                    failExchange(status: .badGateway, reason: "backend switched protocols without being asked", backendFailed: true)
+                    throw UnexpectedSwitch()
+                }
+                switchingHead = Self.clientHead(head, fields: fields, bytes: bytes, http10: false, requestID: requestID,
+                    upgrade: upgradeProtocol, close: false, chunked: false, allocator: context.channel.allocator)
+                switchPending = true
+                return
+            }
+            // 100 Continue was already answered by the gateway; other 1xx (103) pass through.
+            if head.status != 100, !request.http10 {
+                let interim = Self.clientHead(head, fields: fields, bytes: bytes, http10: false, requestID: nil, upgrade: nil,
+                    close: false, chunked: false, allocator: context.channel.allocator)
+                context.writeAndFlush(wrapOutboundOut(interim), promise: nil)
+            }
+            return
+        }
+        let backendKeepAlive = head.minorVersion == 0 ? head.connection.keepAlive && !head.connection.close : !head.connection.close
+        if !backendKeepAlive || framing == .untilClose { upstreamReusable = false }
+        responseStatus = head.status
+        if core.route?.controlPoint.isDraining == true || loop.handingOver { machine.mustClose() }
+        // A body whose length only the close tells: an HTTP/1.1 client gets it chunked (the
+        // connection goes on); an HTTP/1.0 client reads to the close. A chunked body goes to an
+        // HTTP/1.1 client as it came, and to an HTTP/1.0 client as its payload, then the close.
+        switch framing {
+        case .untilClose:
+            if request.http10 { machine.mustClose() } else { rechunkResponse = true }
+        case .chunked:
+            if request.http10 { machine.mustClose() }
+        case .none, .length:
+            break
+        }
+        let close = machine.responseHeadWritten(local: false)
+        let chunked = !request.http10 && (framing == .chunked || framing == .untilClose)
+        let out = Self.clientHead(
+            head, fields: fields, bytes: bytes, http10: request.http10, requestID: requestID, upgrade: nil, close: close,
+            keepAlive10: request.http10 && !close, chunked: chunked, allocator: context.channel.allocator)
+        context.write(wrapOutboundOut(out), promise: nil)
+    }
+
+    /// The head the client gets for a backend's response: the status line in the client's
+    /// version, the backend's field lines less the hop-by-hop ones (and those `Connection` names)
+    /// and its `X-Request-Id`, then the gateway's.
+    static func clientHead(
+        _ head: HTTP1ResponseHead, fields: [HTTP1Field], bytes: ByteBuffer, http10: Bool, requestID: String?,
+        upgrade: String?, close: Bool, keepAlive10: Bool = false, chunked: Bool, allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        var out = allocator.buffer(capacity: bytes.readableBytes + 96)
+        bytes.withUnsafeReadableBytes { raw in
+            out.writeStaticString(http10 ? "HTTP/1.0 " : "HTTP/1.1 ")
+            out.writeDecimal(head.status)
+            out.writeInteger(UInt8(ascii: " "))
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[head.reason]))
+            out.writeCRLF()
+            for field in fields {
+                guard ForwardedResponseHead.keeps(field, of: head, fields: fields, bytes: raw) else { continue }
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[field.line]))
+            }
+        }
+        if chunked { out.writeField("transfer-encoding", "chunked") }
+        if let requestID { out.writeField("x-request-id", requestID) }
+        if let upgrade {
+            out.writeField("connection", "upgrade")
+            if let asked = head.upgrade {
+                out.writeStaticString("upgrade: ")
+                var value = bytes.getSlice(at: bytes.readerIndex + asked.lowerBound, length: asked.count)!
+                out.writeBuffer(&value)
+                out.writeCRLF()
+            } else {
+                out.writeField("upgrade", upgrade)
+            }
+        } else if close {
+            out.writeField("connection", "close")
+        } else if keepAlive10 {
+            out.writeField("connection", "keep-alive")
+        }
+        out.writeCRLF()
+        return out
+    }
+
+    private func writeResponseBody(_ body: ByteBuffer) {
+        guard let request = machine.request, !request.headRequest else { return }
+        if rechunkResponse {
+            guard body.readableBytes > 0 else { return }
+            var size = context.channel.allocator.buffer(capacity: 12)
+            size.writeChunkSize(body.readableBytes)
+            context.write(wrapOutboundOut(size), promise: nil)
+            context.write(wrapOutboundOut(body), promise: nil)
+            context.write(wrapOutboundOut(context.channel.allocator.buffer(staticString: "\r\n")), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(body), promise: nil)
+        }
+        responseBodyBytes += body.readableBytes
+    }
+
+    private func upstreamFailed(error: Error) {
+        if let failure = error as? BackendResponseReader.Failure {
+            if case .closedEarly = failure {
+                core.backendClosed(error: nil)
+                return
+            }
+            failExchange(status: .badGateway, reason: "backend sent a \(failure)", backendFailed: true)
+            return
+        }
+        // A failure already answered (an unexpected 101).
+    }
+
+    // MARK: ExchangeCarrier
+
+    var responseStarted: Bool { machine.request?.responseStarted ?? false }
+    var isConnecting: Bool { machine.isAwaitingBackend }
+    var isProxying: Bool { machine.isProxying }
+    var requestEnded: Bool { machine.request.map { $0.body == .ended } ?? true }
+    func enterConnecting() {}
+
+    /// The backend connection closed: a body that runs until the close ends here; otherwise the
+    /// shared rules decide (retry on a fresh connection, another backend, or 502).
+    func upstreamClosed(error: Error?) {
+        if machine.isProxying, let reader = responseReader, reader.readsUntilClose {
+            _ = core.takeUpstream()
+            upstreamReusable = false
+            finishExchange()
+            return
+        }
+        core.backendClosed(error: error)
+    }
 
     // MARK: Upgrades
 
     /// The backend accepted the upgrade: answer 101 to the client and turn both connections into
     /// a byte tunnel. The request stays in flight (and counted) until the tunnel closes, so a
     /// drain waits for it up to its timeout and then closes it (`closeTunnel`).
-    private func startTunnel(_ head: HTTPResponseHead) {
-        guard case .proxying = phase, let connection = upstream else { return }
-        upstream = nil
+    private func startTunnel(leftover: ByteBuffer?) {
+        guard machine.isProxying, let head = switchingHead, let connection = core.takeUpstream() else { return }
+        switchingHead = nil
         responseDeadline = .distantFuture
-        var response = HTTPResponseHead(version: .http1_1, status: .switchingProtocols)
-        response.headers = Self.forwardedResponseHeaders(head.headers)
-        response.headers.add(name: "connection", value: "upgrade")
-        response.headers.add(name: "upgrade", value: head.headers.first(name: "upgrade") ?? upgradeProtocol ?? "")
-        response.headers.replaceOrAdd(name: RequestID.headerName, value: requestID)
         responseStatus = 101
-        responseHeadWritten = true
-        phase = .tunnel
-        context.writeAndFlush(wrapOutboundOut(.head(response)), promise: nil)
+        machine.tunnelStarted()
+        context.write(wrapOutboundOut(head), promise: nil)
+        if let leftover { context.write(wrapOutboundOut(leftover), promise: nil) }
+        context.flush()
 
         let clientSide = TunnelHandler()
         let backendSide = TunnelHandler()
@@ -616,59 +767,24 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         }
         connection.handler.delegate = nil
         do {
-            // Both tunnel handlers go in before any codec leaves: a decoder hands on the bytes it
-            // holds as it is removed (the backend's first frame, sent with its 101; the client's,
-            // sent with its request), and the other side's handler must be there to take them.
             let upstreamPipeline = connection.channel.pipeline.syncOperations
-            let clientPipeline = context.pipeline.syncOperations
             try upstreamPipeline.addHandler(backendSide)
-            try clientPipeline.addHandler(clientSide, position: .before(self))
-
-            // The encoders go first, so the raw bytes each side writes to the other pass no
-            // HTTP encoder; then the backend's upstream handler (the decoder's bytes must reach
-            // the tunnel handler behind it); then the decoders, which hand on what they hold.
-            _ = clientPipeline.removeHandler(try clientPipeline.handler(type: HTTPResponseEncoder.self))
-            if let validator = try? clientPipeline.handler(type: NIOHTTPResponseHeadersValidator.self) {
-                _ = clientPipeline.removeHandler(validator)
-            }
-            _ = upstreamPipeline.removeHandler(try upstreamPipeline.handler(type: HTTPRequestEncoder.self))
+            try context.pipeline.syncOperations.addHandler(clientSide, position: .before(self))
             _ = upstreamPipeline.removeHandler(connection.handler)
-            // A decoder leaves on a later turn of the loop, handing on its bytes as it goes (not
-            // in a read, so no read-complete flushes them): the other side is flushed then.
-            upstreamPipeline.removeHandler(try upstreamPipeline.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self))
-                .assumeIsolated().whenComplete { _ in clientSide.context?.flush() }
-            // Client: raw bytes stop at the tunnel handler in front of this one; this handler
-            // stays to see the connection end.
-            clientPipeline.removeHandler(try clientPipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self))
-                .assumeIsolated().whenComplete { _ in backendSide.context?.flush() }
         } catch {
             loop.logger.error("cannot set up upgrade tunnel", metadata: ["error": "\(error)"])
             connection.channel.close(promise: nil)
             closeNow()
             return
         }
+        // Bytes the client sent after its request are the tunnel's first.
+        if var early = inbound, early.readableBytes > 0 {
+            inbound = nil
+            connection.channel.writeAndFlush(early.readSlice(length: early.readableBytes)!, promise: nil)
+        }
+        inbound = nil
         connection.channel.read()
         context.read()
-    }
-
-    /// The answer to CONNECT: a framed 405 with `Allow`, and the connection closes. Written
-    /// below NIO's encoder, which strips the framing of every response to CONNECT (a 2xx opens a
-    /// tunnel and must have none), so the client could only find the end by the close.
-    private func writeConnectRefusal() {
-        let body = "405 Method Not Allowed: CONNECT is not supported\n"
-        let version = requestVersion == .http1_0 ? "HTTP/1.0" : "HTTP/1.1"
-        let response =
-            "\(version) 405 Method Not Allowed\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n"
-            + "content-type: text/plain; charset=utf-8\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n"
-            + "\(RequestID.headerName): \(requestID)\r\n\r\n" + body
-        phase = .closed
-        responseBodyBytes = body.utf8.count
-        finishLog(status: 405)
-        if let timeouts {
-            timeouts.writeRawAndClose(response)
-        } else {
-            context.close(promise: nil)
-        }
     }
 
     // MARK: ConnectionTimeoutDelegate
@@ -676,30 +792,30 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     func requestBodyTimedOut() {
         loop.traffic.requestBodyTimeouts.add(1, ordering: .relaxed)
         let reason = "request body made no progress for \(loop.timeouts.requestBody)"
-        switch phase {
-        case .connecting, .proxying:
-            keepAlive = false
+        if machine.isAwaitingBackend || machine.isProxying {
+            machine.mustClose()
             failExchange(status: .requestTimeout, reason: reason, backendFailed: false)
             // The rest of the body is abandoned: the connection closes once the answer is out
-            // (at once if its write already finished) instead of reading on to discard it.
-            if case .discarding = phase {
-                phase = .closed
-                if !endWritePending { context.close(promise: nil) }
+            // instead of reading on to discard it.
+            if case .discarding(let request) = machine.state {
+                machine.closed()
+                inbound = nil
+                if !request.endWritePending { context.close(promise: nil) }
             }
-        case .discarding, .idle, .tunnel, .closed:
+        } else {
             closeNow()
         }
     }
 
     func tunnelIdleTimedOut() {
-        guard case .tunnel = phase else { return }
+        guard machine.isTunnel else { return }
         loop.traffic.tunnelIdleTimeouts.add(1, ordering: .relaxed)
         clientTunnel?.writeAndClose(nil)
     }
 
     /// Ends the tunnel if it goes to `backend` (1001 first for a WebSocket); true if it did.
     func closeTunnel(backend address: HostPort) -> Bool {
-        guard case .tunnel = phase, let clientTunnel, backend?.backend.address == address else { return false }
+        guard machine.isTunnel, let clientTunnel, core.backend?.backend.address == address else { return false }
         clientTunnel.writeAndClose(upgradeProtocol == "websocket" ? Self.webSocketGoingAway : nil)
         return true
     }
@@ -710,21 +826,25 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     /// Ends a tunnel whose scope finished draining; a WebSocket client gets a close frame with
     /// 1001 (going away) first.
     func closeTunnel(deployment: String?) {
-        guard case .tunnel = phase, let clientTunnel else { return }
+        guard machine.isTunnel, let clientTunnel else { return }
         if let deployment, lastDeployment != deployment { return }
         clientTunnel.writeAndClose(upgradeProtocol == "websocket" ? Self.webSocketGoingAway : nil)
     }
 
     // MARK: Finishing
 
-    private func finishExchange(trailers: HTTPHeaders?) {
-        // A backend that refused an upgrade may, like llhttp, have stopped parsing after it.
+    private func finishExchange() {
+        // A backend that refused an upgrade may have stopped parsing after it.
         if upgradeProtocol != nil { upstreamReusable = false }
         // The timer stays scheduled for the next exchange on this connection; it finds no
         // exchange in progress if it fires first.
         responseDeadline = .distantFuture
-        finishWithBackend(reusable: upstreamReusable)
-        writeEnd(trailers: trailers, status: responseStatus ?? 502)
+        responseReader = nil
+        core.finishWithBackend(reusable: upstreamReusable)
+        if rechunkResponse {
+            context.write(wrapOutboundOut(context.channel.allocator.buffer(staticString: "0\r\n\r\n")), promise: nil)
+        }
+        writeEnd(status: responseStatus ?? 502)
     }
 
     /// Ends the current exchange with a local error response when nothing was sent to the client
@@ -732,92 +852,53 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     func failExchange(status: HTTPResponseStatus, reason: String, backendFailed: Bool, retryAfter: Int? = nil) {
         responseTimer?.cancel()
         responseTimer = nil
-        upstream?.close()
-        upstream = nil
-        releaseBackend(failed: backendFailed)
-        if responseHeadWritten {
-            token.take()?.complete(status: Int(status.code))
+        core.dropUpstream()
+        responseReader = nil
+        pendingBody.removeAll()
+        core.releaseBackend(failed: backendFailed)
+        if responseStarted {
+            core.token.take()?.complete(status: Int(status.code))
             finishLog(status: responseStatus ?? Int(status.code))
             closeNow()
             return
         }
-        if bodyStillComing { keepAlive = false }
-        writeLocalResponse(status: status, reason: reason, retryAfter: retryAfter, extraHeaders: [])
+        writeLocalResponse(LocalAnswer(status: status, reason: reason, retryAfter: retryAfter))
     }
 
     /// Writes the response end; the request counts as in flight until the write has finished.
-    private func writeEnd(trailers: HTTPHeaders?, status: Int) {
+    private func writeEnd(status: Int) {
         finishLog(status: status)
         finishingToken.take()?.complete(status: status)
-        finishingToken = token.take()
-        // A body still on its way cannot share the connection with the next request; a request
-        // without one only has its end to come, and keeps the connection.
-        if bodyStillComing { keepAlive = false }
-        phase = requestEnded ? (keepAlive ? .idle : .closed) : .discarding
-        endWritePending = true
-        context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { [self] result in
-            endWritePending = false
+        finishingToken = core.token.take()
+        machine.responseEndWriting()
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete {
+            [self] result in
             if case .success = result {
                 finishingToken.take()?.complete(status: status)
             } else {
                 finishingToken.take()?.complete(status: nil)
             }
-            if case .closed = phase {
-                context.close(promise: nil)
-            } else if case .idle = phase {
-                becameIdle()
+            switch machine.responseEndWritten() {
+            case .close: context.close(promise: nil)
+            case .becameIdle: becameIdle()
+            case .none: resumeReadsIfPossible()
             }
         }
     }
 
-    private func respondRejected(reason: RejectionReason, route: Router.Route) {
-        let rejection = Self.rejection(reason, route: route)
-        writeLocalResponse(
-            status: .serviceUnavailable,
-            reason: rejection.text,
-            retryAfter: rejection.retryAfter,
-            extraHeaders: [("x-gateway-reject", reason.rawValue)]
-        )
-    }
-
-    /// What a refused client is told, and when it should try again (seconds); the same for
-    /// HTTP/1.1 requests and HTTP/2 streams.
-    static func rejection(_ reason: RejectionReason, route: Router.Route) -> (text: String, retryAfter: Int) {
-        switch reason {
-        case .suspended:
-            ("draining: \(route.deployment.name)/\(route.controlPoint.entryPoint) is not accepting requests", 5)
-        case .globalLimit:
-            ("overloaded: the gateway's request limit is reached", 1)
-        case .deploymentLimit:
-            ("overloaded: deployment \(route.deployment.name) is at its request limit", 1)
-        case .entryPointLimit:
-            ("overloaded: entry point \(route.deployment.name)/\(route.controlPoint.entryPoint) is at its request limit", 1)
-        }
-    }
-
     /// A response the gateway produces itself: routing misses, refusals, backend failures.
-    private func writeLocalResponse(
-        status: HTTPResponseStatus,
-        reason: String,
-        retryAfter: Int? = nil,
-        extraHeaders: [(String, String)] = []
-    ) {
-        let body = "\(status.code) \(status.reasonPhrase): \(reason)\n"
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
-        headers.add(name: "content-length", value: String(body.utf8.count))
-        if let retryAfter { headers.add(name: "retry-after", value: String(retryAfter)) }
-        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
-        headers.add(name: RequestID.headerName, value: requestID)
+    private func writeLocalResponse(_ answer: LocalAnswer) {
+        guard let request = machine.request else { return }
         // A request whose body has not been read yet cannot share the connection with the next.
-        if bodyStillComing || route?.controlPoint.isDraining == true || loop.handingOver { keepAlive = false }
-        if !keepAlive { headers.add(name: "connection", value: "close") }
-        responseStatus = Int(status.code)
-        responseHeadWritten = true
-        responseBodyBytes = body.utf8.count
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: requestVersion, status: status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
-        writeEnd(trailers: nil, status: Int(status.code))
+        if core.route?.controlPoint.isDraining == true || loop.handingOver { machine.mustClose() }
+        let close = machine.responseHeadWritten(local: true)
+        responseStatus = Int(answer.status.code)
+        responseBodyBytes = request.headRequest ? 0 : answer.bodyText.utf8.count
+        let response = HTTP1LocalResponse.render(
+            answer, http10: request.http10, requestID: requestID, close: close, headRequest: request.headRequest,
+            allocator: context.channel.allocator)
+        context.write(wrapOutboundOut(response), promise: nil)
+        writeEnd(status: Int(answer.status.code))
     }
 
     /// Moves the backend-response deadline; one timer per exchange re-arms itself when it fires
@@ -831,7 +912,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         // Strong capture: cancelled when the connection ends (see ConnectionTimeoutHandler).
         responseTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: responseDeadline) { [self] in
             self.responseTimer = nil
-            guard case .proxying = self.phase else { return }
+            guard self.machine.isProxying else { return }
             if self.responseDeadline > .now() {
                 self.scheduleResponseTimer()
                 return
@@ -846,15 +927,19 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
 
     /// Releases everything the current exchange holds after the client went away.
     private func abortExchange() {
-        responseTimer?.cancel()
-        responseTimer = nil
-        upstream?.close()
-        upstream = nil
-        releaseBackend(failed: false)
-        token.take()?.complete(status: nil)
-        pendingParts.removeAll()
+        abortExchangeKeepingLog()
         // The connection ended before the response did (nginx's 499: the client went away).
         finishLog(status: 499)
+    }
+
+    private func abortExchangeKeepingLog() {
+        responseTimer?.cancel()
+        responseTimer = nil
+        core.dropUpstream()
+        responseReader = nil
+        core.releaseBackend(failed: false)
+        core.token.take()?.complete(status: nil)
+        pendingBody.removeAll()
     }
 
     /// The current request's access-log line, once, as the exchange ends.
@@ -866,58 +951,41 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     }
 
     private func resetRequestState() {
-        route = nil
-        backend = nil
-        failedBackends.removeAll(keepingCapacity: true)
-        upstreamHead = nil
-        pendingParts.removeAll(keepingCapacity: true)
-        requestEnded = false
+        core.reset()
+        upstreamHeadBytes = nil
+        pendingBody.removeAll(keepingCapacity: true)
+        chunkScanner = nil
         requestHasBody = false
         requestBodyForwarded = false
         requestBodyBytes = 0
         responseBodyBytes = 0
         responseStatus = nil
-        responseHeadWritten = false
+        responseReader = nil
+        rechunkResponse = false
         upstreamReusable = true
-        retried = false
-        retriesUsed = 0
         upgradeProtocol = nil
         switchingHead = nil
+        switchPending = false
     }
 
     // MARK: Connection management (called by LoopContext on drains and shutdown)
 
     func handOver() {
-        guard case .idle = phase, requestsServed > 0 else { return }
+        guard machine.isIdle, machine.requestsServed > 0 else { return }
         closeNow()
     }
 
     var needsOwnConnection: Bool { upgradeProtocol != nil }
 
     func closeIfIdle(deployment: String?) {
-        guard case .idle = phase else { return }
+        guard machine.isIdle else { return }
         if let deployment, lastDeployment != deployment { return }
         closeNow()
     }
 
     func closeNow() {
         guard let context else { return }
-        phase = .closed
+        machine.closed()
         context.close(promise: nil)
     }
-
-    // MARK: Headers
-
-    static func forwardedResponseHeaders(_ headers: HTTPHeaders) -> HTTPHeaders {
-        var out = HTTPHeaders()
-        let named = ForwardedRequest.connectionTokens(headers)
-        for (name, value) in headers {
-            if HeaderName.isHopByHop(name) { continue }
-            if !named.isEmpty, named.contains(where: { HeaderName.equals($0, name) }) { continue }
-            out.add(name: name, value: value)
-        }
-        return out
-    }
-
-    private var bodyStillComing: Bool { requestHasBody && !requestEnded }
 }

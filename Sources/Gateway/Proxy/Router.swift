@@ -1,5 +1,11 @@
 import RequestControl
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Maps a request (host, path, method) to a deployment and one of its entry points.
 ///
 /// Immutable: a change of configuration or of the backends in rotation builds a new one, which
@@ -110,6 +116,29 @@ struct Router: Sendable {
     /// stop when a reload removed it).
     func routes(deployment name: String, to address: HostPort) -> Bool {
         deployments.contains { $0.name == name && $0.balancer.backends.contains { $0.address == address } }
+    }
+
+    /// The same choice on the bytes of the request target and method, as the HTTP/1.1 path has
+    /// them: no String is made unless an entry point restricts methods.
+    func route(host: String?, path: UnsafeRawBufferPointer, method: Slice<UnsafeRawBufferPointer>) -> Route? {
+        for deployment in deployments {
+            if let hosts = deployment.hosts {
+                guard let host, hosts.contains(host) else { continue }
+            }
+            guard Self.hasPrefix(path, deployment.pathPrefix) else { continue }
+            for ep in deployment.entryPoints where Self.hasPrefix(path, ep.pathPrefix) {
+                if let methods = ep.methods, !methods.contains(String(decoding: method, as: UTF8.self)) { continue }
+                return Route(deployment: deployment, controlPoint: ep.controlPoint)
+            }
+        }
+        return nil
+    }
+
+    private static func hasPrefix(_ bytes: UnsafeRawBufferPointer, _ prefix: String) -> Bool {
+        var prefix = prefix
+        return prefix.withUTF8 { expected in
+            expected.count <= bytes.count && memcmp(bytes.baseAddress!, expected.baseAddress!, expected.count) == 0
+        }
     }
 
     /// - Parameters:

@@ -1,11 +1,12 @@
 import NIOCore
-import NIOHTTP1
 
 /// What an upstream connection reports to the client-side handler that currently owns it.
 ///
 /// Both channels live on the same event loop (the pool is per loop), so these are plain calls.
 protocol UpstreamDelegate: AnyObject {
-    func upstreamReceived(_ part: HTTPClientResponsePart)
+    /// Bytes of the backend's response as they came off the socket; the delegate's
+    /// `BackendResponseReader` frames them.
+    func upstreamReceived(_ bytes: ByteBuffer)
     func upstreamWritabilityChanged(isWritable: Bool)
     /// The end of one read batch from the backend: the moment to flush to the client.
     func upstreamReadComplete()
@@ -15,6 +16,10 @@ protocol UpstreamDelegate: AnyObject {
 }
 
 /// One keep-alive HTTP/1.1 connection to a backend, with the handler at the end of its pipeline.
+///
+/// The pipeline has no HTTP codec: the request goes out as bytes the exchange wrote itself and the
+/// response comes in as bytes the exchange's `BackendResponseReader` frames. So nothing is decoded
+/// into strings, and after a 101 the same channel carries the tunnel's bytes as they are.
 ///
 /// Owned by exactly one event loop. Between exchanges it sits in the loop's pool with no delegate.
 final class UpstreamConnection {
@@ -38,12 +43,12 @@ final class UpstreamConnection {
     }
 }
 
-/// The last handler of an upstream pipeline: forwards response parts to the delegate and holds
+/// The only handler of an upstream pipeline: forwards the response bytes to the delegate and holds
 /// reads while the client cannot take more bytes (the response direction's backpressure).
 final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// The client-side handler of the exchange in progress; nil while pooled. Strong, and
     /// cleared whenever an exchange ends (release to the pool, close): weak references put an
@@ -64,9 +69,9 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
+        let bytes = unwrapInboundIn(data)
         if let delegate {
-            delegate.upstreamReceived(part)
+            delegate.upstreamReceived(bytes)
         } else {
             // Bytes on an idle pooled connection: the backend is confused; never reuse it.
             context.close(promise: nil)

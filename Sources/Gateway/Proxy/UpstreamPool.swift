@@ -1,6 +1,5 @@
 import NIOCore
 import NIOPosix
-import NIOHTTP1
 
 /// The idle keep-alive connections to every backend, for one event loop.
 ///
@@ -38,21 +37,9 @@ final class UpstreamPool {
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Built by hand rather than addHTTPClientHandlers so that 1xx responses are
-                    // forwarded (100-continue, 103) and the bytes after a 101 reach the tunnel.
-                    let decoder = HTTPResponseDecoder(
-                        leftOverBytesStrategy: .forwardBytes,
-                        informationalResponseStrategy: .forward
-                    )
-                    // The framing fields are the gateway's own (`ForwardedRequest`); NIO's
-                    // automatic framing would change them by method.
-                    var encoding = HTTPRequestEncoder.Configuration()
-                    encoding.automaticallySetFramingHeaders = false
-                    try channel.pipeline.syncOperations.addHandlers([
-                        HTTPRequestEncoder(configuration: encoding),
-                        ByteToMessageHandler(decoder),
-                        UpstreamHandler(),
-                    ])
+                    // Bytes only: the exchange writes the request head itself and frames the
+                    // response with its `BackendResponseReader` (see UpstreamConnection).
+                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
                 }
             }
         return bootstrap.connect(host: backend.host, port: backend.port).flatMapThrowing { channel in

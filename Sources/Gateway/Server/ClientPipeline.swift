@@ -1,49 +1,17 @@
 import NIOCore
-import NIOHTTP1
 
 /// Builds the handlers of a client connection once its protocol is known: at accept for a
 /// single-protocol listener, after the first bytes for `[http1, h2c]`, after the TLS handshake
 /// (by ALPN) for TLS listeners.
 enum ClientPipeline {
-    /// HTTP/1.1: timeouts, NIO's codec, the proxy handler. Appended at the end of the pipeline.
+    /// HTTP/1.1: timeouts and the proxy handler, which reads and writes bytes (no codec).
+    /// Appended at the end of the pipeline.
     static func addHTTP1(to channel: Channel, loop: LoopContext, scheme: String) throws {
         // Read per connection: a reload changes them for the connections after it.
-        let timeouts = loop.timeouts
-        let limits = loop.limits
-        let timeoutHandler = ConnectionTimeoutHandler(limits: .init(timeouts))
+        let timeoutHandler = ConnectionTimeoutHandler(limits: .init(loop.timeouts))
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(timeoutHandler)
-        try addHTTP1Codec(to: sync, position: .last, limits: limits)
-        try sync.addHandler(ProxyHandler(loop: loop, timeouts: timeoutHandler, scheme: scheme))
-    }
-
-    /// NIO's HTTP/1.1 server codec: the response encoder and the request decoder that tells it
-    /// which responses answer HEAD. Also used to replace a decoder that llhttp stopped after an
-    /// upgrade request the backend refused (`ProxyHandler.restartDecoder`).
-    static func addHTTP1Codec(
-        to sync: ChannelPipeline.SynchronousOperations,
-        position: ChannelPipeline.SynchronousOperations.Position,
-        limits: LimitsConfig
-    ) throws {
-        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-        decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
-        decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
-        try sync.configureHTTPServerPipeline(
-            position: position,
-            withPipeliningAssistance: false,
-            // An upgrade configuration without upgraders: its one effect that matters is that the
-            // decoder, when removed, hands on the bytes it holds after an upgrade request (the
-            // client's first tunnel bytes, or the requests behind a refused upgrade). The
-            // upgrade handler it adds steps aside at the first request.
-            withServerUpgrade: (upgraders: [], completionHandler: { _ in }),
-            withErrorHandling: false,
-            // Response heads are the backend's, already parsed by NIO's decoder (no CR/LF can
-            // survive it), or the gateway's own: a validator pass per response would check what
-            // cannot be wrong.
-            withOutboundHeaderValidation: false,
-            withEncoderConfiguration: .init(),
-            withDecoderLimitConfiguration: decoderLimits
-        )
+        try sync.addHandler(ProxyHandler(loop: loop, timeouts: timeoutHandler, scheme: scheme == "https" ? "https" : "http"))
     }
 
     /// HTTP/2: one handler that owns the nghttp2 session.

@@ -1,43 +1,105 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+import RequestControl
 
-/// One request on its way to a backend, as an HTTP/1.1 connection (`ProxyHandler`) and an
-/// HTTP/2 stream (`H2StreamExchange`) both carry it: which backend, which connection, and what
-/// happens when a connect fails or a pooled connection turns out closed. The choice and the
-/// retries live here once; each conformer keeps its own state and says how to attach and fail.
-protocol BackendExchange: AnyObject {
-    var loop: LoopContext { get }
-    var route: Router.Route? { get }
-    var backend: (index: Int, backend: LoadBalancer.Backend)? { get set }
-    /// Backends of this request whose connect failed; the balancer skips them.
-    var failedBackends: [Int] { get set }
-    var upstream: UpstreamConnection? { get set }
-    var upstreamHead: HTTPRequestHead? { get }
-    /// The request already went once more on a fresh connection (a stale keep-alive one closed).
-    var retried: Bool { get set }
-    /// Attempts on other backends after one failed (bounded by the deployment's `retries`).
-    var retriesUsed: Int { get set }
-    /// The current attempt is a retry and holds a slot of the deployment's retry budget.
-    var holdsRetryBudget: Bool { get set }
+/// What a request's protocol side tells the exchange core and does for it: an HTTP/1.1
+/// connection (`ProxyHandler`) or an HTTP/2 stream (`H2StreamExchange`). Facts only, and the
+/// three things only the protocol can do: wait, send the request on a connection, and answer.
+protocol ExchangeCarrier: AnyObject {
+    /// The request is safe to send twice (RFC 9110 9.2.2).
+    var requestIsIdempotent: Bool { get }
     /// The request has a body (sent or still to come).
     var requestHasBody: Bool { get }
-    var responseStarted: Bool { get }
-    var requestBodyForwarded: Bool { get }
     var requestEnded: Bool { get }
+    var requestBodyForwarded: Bool { get }
+    var responseStarted: Bool { get }
     /// Waiting for a connection (and not answered or gone meanwhile).
     var isConnecting: Bool { get }
+    var isProxying: Bool { get }
     /// The request must not go on a pooled connection (an upgrade: it becomes a tunnel).
     var needsOwnConnection: Bool { get }
-    var isProxying: Bool { get }
     func enterConnecting()
-    /// Sends the request on `connection` and starts the exchange.
+    /// Sends the request on `connection` (now `core.upstream`) and starts the exchange.
     func attach(_ connection: UpstreamConnection)
+    /// Ends the exchange with the gateway's own answer, or by cutting a response under way.
     func failExchange(status: HTTPResponseStatus, reason: String, backendFailed: Bool, retryAfter: Int?)
 }
 
-extension BackendExchange {
-    var needsOwnConnection: Bool { false }
+/// One request's way through the gateway, the same for both protocols: routing and admission
+/// (the 404, 413 and 503 answers), the choice of a backend, the connection to it with failover
+/// and retries, and the release of all of it when the exchange ends. It owns that state; the
+/// carrier owns the protocol's.
+///
+/// An HTTP/1.1 connection keeps one core for all its requests (`reset` between them); an HTTP/2
+/// stream has its own. Touched only on the loop of its connection.
+final class ExchangeCore {
+    let loop: LoopContext
+    /// The protocol side; it owns this core, so it outlives every call.
+    unowned(unsafe) let carrier: any ExchangeCarrier
+
+    private(set) var route: Router.Route?
+    private(set) var backend: (index: Int, backend: LoadBalancer.Backend)?
+    /// Backends of this request whose connect failed; the balancer skips them.
+    private var failedBackends: [Int] = []
+    /// The backend connection of the exchange in progress.
+    var upstream: UpstreamConnection?
+    /// The request already went once more on a fresh connection (a stale keep-alive one closed).
+    private var retried = false
+    /// Attempts on other backends after one failed (bounded by the deployment's `retries`).
+    private var retriesUsed = 0
+    /// The current attempt is a retry and holds a slot of the deployment's retry budget.
+    private var holdsRetryBudget = false
+    /// The admission of the request: held until the exchange ends.
+    var token: RequestToken?
+
+    init(loop: LoopContext, carrier: any ExchangeCarrier) {
+        self.loop = loop
+        self.carrier = carrier
+    }
+
+    /// Forgets the last exchange (HTTP/1.1, before the next request on the connection).
+    func reset() {
+        route = nil
+        backend = nil
+        failedBackends.removeAll(keepingCapacity: true)
+        retried = false
+        retriesUsed = 0
+        holdsRetryBudget = false
+    }
+
+    // MARK: Admission
+
+    /// Routes and admits a request: nil when it is admitted (the token is held and the request
+    /// may go to a backend), else the answer the client gets.
+    ///
+    /// - Parameters:
+    ///   - found: the router's answer for the request.
+    ///   - declaredLength: the body length the request announced, if any.
+    ///   - noRoute: what the 404 says (made only when there is no route).
+    ///   - log: the request's access-log record, told the route and any refusal.
+    func admit(
+        _ found: Router.Route?, declaredLength: Int?, noRoute: () -> String, log: inout AccessLogRecord?
+    ) -> LocalAnswer? {
+        guard let route = found else {
+            return LocalAnswer(status: .notFound, reason: noRoute())
+        }
+        self.route = route
+        log?.routed(route)
+        if let maxBody = loop.limits.maxBodyBytes, let length = declaredLength, length > maxBody {
+            return LocalAnswer(status: .payloadTooLarge, reason: "request body of \(length) bytes exceeds \(maxBody)")
+        }
+        switch route.controlPoint.beginRequest() {
+        case .run(let admitted):
+            token = consume admitted
+            return nil
+        case .rejected(let reason):
+            log?.rejectReason = reason.rawValue
+            return LocalAnswer.rejected(reason, route: route)
+        }
+    }
+
+    // MARK: Backend
 
     /// Picks a backend the request has not failed on and gets a connection to it: an idle pooled
     /// one at once, else a new one. A failed connect moves on to the next backend, since nothing
@@ -46,27 +108,26 @@ extension BackendExchange {
         guard let route else { return }
         guard let chosen = route.deployment.balancer.acquire(excluding: failedBackends) else {
             if failedBackends.isEmpty {
-                failExchange(
+                carrier.failExchange(
                     status: .serviceUnavailable, reason: "no backend of deployment \(route.deployment.name) is in rotation",
                     backendFailed: false, retryAfter: 1)
             } else {
-                failExchange(
+                carrier.failExchange(
                     status: .badGateway, reason: "no backend of deployment \(route.deployment.name) accepted a connection",
                     backendFailed: false, retryAfter: nil)
             }
             return
         }
         backend = chosen
-        enterConnecting()
+        carrier.enterConnecting()
         // An upgrade gets a new connection: servers often take an upgrade only as the first
-        // request of a connection (NIO's upgrade handler leaves after it), and a tunnel never
-        // returns its connection to the pool anyway.
-        if !needsOwnConnection, let idle = loop.pool.takeIdle(chosen.backend.address) {
+        // request of a connection, and a tunnel never returns its connection to the pool anyway.
+        if !carrier.needsOwnConnection, let idle = loop.pool.takeIdle(chosen.backend.address) {
             attach(idle)
             return
         }
         loop.pool.connect(chosen.backend.address).assumeIsolated().whenComplete { [self] result in
-            guard isConnecting else {
+            guard carrier.isConnecting else {
                 if case .success(let connection) = result { connection.close() }
                 return
             }
@@ -93,6 +154,12 @@ extension BackendExchange {
         }
     }
 
+    private func attach(_ connection: UpstreamConnection) {
+        connection.exchanges += 1
+        upstream = connection
+        carrier.attach(connection)
+    }
+
     /// The current backend failed before any byte of the response: it is released as failed
     /// (which may eject it), and the request goes to another backend if the deployment's
     /// `retries` allow and, unless nothing of it was sent (a refused connect), its retry budget;
@@ -103,13 +170,14 @@ extension BackendExchange {
         failedBackends.append(chosen.index)
         let failover = route.deployment.failover
         guard retriesUsed < failover.retries else {
-            failExchange(status: .badGateway, reason: failure, backendFailed: false, retryAfter: nil)
+            carrier.failExchange(status: .badGateway, reason: failure, backendFailed: false, retryAfter: nil)
             return
         }
         if !nothingSent {
             guard failover.budget.tryAcquire(active: route.deployment.balancer.active) else {
                 loop.traffic.retriesOverBudget.add(1, ordering: .relaxed)
-                failExchange(status: .badGateway, reason: failure + " (retry budget spent)", backendFailed: false, retryAfter: nil)
+                carrier.failExchange(
+                    status: .badGateway, reason: failure + " (retry budget spent)", backendFailed: false, retryAfter: nil)
                 return
             }
             holdsRetryBudget = true
@@ -122,9 +190,9 @@ extension BackendExchange {
     /// Whether a request whose backend broke before answering may go to another backend: its
     /// body (if any) must not have left, since it is not kept; and it must be idempotent (RFC
     /// 9110 9.2.2) or have a body still unsent, so the backend cannot have acted on it.
-    var mayRetryElsewhere: Bool {
-        guard !responseStarted, !requestBodyForwarded, let method = upstreamHead?.method else { return false }
-        return method.isIdempotent || requestHasBody
+    private var mayRetryElsewhere: Bool {
+        guard !carrier.responseStarted, !carrier.requestBodyForwarded else { return false }
+        return carrier.requestIsIdempotent || carrier.requestHasBody
     }
 
     /// The backend closed the connection during the exchange. A reused keep-alive connection
@@ -132,26 +200,26 @@ extension BackendExchange {
     /// idempotent request goes once more on a fresh connection to the same backend (and on to
     /// another if that is refused). Otherwise the request goes to another backend when that is
     /// safe (`mayRetryElsewhere`), else it is a 502 (or a cut response).
-    func upstreamClosed(error: Error?) {
-        guard isProxying, let closed = upstream else { return }
+    func backendClosed(error: Error?) {
+        guard carrier.isProxying, let closed = upstream else { return }
         upstream = nil
         let failure = "backend \(closed.backend) closed the connection" + (error.map { ": \($0)" } ?? "")
-        guard !retried, !responseStarted, !requestBodyForwarded, requestEnded, closed.exchanges > 1,
-            upstreamHead?.method.isIdempotent == true
+        guard !retried, !carrier.responseStarted, !carrier.requestBodyForwarded, carrier.requestEnded, closed.exchanges > 1,
+            carrier.requestIsIdempotent
         else {
             // A fresh connection broke: the backend failed. Another one may take the request.
             if mayRetryElsewhere {
                 closed.close()
                 retryElsewhere(after: failure)
             } else {
-                failExchange(status: .badGateway, reason: failure, backendFailed: true, retryAfter: nil)
+                carrier.failExchange(status: .badGateway, reason: failure, backendFailed: true, retryAfter: nil)
             }
             return
         }
         retried = true
-        enterConnecting()
+        carrier.enterConnecting()
         loop.pool.connect(closed.backend).assumeIsolated().whenComplete { [self] result in
-            guard isConnecting else {
+            guard carrier.isConnecting else {
                 if case .success(let fresh) = result { fresh.close() }
                 return
             }
@@ -162,6 +230,12 @@ extension BackendExchange {
                 retryElsewhere(after: "backend \(closed.backend) closed the connection and refused a new one: \(error)")
             }
         }
+    }
+
+    /// Closes the backend connection of an exchange that failed or was abandoned.
+    func dropUpstream() {
+        upstream?.close()
+        upstream = nil
     }
 
     /// Gives the backend back to the balancer (its in-flight count, and a failure if it failed).
@@ -183,13 +257,19 @@ extension BackendExchange {
     func finishWithBackend(reusable: Bool) {
         if let done = upstream {
             upstream = nil
-            if reusable, requestEnded, backend?.backend.counter.inRotation != false {
+            if reusable, carrier.requestEnded, backend?.backend.counter.inRotation != false {
                 loop.pool.release(done)
             } else {
                 done.close()
             }
         }
         releaseBackend(failed: false)
+    }
+
+    /// Takes the backend connection out of the exchange (it becomes a tunnel's).
+    func takeUpstream() -> UpstreamConnection? {
+        defer { upstream = nil }
+        return upstream
     }
 }
 

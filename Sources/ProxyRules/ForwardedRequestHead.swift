@@ -1,0 +1,174 @@
+import NIOCore
+
+/// The request head a backend receives from an HTTP/1.x client on the lean path, written as bytes
+/// from the client's scanned head: the same rules as `ForwardedRequest.head` (which HTTP/2 uses),
+/// without making a String of any field.
+///
+/// Field lines the backend gets are the client's own bytes, in their order, less: hop-by-hop
+/// fields and the ones `Connection` names (never `Host`), the framing fields, `Expect`, the
+/// client's `X-Forwarded-*` and `X-Request-Id`. Then the gateway's fields: `Host` when an
+/// absolute-form target replaced it, `X-Forwarded-For` (the client's chain plus the client),
+/// `-Proto`, `-Host`, `X-Request-Id`, the upgrade it tunnels if any, and the framing it parsed.
+public enum ForwardedRequestHead {
+    public struct Additions {
+        /// The origin-form target when the client sent another form; nil: the client's target.
+        public var target: String?
+        /// The Host value when it comes from an absolute-form target; nil: the client's field.
+        public var host: String?
+        public var clientAddress: String
+        public var scheme: StaticString
+        public var requestID: String
+        /// The protocol of an upgrade the gateway tunnels (the client's `Upgrade` value).
+        public var upgrade: Range<Int>?
+        public var body: ForwardedRequest.Body
+
+        public init(
+            target: String? = nil, host: String? = nil, clientAddress: String, scheme: StaticString, requestID: String,
+            upgrade: Range<Int>? = nil, body: ForwardedRequest.Body
+        ) {
+            self.target = target
+            self.host = host
+            self.clientAddress = clientAddress
+            self.scheme = scheme
+            self.requestID = requestID
+            self.upgrade = upgrade
+            self.body = body
+        }
+    }
+
+    /// Writes the head for the request scanned from `bytes` into `out`.
+    public static func write(
+        _ head: HTTP1RequestHead, fields: [HTTP1Field], bytes: UnsafeRawBufferPointer, additions: Additions,
+        into out: inout ByteBuffer
+    ) {
+        out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[head.method]))
+        out.writeInteger(UInt8(ascii: " "))
+        if let target = additions.target {
+            out.writeString(target)
+        } else {
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[head.target]))
+        }
+        out.writeStaticString(" HTTP/1.1\r\n")
+        var forwardedFor = 0  // how many X-Forwarded-For fields the client sent
+        var hostValue: Range<Int>?
+        for field in fields {
+            switch field.kind {
+            case .te, .trailer, .upgrade, .connection, .keepAlive, .proxyConnection, .transferEncoding, .proxyAuthenticate,
+                .proxyAuthorization, .contentLength, .expect, .xForwardedHost, .xForwardedProto, .xRequestID:
+                continue
+            case .xForwardedFor:
+                forwardedFor += 1
+                continue
+            case .host:
+                hostValue = field.value
+                if additions.host != nil { continue }
+            case .other:
+                if head.connection.nominatesOthers, isNominated(field.name, fields: fields, bytes: bytes) { continue }
+            }
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[field.line]))
+        }
+        if let host = additions.host {
+            writeField(&out, "host: ", host)
+        }
+        out.writeStaticString("x-forwarded-for: ")
+        if forwardedFor > 0 {
+            for field in fields where field.kind == .xForwardedFor {
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[field.value]))
+                out.writeStaticString(", ")
+            }
+        }
+        out.writeString(additions.clientAddress)
+        out.writeStaticString("\r\nx-forwarded-proto: ")
+        out.writeStaticString(additions.scheme)
+        out.writeStaticString("\r\n")
+        if let host = additions.host {
+            writeField(&out, "x-forwarded-host: ", host)
+        } else if let hostValue {
+            out.writeStaticString("x-forwarded-host: ")
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[hostValue]))
+            out.writeStaticString("\r\n")
+        }
+        writeField(&out, "x-request-id: ", additions.requestID)
+        if let upgrade = additions.upgrade {
+            out.writeStaticString("connection: upgrade\r\nupgrade: ")
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[upgrade]))
+            out.writeStaticString("\r\n")
+        }
+        switch additions.body {
+        case .none:
+            // Some servers require a length on these methods even when there is no body.
+            if isMethod(bytes[head.method], "POST") || isMethod(bytes[head.method], "PUT") || isMethod(bytes[head.method], "PATCH") {
+                out.writeStaticString("content-length: 0\r\n")
+            }
+        case .length(let count):
+            out.writeStaticString("content-length: ")
+            out.writeString(String(count))
+            out.writeStaticString("\r\n")
+        case .chunked:
+            out.writeStaticString("transfer-encoding: chunked\r\n")
+        }
+        out.writeStaticString("\r\n")
+    }
+
+    private static func writeField(_ out: inout ByteBuffer, _ prefix: StaticString, _ value: String) {
+        out.writeStaticString(prefix)
+        out.writeString(value)
+        out.writeStaticString("\r\n")
+    }
+
+    static func isMethod(_ bytes: Slice<UnsafeRawBufferPointer>, _ name: StaticString) -> Bool {
+        name.withUTF8Buffer { expected in bytes.elementsEqual(expected) }
+    }
+
+    /// Whether a `Connection` field names the field called `name` (ASCII case-insensitively).
+    public static func isNominated(_ name: Range<Int>, fields: [HTTP1Field], bytes: UnsafeRawBufferPointer) -> Bool {
+        for field in fields where field.kind == .connection {
+            var tokenStart = field.value.lowerBound
+            var index = tokenStart
+            while index <= field.value.upperBound {
+                if index == field.value.upperBound || bytes[index] == UInt8(ascii: ",") {
+                    var lower = tokenStart
+                    var upper = index
+                    while lower < upper, bytes[lower] == 0x20 || bytes[lower] == 0x09 { lower += 1 }
+                    while upper > lower, bytes[upper - 1] == 0x20 || bytes[upper - 1] == 0x09 { upper -= 1 }
+                    if equalsIgnoringCase(bytes, lower..<upper, name) { return true }
+                    tokenStart = index + 1
+                }
+                index += 1
+            }
+        }
+        return false
+    }
+
+    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ a: Range<Int>, _ b: Range<Int>) -> Bool {
+        guard a.count == b.count else { return false }
+        for offset in 0..<a.count {
+            let x = bytes[a.lowerBound + offset]
+            let y = bytes[b.lowerBound + offset]
+            if x == y { continue }
+            if (x | 0x20) != (y | 0x20) { return false }
+            let folded = x | 0x20
+            if folded < UInt8(ascii: "a") || folded > UInt8(ascii: "z") { return false }
+        }
+        return true
+    }
+}
+
+/// Which field lines of a backend's response head reach the client (HTTP/1.1 as bytes, HTTP/2 as
+/// fields): all but the hop-by-hop ones, those its `Connection` names, and its `X-Request-Id`
+/// (the gateway sets the request's own).
+public enum ForwardedResponseHead {
+    public static func keeps(
+        _ field: HTTP1Field, of head: HTTP1ResponseHead, fields: [HTTP1Field], bytes: UnsafeRawBufferPointer
+    ) -> Bool {
+        switch field.kind {
+        case .te, .trailer, .upgrade, .connection, .keepAlive, .proxyConnection, .transferEncoding, .proxyAuthenticate,
+            .proxyAuthorization, .xRequestID:
+            return false
+        case .other:
+            return !(head.connection.nominatesOthers && ForwardedRequestHead.isNominated(field.name, fields: fields, bytes: bytes))
+        case .host, .contentLength, .expect, .xForwardedFor, .xForwardedHost, .xForwardedProto:
+            return true
+        }
+    }
+}
