@@ -60,6 +60,25 @@ let package = Package(
             dependencies: ["FramingOracle", "CLibFuzzer"],
             path: "Fuzz/RequestFramingFuzz"
         ),
+        // The one-pass HTTP/1.x head and chunked-body scanners checked against NIO's parser
+        // (llhttp): the oracle is a library so GatewayTests runs it over fixed cases, and
+        // Fuzz/run-head-scanner.sh fuzzes it.
+        .target(
+            name: "HeadScannerOracle",
+            dependencies: [
+                "ProxyRules",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            path: "Fuzz/HeadScannerOracle"
+        ),
+        .executableTarget(
+            name: "HeadScannerFuzz",
+            dependencies: ["HeadScannerOracle", "CLibFuzzer"],
+            path: "Fuzz/HeadScannerFuzz",
+            exclude: ["corpus", "head-scanner.dict"]
+        ),
         .target(
             name: "Supervisor",
             dependencies: [.product(name: "Logging", package: "swift-log")]
@@ -100,6 +119,7 @@ let package = Package(
                 "RequestControl",
                 "ProxyRules",
                 "FramingOracle",
+                "HeadScannerOracle",
                 "Keeper",
                 "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
