@@ -8,11 +8,12 @@ import ProxyRules
 /// as many, in the same order, each with the same method, target and body. Request smuggling is
 /// any difference.
 ///
-/// It runs the gateway's own pieces: NIO's request decoder as the proxy configures it, the
-/// rules of `ProxyRules` (framing, Host and target, forwarded fields, the refusals), and the
-/// upstream encoder with automatic framing off; then a second NIO decoder stands for the backend.
-/// What the proxy handler adds around them (routing, admission) decides where a request goes,
-/// never how it is framed.
+/// It runs the gateway's own pieces, as the HTTP/1.1 proxy uses them: the head scanner, the
+/// plan of where the request goes (`ForwardedRequestHead.plan`), the head the backend gets
+/// written as bytes, and the body passed through as it came (a chunked one counted by the chunk
+/// scanner, never re-encoded); then NIO's decoder (llhttp) stands for the backend. What the
+/// proxy handler adds around them (routing, admission) decides where a request goes, never how
+/// it is framed.
 public enum FramingOracle {
     /// A request as a parser saw it.
     public struct Request: Equatable, Sendable, CustomStringConvertible {
@@ -42,6 +43,7 @@ public enum FramingOracle {
     public static func run(
         _ bytes: [UInt8], legacyFraming: Bool = false
     ) -> (parsed: [Request], forwarded: [Request], backendError: String?) {
+        if !legacyFraming { return runLean(bytes) }
         let (heads, _) = decode(bytes)
         var parsed: [Request] = []
         var wire: [UInt8] = []
@@ -67,6 +69,59 @@ public enum FramingOracle {
             if head.headers.contains(name: "upgrade") { break }
         }
         let (backendHeads, backendError) = decode(wire)
+        let forwarded = backendHeads.map { Request(method: $0.0.method.rawValue, uri: $0.0.uri, body: $0.1) }
+        return (parsed, forwarded, backendError)
+    }
+
+    /// The lean path: requests one after the other as the proxy takes them up, until one is
+    /// refused or incomplete.
+    static func runLean(_ bytes: [UInt8]) -> (parsed: [Request], forwarded: [Request], backendError: String?) {
+        var parsed: [Request] = []
+        var wire = ByteBuffer()
+        var fields: [HTTP1Field] = []
+        bytes.withUnsafeBytes { all in
+            var offset = 0
+            while offset < all.count {
+                let rest = UnsafeRawBufferPointer(rebasing: all[offset...])
+                fields.removeAll(keepingCapacity: true)
+                guard case .complete(let head) = HTTP1HeadScanner.scanRequest(rest, maxHeadBytes: 64 * 1024, fields: &fields)
+                else { return }
+                let method = String(decoding: rest[head.method], as: UTF8.self)
+                // The proxy answers CONNECT itself and closes.
+                guard method != "CONNECT", case .success(let plan) = ForwardedRequestHead.plan(head, bytes: rest) else { return }
+                var out = ByteBuffer()
+                ForwardedRequestHead.write(
+                    head, fields: fields, bytes: rest,
+                    additions: .init(
+                        target: plan.target, host: plan.host, clientAddress: "127.0.0.1", scheme: "http", requestID: "oracle",
+                        body: plan.body),
+                    into: &out)
+                var body: [UInt8] = []
+                var consumed = head.length
+                switch plan.body {
+                case .none:
+                    break
+                case .length(let count):
+                    guard rest.count - head.length >= count else { return }
+                    let range = head.length..<(head.length + count)
+                    body = Array(rest[range])
+                    out.writeBytes(UnsafeRawBufferPointer(rebasing: rest[range]))
+                    consumed += count
+                case .chunked:
+                    var scanner = ChunkedBodyScanner()
+                    let bodyBytes = UnsafeRawBufferPointer(rebasing: rest[head.length...])
+                    let result = scanner.scan(bodyBytes) { range in body += bodyBytes[range] }
+                    guard case .success(let step) = result, step.finished else { return }
+                    out.writeBytes(UnsafeRawBufferPointer(rebasing: bodyBytes[..<step.consumed]))
+                    consumed += step.consumed
+                }
+                let uri = plan.target ?? String(decoding: rest[head.target], as: UTF8.self)
+                parsed.append(Request(method: method, uri: uri, body: body))
+                wire.writeBuffer(&out)
+                offset += consumed
+            }
+        }
+        let (backendHeads, backendError) = decode(Array(wire.readableBytesView))
         let forwarded = backendHeads.map { Request(method: $0.0.method.rawValue, uri: $0.0.uri, body: $0.1) }
         return (parsed, forwarded, backendError)
     }

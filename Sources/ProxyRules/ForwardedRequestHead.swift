@@ -36,6 +36,45 @@ public enum ForwardedRequestHead {
         }
     }
 
+    /// Where a scanned HTTP/1.x request goes (RFC 9112 3.2): one valid Host (HTTP/1.0 may have
+    /// none); an absolute-form target brings its own, and the backend gets the origin form. The
+    /// body framing the backend gets is the one the scanner found.
+    public struct Plan: Equatable, Sendable {
+        /// The origin-form target when the client sent the absolute form.
+        public var target: String?
+        /// The Host from an absolute-form target.
+        public var host: String?
+        public var body: ForwardedRequest.Body
+    }
+
+    public static func plan(_ head: HTTP1RequestHead, bytes raw: UnsafeRawBufferPointer) -> Result<Plan, RequestTarget.Refusal> {
+        let body: ForwardedRequest.Body =
+            switch head.framing {
+            case .none, .length(0), .untilClose: .none
+            case .length(let count): .length(count)
+            case .chunked: .chunked
+            }
+        let target = raw[head.target]
+        if let first = target.first, first != UInt8(ascii: "/"), !(target.count == 1 && first == UInt8(ascii: "*")) {
+            let text = String(decoding: target, as: UTF8.self)
+            guard let (authority, path) = RequestTarget.absoluteForm(text) else {
+                return .failure(.init(reason: "request target \(text) is neither a path nor an absolute http(s) URI"))
+            }
+            guard HostName.isValidField(authority) else {
+                return .failure(.init(reason: "invalid Host \(authority)"))
+            }
+            return .success(Plan(target: path, host: authority, body: body))
+        }
+        if let host = head.host {
+            guard HostName.isValidField(raw[host]) else {
+                return .failure(.init(reason: "invalid Host \(String(decoding: raw[host], as: UTF8.self))"))
+            }
+        } else if head.minorVersion != 0 {
+            return .failure(.init(reason: "an HTTP/1.1 request needs a Host field"))
+        }
+        return .success(Plan(target: nil, host: nil, body: body))
+    }
+
     /// Writes the head for the request scanned from `bytes` into `out`.
     public static func write(
         _ head: HTTP1RequestHead, fields: [HTTP1Field], bytes: UnsafeRawBufferPointer, additions: Additions,

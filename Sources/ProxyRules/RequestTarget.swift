@@ -17,6 +17,10 @@ public struct RequestTarget: Equatable, Sendable {
 
     public struct Refusal: Error, Equatable, Sendable {
         public var reason: String
+
+        public init(reason: String) {
+            self.reason = reason
+        }
     }
 
     public static func parse(_ head: HTTPRequestHead) -> Result<RequestTarget, Refusal> {

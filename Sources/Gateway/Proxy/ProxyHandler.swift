@@ -258,38 +258,18 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     }
 
     private func routeAndAdmit(_ head: HTTP1RequestHead, fields: [HTTP1Field], bytes raw: UnsafeRawBufferPointer, http10: Bool) {
-        // Where the request goes (RFC 9112 3.2): one valid Host (HTTP/1.0 may have none); an
-        // absolute-form target brings its own, and the backend gets the origin form.
-        var targetOverride: String?
-        var hostOverride: String?
-        let target = raw[head.target]
-        if let first = target.first, first != UInt8(ascii: "/"), !(target.count == 1 && first == UInt8(ascii: "*")) {
-            guard let (authority, path) = RequestTarget.absoluteForm(String(decoding: target, as: UTF8.self)) else {
-                machine.mustClose()
-                writeLocalResponse(
-                    LocalAnswer(
-                        status: .badRequest,
-                        reason: "request target \(String(decoding: target, as: UTF8.self)) is neither a path nor an absolute http(s) URI"))
-                return
-            }
-            guard HostName.isValidField(authority) else {
-                machine.mustClose()
-                writeLocalResponse(LocalAnswer(status: .badRequest, reason: "invalid Host \(authority)"))
-                return
-            }
-            targetOverride = path
-            hostOverride = authority
-        } else if let host = head.host {
-            guard HostName.isValidField(raw[host]) else {
-                machine.mustClose()
-                writeLocalResponse(LocalAnswer(status: .badRequest, reason: "invalid Host \(String(decoding: raw[host], as: UTF8.self))"))
-                return
-            }
-        } else if !http10 {
+        let plan: ForwardedRequestHead.Plan
+        switch ForwardedRequestHead.plan(head, bytes: raw) {
+        case .success(let planned):
+            plan = planned
+        case .failure(let refusal):
             machine.mustClose()
-            writeLocalResponse(LocalAnswer(status: .badRequest, reason: "an HTTP/1.1 request needs a Host field"))
+            writeLocalResponse(LocalAnswer(status: .badRequest, reason: refusal.reason))
             return
         }
+        let targetOverride = plan.target
+        let hostOverride = plan.host
+        let target = raw[head.target]
 
         let router = loop.router
         var routingHost: String?
@@ -328,18 +308,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
                 upgradeProtocol = name.lowercased()
             }
         }
-        let framing: ForwardedRequest.Body =
-            switch head.framing {
-            case .none, .length(0), .untilClose: .none
-            case .length(let count): .length(count)
-            case .chunked: .chunked
-            }
         var out = context.channel.allocator.buffer(capacity: head.length + 192)
         ForwardedRequestHead.write(
             head, fields: fields, bytes: raw,
             additions: .init(
                 target: targetOverride, host: hostOverride, clientAddress: clientAddress, scheme: scheme, requestID: requestID,
-                upgrade: upgrade, body: framing),
+                upgrade: upgrade, body: plan.body),
             into: &out)
         upstreamHeadBytes = out
 
