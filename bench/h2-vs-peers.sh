@@ -74,7 +74,7 @@ TARGETS=()
 # A --gateway path is taken relative to where the script was started, not the repository.
 if [ -n "$GATEWAY" ] && [[ $GATEWAY != /* ]]; then GATEWAY=$PWD/$GATEWAY; fi
 cd "$(dirname "$0")/.."
-HERE=$PWD/bench/h2-vs-nginx
+HERE=$PWD/bench/h2-vs-peers
 
 for tool in h2load curl openssl python3 timeout; do
     command -v "$tool" >/dev/null || die "$tool missing (apt-get install nghttp2-client curl openssl python3 coreutils)"
