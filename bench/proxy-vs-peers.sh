@@ -236,8 +236,8 @@ echo "medians over $ROUNDS rounds of ${DURATION}s:"
 printf '%-8s %5s %9s %9s %9s %10s\n' target conns 'req/s' 'p50 ms' 'p99 ms' 'CPU us/req'
 for conns in $CONNS; do
     for t in "${TARGETS[@]}"; do
-        printf '%-8s %5s %9s %9s %9s %10s\n' "$t" "$conns" "$(echo "${R[$t.$conns.rps]}" | median)" \
-            "$(echo "${R[$t.$conns.p50]}" | median)" "$(echo "${R[$t.$conns.p99]}" | median)" "$(echo "${R[$t.$conns.cpu]}" | median)"
+        printf '%-8s %5s %9s %9s %9s %10s\n' "$t" "$conns" "$(echo "${R[$t.$conns.rps]}" | median %.0f)" \
+            "$(echo "${R[$t.$conns.p50]}" | median %.3f)" "$(echo "${R[$t.$conns.p99]}" | median %.3f)" "$(echo "${R[$t.$conns.cpu]}" | median %.2f)"
     done
 done
 if has gateway && { has nginx || has haproxy; }; then
@@ -247,7 +247,7 @@ if has gateway && { has nginx || has haproxy; }; then
         for peer in nginx haproxy; do
             has $peer || continue
             printf 'c=%-5s gateway/%-8s req/s %6s  CPU/req %6s   [per round: req/s %s, CPU/req %s]\n' "$conns" "$peer" \
-                "$(echo "${R[ratio.$conns.$peer.rps]}" | median)" "$(echo "${R[ratio.$conns.$peer.cpu]}" | median)" \
+                "$(echo "${R[ratio.$conns.$peer.rps]}" | median %.3f)" "$(echo "${R[ratio.$conns.$peer.cpu]}" | median %.3f)" \
                 "${R[ratio.$conns.$peer.rps]% }" "${R[ratio.$conns.$peer.cpu]% }"
         done
     done

@@ -167,9 +167,10 @@ CONF
 }
 
 # --- statistics -----------------------------------------------------------------------------
-# median of the numbers on stdin (blank-separated); "n/a" when there are none.
-median() { tr ' ' '\n' | awk 'NF && $1 != "n/a"' | sort -g | awk '{ a[NR] = $1 } END {
-    if (NR == 0) print "n/a"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+# median [FORMAT] of the numbers on stdin (blank-separated), printed with FORMAT (default %g);
+# "n/a" when there are none.
+median() { tr ' ' '\n' | awk 'NF && $1 != "n/a"' | sort -g | awk -v f="${1:-%g}" '{ a[NR] = $1 } END {
+    if (NR == 0) print "n/a"; else printf f "\n", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 # ratio A B [format]: A / B, "n/a" when either is missing or B is 0.
 ratio() { awk -v a="$1" -v b="$2" -v f="${3:-%.3f}" 'BEGIN {
     if (a == "" || b == "" || a == "n/a" || b == "n/a" || b + 0 == 0) print "n/a"; else printf f "\n", a / b }'; }
