@@ -2,7 +2,8 @@
 """HTTP/1.1 keep-alive client for bench/idle-connections/run.sh (loopback only, bounded).
 
   client.py warm --port P [--requests 400] [--conns 4]
-      sends that many GETs over a few keep-alive connections, one at a time on each, and exits.
+      sends exactly that many GETs over that many keep-alive connections, one at a time on each
+      (bench/allocations.sh uses it as its load too), prints "warm N requests, F not 200 in S s".
   client.py hold --port P [--conns 5000] [--parallel 200] [--timeout 120]
       opens the connections (at most --parallel connecting at once), sends ONE complete GET on
       each and reads its whole response, so each is an idle keep-alive connection that has served
@@ -14,6 +15,7 @@ Every step has a time limit; a connection that fails counts as failed and is not
 import argparse
 import asyncio
 import sys
+import time
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: idle-connections\r\n\r\n"
 STEP_TIMEOUT = 20.0
@@ -40,21 +42,24 @@ async def one_request(reader, writer):
 
 
 async def warm(args):
-    per_conn = max(1, args.requests // args.conns)
+    conns = max(1, min(args.conns, args.requests))
     failures = 0
+    started = time.monotonic()
 
-    async def worker():
+    async def worker(count):
         nonlocal failures
         reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", args.port), STEP_TIMEOUT)
         try:
-            for _ in range(per_conn):
+            for _ in range(count):
                 if not await asyncio.wait_for(one_request(reader, writer), STEP_TIMEOUT):
                     failures += 1
         finally:
             writer.close()
 
-    await asyncio.gather(*(worker() for _ in range(args.conns)))
-    print(f"warm {per_conn * args.conns} requests, {failures} not 200", flush=True)
+    # The remainder goes to the first connections, so exactly --requests are sent.
+    counts = [args.requests // conns + (1 if i < args.requests % conns else 0) for i in range(conns)]
+    await asyncio.gather(*(worker(count) for count in counts))
+    print(f"warm {sum(counts)} requests, {failures} not 200 in {time.monotonic() - started:.3f} s", flush=True)
     return 1 if failures else 0
 
 
