@@ -12,10 +12,10 @@
 # p50 and p99 (wrk --latency), errors, and the proxy's CPU time per request: user + system of the
 # proxying process (the gateway's worker, nginx's worker, HAProxy itself; all threads) from
 # /proc/PID/stat before and after the run, divided by the requests wrk reports. The gateway's
-# keeper is reported separately when it used any CPU. At the end, per connection count: the
-# medians of each target, and the medians of the per-round paired ratios gateway/nginx and
-# gateway/haproxy for req/s and CPU per request (on a noisy machine the paired ratios and CPU
-# per request are the figures to quote, not single runs).
+# keeper (with its `_watchdog` child) is reported separately when it used any CPU. At the end,
+# per connection count: the medians of each target, and the medians of the per-round paired
+# ratios gateway/nginx and gateway/haproxy for req/s and CPU per request (on a noisy machine
+# the paired ratios and CPU per request are the figures to quote, not single runs).
 # --perf adds one extra run per target (at the first connection count) under
 # `perf stat -e instructions -p PID` and prints instructions per request.
 #
@@ -164,6 +164,7 @@ CONF
     wait_http gateway "${MAIN[gateway]}" "http://127.0.0.1:$GATEWAY_PORT/" "$WORK/gateway.log"
 fi
 declare -A PIDS
+SUPERVISORS=""; has gateway && SUPERVISORS=$(gateway_supervisors "${MAIN[gateway]}" | tr '\n' ' ')
 for t in "${TARGETS[@]}"; do
     PIDS[$t]=$(proxy_pids "$t" "${MAIN[$t]}" | tr '\n' ' ')
     [ -n "${PIDS[$t]// /}" ] || die "no proxying process found for $t (main pid ${MAIN[$t]})"
@@ -189,6 +190,7 @@ echo "machine: nproc $(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "versions: $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2); $(nginx -v 2>&1 | sed 's/.*: //')$(has haproxy && echo "; $(haproxy -v | head -1 | cut -d' ' -f1-3)")$(has gateway && echo "; gateway $("$GATEWAY" --version 2>&1 | head -1) ($GATEWAY)")"
 echo "load: wrk -t1 -c{$CONNS} -d$DURATION (after ${WARMUP}s warm-up), $ROUNDS rounds, $WORKERS worker(s) each; origin: nginx, 1 worker, 100-byte body"
 for t in "${TARGETS[@]}"; do echo "  $t: port ${PORT[$t]}, proxying pid(s) ${PIDS[$t]}(main ${MAIN[$t]})"; done
+has gateway && echo "  gateway keeper and its other children (CPU reported apart): $SUPERVISORS"
 echo
 printf '%-5s %-8s %5s %9s %9s %9s %9s %6s %10s  %s\n' round target conns 'req/s' 'p50 ms' 'p99 ms' requests errors 'CPU us/req' note
 
@@ -204,15 +206,17 @@ for round in $(seq 1 "$ROUNDS"); do
             [ "$WARMUP" -gt 0 ] && run_wrk "${PORT[$t]}" "$conns" "$WARMUP" "$WORK/warm.txt" > /dev/null
             # shellcheck disable=SC2086
             before=$(cpu_ticks ${PIDS[$t]})
-            kbefore=0; [ "$t" = gateway ] && kbefore=$(cpu_ticks "${MAIN[gateway]}")
+            # shellcheck disable=SC2086
+            kbefore=0; [ "$t" = gateway ] && kbefore=$(cpu_ticks $SUPERVISORS)
             read -r rps p50 p99 n err < <(run_wrk "${PORT[$t]}" "$conns" "$DURATION" "$WORK/wrk.txt")
             # shellcheck disable=SC2086
             after=$(cpu_ticks ${PIDS[$t]})
             note=""
             if [ "$t" = gateway ]; then
-                kt=$(($(cpu_ticks "${MAIN[gateway]}") - kbefore))
+                # shellcheck disable=SC2086
+                kt=$(($(cpu_ticks $SUPERVISORS) - kbefore))
                 KEEPER_TICKS=$((KEEPER_TICKS + kt)); KEEPER_REQUESTS=$((KEEPER_REQUESTS + n))
-                [ "$kt" -gt 0 ] && note="keeper $((kt * TICK_US)) us"
+                [ "$kt" -gt 0 ] && note="keeper+watchdog $((kt * TICK_US)) us"
             fi
             cpu=$(ratio $(((after - before) * TICK_US)) "$n" %.2f)
             [ "$n" -gt 0 ] || note="$note no requests (wrk output: $(tr '\n' ' ' < "$WORK/wrk.txt" | cut -c1-200))"
@@ -251,7 +255,7 @@ if has gateway && { has nginx || has haproxy; }; then
                 "${R[ratio.$conns.$peer.rps]% }" "${R[ratio.$conns.$peer.cpu]% }"
         done
     done
-    [ "$KEEPER_TICKS" -gt 0 ] && echo "gateway keeper: $((KEEPER_TICKS * TICK_US)) us of CPU over all gateway runs, $(ratio $((KEEPER_TICKS * TICK_US)) "$KEEPER_REQUESTS" %.3f) us per request (not in the worker's figures)"
+    [ "$KEEPER_TICKS" -gt 0 ] && echo "gateway keeper and watchdog: $((KEEPER_TICKS * TICK_US)) us of CPU over all gateway runs, $(ratio $((KEEPER_TICKS * TICK_US)) "$KEEPER_REQUESTS" %.3f) us per request (not in the worker's figures)"
 fi
 
 if [ $PERF = 1 ]; then

@@ -121,6 +121,14 @@ gateway_worker() {
     done
 }
 
+# gateway_supervisors KEEPER: the keeper and its children other than the worker (the `_watchdog`),
+# whose CPU is reported apart from the worker's.
+gateway_supervisors() {
+    local kid worker; worker=$(gateway_worker "$1")
+    echo "$1"
+    for kid in $(children_of "$1"); do [ "$kid" = "$worker" ] || echo "$kid"; done
+}
+
 # proxy_pids TARGET MAINPID: the processes that do the proxying, whose CPU and memory count:
 # the gateway's worker (not the keeper), nginx's worker processes (not the master), HAProxy
 # itself (started with -db, without -W, it is one process).
