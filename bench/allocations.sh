@@ -74,7 +74,7 @@ need_tools "${tools[@]}"
 has gateway && GATEWAY=$(gateway_binary "$GATEWAY")
 
 WORK=$(mktemp -d /tmp/allocations.XXXXXX)
-trap 'stop_started; rm -rf "$WORK"' EXIT
+trap 'set +e; stop_started; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 

@@ -91,6 +91,7 @@ OUT=$(mktemp -d "$PWD/bench/out/h2-vs-peers-$(date +%Y%m%d-%H%M%S)-$MODE.XXXX")
 WORK=$(mktemp -d /tmp/h2-vs-peers.XXXXXX)
 SUMMARY=$OUT/summary.txt
 cleanup() {
+    set +e
     stop_started
     # Keep what explains the run; the key stays behind in $WORK and goes with it.
     cp "$WORK"/gateway.yaml "$WORK"/gateway.log "$OUT"/ 2>/dev/null || true

@@ -82,7 +82,7 @@ need_tools "${tools[@]}"
 has gateway && GATEWAY=$(gateway_binary "$GATEWAY")
 
 WORK=$(mktemp -d /tmp/proxy-vs-peers.XXXXXX)
-trap 'stop_started; rm -rf "$WORK"' EXIT
+trap 'set +e; stop_started; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -172,17 +172,18 @@ for t in "${TARGETS[@]}"; do
     [ "$size" = 100 ] || die "$t answers with $size bytes, not the origin's 100"
 done
 
-# run_wrk PORT CONNS SECONDS FILE: wrk's output into FILE; "rps p50 p99 requests errors" on
-# stdout (latencies in ms; errors = socket errors + non-2xx/3xx responses).
-run_wrk() {
-    timeout $(($3 + 30)) wrk -t1 -c"$2" -d"${3}s" --latency "http://127.0.0.1:$1/" > "$4" 2>&1 || true
+# run_wrk PORT CONNS SECONDS FILE: wrk's output into FILE (in the foreground).
+run_wrk() { timeout $(($3 + 30)) wrk -t1 -c"$2" -d"${3}s" --latency "http://127.0.0.1:$1/" > "$4" 2>&1 || true; }
+# parse_wrk FILE: "rps p50 p99 requests errors" (latencies in ms; errors = socket errors +
+# non-2xx/3xx responses).
+parse_wrk() {
     awk '
         function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /m$/) return v * 60000; if (v ~ /s$/) return v * 1000; return v }
         /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 }
         / requests in / { n = $1 }
         /^ +Socket errors:/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
         /^ +Non-2xx or 3xx responses:/ { err += $NF }
-        END { if (n == "") print "n/a n/a n/a 0 0"; else printf "%.0f %.3f %.3f %d %d\n", rps, p50, p99, n, err }' "$4"
+        END { if (n == "") print "n/a n/a n/a 0 0"; else printf "%.0f %.3f %.3f %d %d\n", rps, p50, p99, n, err }' "$1"
 }
 
 echo "$BENCH  $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -203,14 +204,15 @@ for round in $(seq 1 "$ROUNDS"); do
         declare -A THIS=()
         for t in "${order[@]}"; do
             kill -0 "${MAIN[$t]}" 2>/dev/null || die "$t (pid ${MAIN[$t]}) has exited"
-            [ "$WARMUP" -gt 0 ] && run_wrk "${PORT[$t]}" "$conns" "$WARMUP" "$WORK/warm.txt" > /dev/null
+            [ "$WARMUP" -gt 0 ] && run_wrk "${PORT[$t]}" "$conns" "$WARMUP" "$WORK/warm.txt"
             # shellcheck disable=SC2086
             before=$(cpu_ticks ${PIDS[$t]})
             # shellcheck disable=SC2086
             kbefore=0; [ "$t" = gateway ] && kbefore=$(cpu_ticks $SUPERVISORS)
-            read -r rps p50 p99 n err < <(run_wrk "${PORT[$t]}" "$conns" "$DURATION" "$WORK/wrk.txt")
+            run_wrk "${PORT[$t]}" "$conns" "$DURATION" "$WORK/wrk.txt"
             # shellcheck disable=SC2086
             after=$(cpu_ticks ${PIDS[$t]})
+            read -r rps p50 p99 n err < <(parse_wrk "$WORK/wrk.txt")
             note=""
             if [ "$t" = gateway ]; then
                 # shellcheck disable=SC2086
@@ -263,12 +265,13 @@ if [ $PERF = 1 ]; then
     echo
     echo "instructions per request (perf stat -e instructions -p PID, one extra ${DURATION}s run each at c=$conns, after the warm-up):"
     for t in "${TARGETS[@]}"; do
-        [ "$WARMUP" -gt 0 ] && run_wrk "${PORT[$t]}" "$conns" "$WARMUP" "$WORK/warm.txt" > /dev/null
+        [ "$WARMUP" -gt 0 ] && run_wrk "${PORT[$t]}" "$conns" "$WARMUP" "$WORK/warm.txt"
         pids=$(echo ${PIDS[$t]} | tr ' ' ',')
         timeout $((DURATION + 30)) perf stat -x, -e instructions -p "$pids" -o "$WORK/perf.txt" -- sleep "$((DURATION + 1))" > "$WORK/perf.out" 2>&1 &
         perf_pid=$!; remember $perf_pid
         sleep 0.5
-        read -r rps _ _ n _ < <(run_wrk "${PORT[$t]}" "$conns" "$DURATION" "$WORK/wrk.txt")
+        run_wrk "${PORT[$t]}" "$conns" "$DURATION" "$WORK/wrk.txt"
+        read -r rps _ _ n _ < <(parse_wrk "$WORK/wrk.txt")
         wait "$perf_pid" 2>/dev/null && status=0 || status=$?
         stop_pid "$perf_pid"
         # The counting window is 0.5 s + the run + up to 0.5 s; an idle proxy executes next to nothing then.

@@ -90,8 +90,7 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$WANT" ]; then
 fi
 
 WORK=$(mktemp -d /tmp/idle-connections.XXXXXX)
-CLIENT_PID=""
-trap 'exec 3>&- 2>/dev/null || true; stop_started; rm -rf "$WORK"' EXIT
+trap 'set +e; exec 3>&- 2>/dev/null; stop_started; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -174,19 +173,19 @@ CONF
 }
 
 # steady_rss PID: poll VmRSS every 0.5 s until four readings in a row lie within 16 kB of each
-# other (at most 30 s); prints "RSS_KB steady" or "RSS_KB unsteady".
+# other (at most 30 s); sets RSS (kB) and STEADY (steady or unsteady). Runs in this shell.
 steady_rss() {
-    local pid=$1 samples=() r spread i
+    local pid=$1 samples=() spread i
+    STEADY=unsteady
     for ((i = 0; i < 60; i++)); do
-        r=$(status_kb "$pid" VmRSS); [ -n "$r" ] || die "process $pid is gone"
-        samples+=("$r")
+        RSS=$(status_kb "$pid" VmRSS); [ -n "$RSS" ] || die "process $pid is gone"
+        samples+=("$RSS")
         if [ ${#samples[@]} -ge 4 ]; then
             spread=$(printf '%s\n' "${samples[@]: -4}" | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print hi - lo }')
-            if [ "$spread" -le 16 ]; then echo "$r steady"; return 0; fi
+            if [ "$spread" -le 16 ]; then STEADY=steady; return 0; fi
         fi
         sleep 0.5
     done
-    echo "$r unsteady"
 }
 fd_count() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 per_conn() { ratio "$(( ($2 - $1) * 1024 ))" "$CONNS" %.0f; }   # before_kb after_kb -> bytes
@@ -210,7 +209,7 @@ for round in $(seq 1 "$ROUNDS"); do
         [ -n "$pid" ] || die "no proxying process found for $t (main pid $MAIN_PID)"
         timeout 60 python3 "$CLIENT" warm --port "${PORT[$t]}" --requests 400 --conns 4 > "$dir/warm.txt" 2>&1 \
             || die "$t: warm-up failed: $(tail -n 3 "$dir/warm.txt")"
-        read -r rss0 st0 < <(steady_rss "$pid")
+        steady_rss "$pid"; rss0=$RSS; st0=$STEADY
         pss0=$(pss_kb "$pid"); fds0=$(fd_count "$pid")
 
         rm -f "$WORK/ctl"; mkfifo "$WORK/ctl"
@@ -224,7 +223,7 @@ for round in $(seq 1 "$ROUNDS"); do
             sleep 0.1
         done
         read -r _ held failed closed < <(grep '^ready ' "$dir/hold.txt" || echo "ready 0 $CONNS 0")
-        read -r rss1 st1 < <(steady_rss "$pid")
+        steady_rss "$pid"; rss1=$RSS; st1=$STEADY
         pss1=$(pss_kb "$pid"); fds1=$(fd_count "$pid")
         echo close >&3
         for ((i = 0; i < 100; i++)); do kill -0 "$CLIENT_PID" 2>/dev/null || break; sleep 0.1; done

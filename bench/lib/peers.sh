@@ -2,7 +2,9 @@
 # (proxy-vs-peers.sh, h2-vs-peers.sh, idle-connections/run.sh, allocations.sh). Sourced, not run.
 #
 # The caller sets BENCH (its name, for messages) and WORK (its mktemp directory) and calls
-# `stop_started` from its EXIT trap. Everything here is bounded (every wait is a poll with a
+# `stop_started` from its EXIT trap. Long-running commands (load generators) run in the
+# foreground of the script's own shell, never inside $(...) or <(...), so that a script that
+# stops early leaves no subshell behind it. Everything here is bounded (every wait is a poll with a
 # limit), talks to 127.0.0.1 only, and stops only the processes the caller started, by PID.
 
 die() { echo "$BENCH: $*" >&2; exit 1; }
@@ -28,7 +30,8 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
 # Every process started is remembered as "pid:starttime" (field 22 of /proc/PID/stat), so a PID
 # reused by someone else after ours exited is never signalled.
 STARTED=()
-start_time_of() { [ -r "/proc/$1/stat" ] && sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $20 }'; }
+# start_time_of PID: prints nothing (and still succeeds) when the process is gone.
+start_time_of() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $20 }' || true; }
 remember() { local st; st=$(start_time_of "$1") || true; STARTED+=("$1:${st:-?}"); }
 same_process() { # pid starttime
     local now; now=$(start_time_of "$1") || return 1
@@ -58,7 +61,8 @@ stop_pid() { # pid: stop one process this script started (and forget it)
     done
     STARTED=("${rest[@]}")
 }
-stop_started() { # everything still remembered, the newest first
+stop_started() { # everything still remembered, the newest first; for EXIT traps, so never fails
+    set +e
     local i
     for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
         stop_one "${STARTED[$i]%%:*}" "${STARTED[$i]#*:}"
