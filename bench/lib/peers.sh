@@ -4,8 +4,9 @@
 # The caller sets BENCH (its name, for messages) and WORK (its mktemp directory) and calls
 # `stop_started` from its EXIT trap. Long-running commands (load generators) run in the
 # foreground of the script's own shell, never inside $(...) or <(...), so that a script that
-# stops early leaves no subshell behind it. Everything here is bounded (every wait is a poll with a
-# limit), talks to 127.0.0.1 only, and stops only the processes the caller started, by PID.
+# stops early leaves no subshell behind it. Everything here is bounded (every wait is a poll
+# with a limit), talks to 127.0.0.1 only, and stops only the processes the caller started, by
+# PID.
 
 die() { echo "$BENCH: $*" >&2; exit 1; }
 
@@ -33,8 +34,11 @@ STARTED=()
 # start_time_of PID: prints nothing (and still succeeds) when the process is gone.
 start_time_of() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $20 }' || true; }
 remember() { local st; st=$(start_time_of "$1") || true; STARTED+=("$1:${st:-?}"); }
-same_process() { # pid starttime
-    local now; now=$(start_time_of "$1") || return 1
+# same_process PID STARTTIME: it still runs (a zombie does not: it is reaped if it is ours).
+same_process() {
+    local now state
+    read -r state now < <(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $1, $20 }') || return 1
+    if [ "$state" = Z ]; then wait "$1" 2>/dev/null || true; return 1; fi
     [ -n "$now" ] && { [ "$2" = "?" ] || [ "$now" = "$2" ]; }
 }
 # children_of PID: the PIDs of its child processes (all threads' children).
