@@ -87,8 +87,9 @@ public enum FramingOracle {
                 guard case .complete(let head) = HTTP1HeadScanner.scanRequest(rest, maxHeadBytes: 64 * 1024, fields: &fields)
                 else { return }
                 let method = String(decoding: rest[head.method], as: UTF8.self)
-                // The proxy answers CONNECT itself and closes.
-                guard method != "CONNECT", case .success(let plan) = ForwardedRequestHead.plan(head, bytes: rest) else { return }
+                // The proxy answers CONNECT and unknown methods itself; a body after them is
+                // dropped, and the connection closes.
+                guard method != "CONNECT", HTTP1Method.isKnown(rest[head.method]), case .success(let plan) = ForwardedRequestHead.plan(head, bytes: rest) else { return }
                 var out = ByteBuffer()
                 ForwardedRequestHead.write(
                     head, fields: fields, bytes: rest,

@@ -74,6 +74,18 @@ import Testing
         #expect(draining.responseHeadWritten(local: false) == true)
     }
 
+    @Test func aRetryWaitsForABackendAgain() {
+        var machine = HTTP1ConnectionMachine()
+        machine.requestHead(http10: false, headRequest: false, keepAlive: true, body: .ended)
+        machine.backendAttached()
+        // The backend closed before answering: the request goes on another connection.
+        machine.awaitBackend()
+        #expect(machine.isAwaitingBackend)
+        #expect(machine.holdsReads(backendWritable: true, bytesWaiting: false))
+        machine.backendAttached()
+        #expect(machine.isProxying)
+    }
+
     @Test func aBackendAnsweringDuringTheUploadKeepsTheConnection() {
         // An echo streams the body back while it comes: the connection goes on when both end.
         var machine = HTTP1ConnectionMachine()

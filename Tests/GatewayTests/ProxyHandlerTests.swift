@@ -131,6 +131,18 @@ import Testing
         #expect(!f.channel.isActive)
     }
 
+    /// A method llhttp does not know is never forwarded (a backend parsing it differently is how
+    /// requests get smuggled): 501, and the connection goes on when no body follows.
+    @Test func anUnknownMethodGets501() throws {
+        let f = try Self.makeFixture()
+        try f.channel.writeInbound(ByteBuffer(string: "BREW /shop/pot HTTP/1.1\r\nhost: x\r\n\r\n"))
+        let response = try Self.response(f.channel)
+        #expect(response.status == 501)
+        #expect(response.body.contains("BREW"))
+        #expect(f.channel.isActive)
+        #expect(f.controller.snapshot().total == 0)
+    }
+
     @Test func unparsableHeadsAreAnswered400Or431AndClose() throws {
         let oversized = "GET / HTTP/1.1\r\nhost: x\r\nx-big: " + String(repeating: "a", count: 70_000) + "\r\n\r\n"
         for (request, status) in [("GET / HTTP/1.1\r\nbad header\r\n\r\n", 400), (oversized, 431)] {

@@ -258,6 +258,11 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     }
 
     private func routeAndAdmit(_ head: HTTP1RequestHead, fields: [HTTP1Field], bytes raw: UnsafeRawBufferPointer, http10: Bool) {
+        guard HTTP1Method.isKnown(raw[head.method]) else {
+            writeLocalResponse(
+                LocalAnswer(status: .notImplemented, reason: "method \(String(decoding: raw[head.method], as: UTF8.self)) is not supported"))
+            return
+        }
         let plan: ForwardedRequestHead.Plan
         switch ForwardedRequestHead.plan(head, bytes: raw) {
         case .success(let planned):
@@ -700,7 +705,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     var isConnecting: Bool { machine.isAwaitingBackend }
     var isProxying: Bool { machine.isProxying }
     var requestEnded: Bool { machine.request.map { $0.body == .ended } ?? true }
-    func enterConnecting() {}
+    func enterConnecting() {
+        machine.awaitBackend()
+        responseReader = nil
+    }
 
     /// The backend connection closed: a body that runs until the close ends here; otherwise the
     /// shared rules decide (retry on a fresh connection, another backend, or 502).

@@ -149,6 +149,12 @@ struct HTTP1ConnectionMachine {
         return .close
     }
 
+    /// The request waits for a backend connection (again, after one failed before answering:
+    /// it goes once more, or to another backend).
+    mutating func awaitBackend() {
+        if case .proxying(let request) = state { state = .awaitingBackend(request) }
+    }
+
     /// A backend connection carries the request now.
     mutating func backendAttached() {
         if case .awaitingBackend(let request) = state { state = .proxying(request) }
