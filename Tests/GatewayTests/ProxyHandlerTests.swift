@@ -40,9 +40,10 @@ import Testing
             timeouts: config.timeouts,
             limits: config.limits,
             traffic: TrafficCounters.Shard(),
-            logger: Logger(label: "test")
+            logger: Logger(label: "test"),
+            timerClock: { [loop = channel.embeddedEventLoop] in loop.now }
         )
-        try channel.pipeline.syncOperations.addHandler(ProxyHandler(loop: loop, timeouts: nil))
+        try channel.pipeline.syncOperations.addHandler(ProxyHandler(loop: loop))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
         return Fixture(channel: channel, controller: controller)
     }

@@ -37,6 +37,8 @@ final class LoopContext {
     /// other is not passed on.
     var upgradeProtocols = ["websocket"]
     let pool: UpstreamPool
+    /// The deadlines of this loop's client connections (one wheel, not a timer per connection).
+    let timers: LoopTimers
     /// Passive health of fixed backends (shared by every loop); nil in handler tests.
     let ejection: PassiveEjection?
     let logger: Logger
@@ -62,7 +64,7 @@ final class LoopContext {
     init(
         eventLoop: EventLoop, router: Router, timeouts: TimeoutsConfig, limits: LimitsConfig,
         http2: HTTP2Config = HTTP2Config(), traffic: TrafficCounters.Shard, ejection: PassiveEjection? = nil,
-        accessLog: AccessLogWriter? = nil, logger: Logger
+        accessLog: AccessLogWriter? = nil, logger: Logger, timerClock: (() -> NIODeadline)? = nil
     ) {
         self.accessLog = accessLog.map { AccessLogBuffer(writer: $0, eventLoop: eventLoop) }
         self.ejection = ejection
@@ -73,6 +75,12 @@ final class LoopContext {
         self.timeouts = timeouts
         self.limits = limits
         self.pool = UpstreamPool(eventLoop: eventLoop, connectTimeout: .init(timeouts.connect))
+        if let timerClock {
+            // Tests on an EmbeddedEventLoop: the wheel runs on the loop's own clock.
+            self.timers = LoopTimers(eventLoop: eventLoop, resolution: .milliseconds(100), slotCount: 1024, clock: timerClock)
+        } else {
+            self.timers = LoopTimers(eventLoop: eventLoop)
+        }
         self.logger = logger
     }
 

@@ -16,16 +16,23 @@ import RequestControl
 ///
 /// Every admitted request holds a `RequestToken` until its response end has been written or the
 /// request failed, so the drain of a scope waits for exactly the requests that are still running.
-final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnection, ExchangeCarrier,
-    ConnectionTimeoutDelegate
-{
+final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnection, ExchangeCarrier, TimerWheelEntry {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     let loop: LoopContext
-    private let timeouts: ConnectionTimeoutHandler?
     private let scheme: StaticString
+    /// The connection's limits, read from the configuration when it was accepted (a reload
+    /// changes them for the connections after it).
+    private let limits: ConnectionTimeoutHandler.Limits
+    /// What the one deadline of the connection guards, on the loop's timer wheel (see `Clock`).
+    private var clock = Clock.idle
+    var timerSlot = TimerWheelSlot()
+    /// While the request body is due: when it must have made progress by.
+    private var bodyDeadline: NIODeadline?
+    /// While the request is with the backend: when it must have answered (or sent more) by.
+    private var responseDeadline: NIODeadline?
     private var context: ChannelHandlerContext!
     private var clientAddress: String = ""
     private var clientPort = 0
@@ -56,8 +63,6 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     private var rechunkResponse = false
     private var responseStatus: Int?
     private var readPending = false
-    private var responseTimer: Scheduled<Void>?
-    private var responseDeadline = NIODeadline.distantFuture
     private var lastDeployment: String?
     /// The protocol a client asked to upgrade to (`Upgrade:`) and the gateway tunnels, lower-cased.
     private var upgradeProtocol: String?
@@ -70,9 +75,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     /// Body bytes of the current response written to the client.
     private var responseBodyBytes = 0
 
-    init(loop: LoopContext, timeouts: ConnectionTimeoutHandler?, scheme: StaticString = "http") {
+    init(loop: LoopContext, scheme: StaticString = "http") {
         self.loop = loop
-        self.timeouts = timeouts
+        self.limits = .init(loop.timeouts)
         self.scheme = scheme
         self.core = ExchangeCore(loop: loop, carrier: self)
     }
@@ -83,16 +88,22 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        timeouts?.delegate = self
         if let remote = context.channel.remoteAddress {
             clientAddress = remote.ipAddress ?? ""
             clientPort = remote.port ?? 0
         }
         loop.register(self)
+        if context.channel.isActive { startClock(.idle, limits.idle) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        stopClock()
         loop.unregister(self)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        startClock(.idle, limits.idle)
+        context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -105,6 +116,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
             finishLog(status: 101)
         }
         machine.closed()
+        stopClock()
         abortExchange()
         finishingToken.take()?.complete(status: nil)
         inbound = nil
@@ -119,6 +131,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        clientBytesArrived()
         var bytes = unwrapInboundIn(data)
         if inbound == nil {
             inbound = bytes
@@ -165,7 +178,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         if shouldHoldReads {
             readPending = true
         } else {
-            timeouts?.readRequested()
+            readRequested()
             context.read()
         }
     }
@@ -178,7 +191,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     private func resumeReadsIfPossible() {
         guard readPending, !shouldHoldReads else { return }
         readPending = false
-        timeouts?.readRequested()
+        readRequested()
         context.read()
     }
 
@@ -227,7 +240,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         requestIsIdempotent = idempotent
         requestHasBody = body != .ended
         if case .chunked = body { chunkScanner = ChunkedBodyScanner() }
-        timeouts?.requestHeadReceived(bodyExpected: requestHasBody)
+        // The head is in; a body to come is timed while it is read, else nothing is until the
+        // backend has the request.
+        stopClock()
+        clock = .exchange
+        bodyDeadline = nil
+        responseDeadline = nil
 
         let headBytes = inbound!.readSlice(length: head.length)!
         headBytes.withUnsafeReadableBytes { raw in
@@ -422,7 +440,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     static let discardLimit = 1 << 20
 
     private func receivedEnd() {
-        timeouts?.requestBodyEnded()
+        if bodyDeadline != nil {
+            bodyDeadline = nil
+            rescheduleExchangeClock()
+        }
         switch machine.bodyEnded() {
         case .becameIdle:
             becameIdle()
@@ -442,7 +463,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     /// The connection is idle again: the keep-alive timer runs, and a pipelined request goes next
     /// (after the current call stack, never inside the write that finished the last response).
     private func becameIdle() {
-        timeouts?.responseCompleted()
+        startClock(.idle, limits.idle)
         if let buffered = inbound, buffered.readableBytes > 0 {
             context.eventLoop.assumeIsolated().execute { [self] in
                 processInbound()
@@ -730,7 +751,6 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     private func startTunnel(leftover: ByteBuffer?) {
         guard machine.isProxying, let head = switchingHead, let connection = core.takeUpstream() else { return }
         switchingHead = nil
-        responseDeadline = .distantFuture
         responseStatus = 101
         machine.tunnelStarted()
         context.write(wrapOutboundOut(head), promise: nil)
@@ -743,10 +763,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         backendSide.peer = clientSide
         clientTunnel = clientSide
         backendTunnel = backendSide
-        if let timeouts {
-            timeouts.tunnelStarted()
-            backendSide.onRead = { timeouts.tunnelActivity() }
-        }
+        startClock(.tunnel, limits.tunnelIdle)
+        // Weak: the backend's side may read a last time after the client's connection is gone.
+        clientSide.onRead = { [weak self] in self?.tunnelActivity() }
+        backendSide.onRead = { [weak self] in self?.tunnelActivity() }
         connection.handler.delegate = nil
         do {
             let upstreamPipeline = connection.channel.pipeline.syncOperations
@@ -769,7 +789,110 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         context.read()
     }
 
-    // MARK: ConnectionTimeoutDelegate
+    // MARK: Timeouts
+
+    /// What the connection's one deadline on its loop's timer wheel guards, by state:
+    /// - `idle` between requests on a keep-alive connection: the connection is closed;
+    /// - `head`, from the first byte of a request until its head is scanned: a slowloris client
+    ///   gets 408 and the connection is closed;
+    /// - `exchange`, the earlier of two:
+    ///   - the request body, while it is still coming: no progress for `request_body` while the
+    ///     gateway is willing to read gets 408. Time in which the gateway itself holds reads (a
+    ///     backend that takes the body slowly, a connect in progress) never counts against the
+    ///     client: the clock runs from a read request to the next bytes;
+    ///   - the backend must answer, and go on answering, within `backend_response` (504);
+    /// - `tunnel`: no byte either way for `tunnel_idle` closes the tunnel.
+    ///
+    /// Starting, moving and stopping the deadline costs no allocation and no NIO timer (one per
+    /// connection used to be a task, a promise and closures, and a reschedule per request).
+    enum Clock: Equatable {
+        case idle, head, exchange, tunnel
+    }
+
+    private func startClock(_ kind: Clock, _ amount: TimeAmount) {
+        clock = kind
+        loop.timers.schedule(self, in: amount)
+    }
+
+    private func moveClock(_ amount: TimeAmount) {
+        loop.timers.schedule(self, in: amount)
+    }
+
+    private func stopClock() {
+        loop.timers.cancel(self)
+    }
+
+    /// The wheel's deadline for an exchange: the earlier of the body's and the response's.
+    private func rescheduleExchangeClock() {
+        guard clock == .exchange else { return }
+        switch (bodyDeadline, responseDeadline) {
+        case (nil, nil): stopClock()
+        case (let body?, nil): loop.timers.schedule(self, deadline: body)
+        case (nil, let response?): loop.timers.schedule(self, deadline: response)
+        case (let body?, let response?): loop.timers.schedule(self, deadline: min(body, response))
+        }
+    }
+
+    /// Bytes came from the client.
+    private func clientBytesArrived() {
+        switch clock {
+        case .idle:
+            startClock(.head, limits.requestHeader)
+        case .exchange:
+            // Progress: the body's clock restarts at the next read request.
+            if bodyDeadline != nil {
+                bodyDeadline = nil
+                rescheduleExchangeClock()
+            }
+        case .tunnel:
+            moveClock(limits.tunnelIdle)
+        case .head:
+            break
+        }
+    }
+
+    private func tunnelActivity() {
+        if clock == .tunnel, machine.isTunnel { moveClock(limits.tunnelIdle) }
+    }
+
+    /// A read goes to the socket: a body that is due runs against the client from now.
+    private func readRequested() {
+        guard clock == .exchange, bodyDeadline == nil, !requestEnded else { return }
+        bodyDeadline = .now() + limits.requestBody
+        rescheduleExchangeClock()
+    }
+
+    func timerFired(now: UInt64) {
+        guard let context, context.channel.isActive else { return }
+        switch clock {
+        case .idle:
+            closeNow()
+        case .head:
+            // A head that does not come: 408, and the connection closes.
+            machine.closed()
+            inbound = nil
+            let response = context.channel.allocator.buffer(
+                staticString: "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+            context.writeAndFlush(wrapOutboundOut(response)).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        case .exchange:
+            let deadline = NIODeadline.uptimeNanoseconds(now)
+            if let body = bodyDeadline, body <= deadline {
+                bodyDeadline = nil
+                requestBodyTimedOut()
+            } else if let response = responseDeadline, response <= deadline, machine.isProxying {
+                responseDeadline = nil
+                failExchange(
+                    status: .gatewayTimeout, reason: "backend did not answer within \(loop.timeouts.backendResponse)",
+                    backendFailed: true)
+            } else {
+                rescheduleExchangeClock()
+            }
+        case .tunnel:
+            tunnelIdleTimedOut()
+        }
+    }
 
     func requestBodyTimedOut() {
         loop.traffic.requestBodyTimeouts.add(1, ordering: .relaxed)
@@ -818,9 +941,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     private func finishExchange() {
         // A backend that refused an upgrade may have stopped parsing after it.
         if upgradeProtocol != nil { upstreamReusable = false }
-        // The timer stays scheduled for the next exchange on this connection; it finds no
-        // exchange in progress if it fires first.
-        responseDeadline = .distantFuture
+        clearResponseDeadline()
         responseReader = nil
         core.finishWithBackend(reusable: upstreamReusable)
         if rechunkResponse {
@@ -832,8 +953,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     /// Ends the current exchange with a local error response when nothing was sent to the client
     /// yet, or by closing the connection when a response is already under way.
     func failExchange(status: HTTPResponseStatus, reason: String, backendFailed: Bool, retryAfter: Int? = nil) {
-        responseTimer?.cancel()
-        responseTimer = nil
+        clearResponseDeadline()
         core.dropUpstream()
         responseReader = nil
         pendingBody.removeAll()
@@ -883,28 +1003,16 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         writeEnd(status: Int(answer.status.code))
     }
 
-    /// Moves the backend-response deadline; one timer per exchange re-arms itself when it fires
-    /// early, so a streaming response costs a clock read per read, not a timer.
+    /// The backend must answer (or send more of its response) within `backend_response`.
     private func armResponseTimer() {
         responseDeadline = .now() + TimeAmount(loop.timeouts.backendResponse)
-        if responseTimer == nil { scheduleResponseTimer() }
+        rescheduleExchangeClock()
     }
 
-    private func scheduleResponseTimer() {
-        // Strong capture: cancelled when the connection ends (see ConnectionTimeoutHandler).
-        responseTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: responseDeadline) { [self] in
-            self.responseTimer = nil
-            guard self.machine.isProxying else { return }
-            if self.responseDeadline > .now() {
-                self.scheduleResponseTimer()
-                return
-            }
-            self.failExchange(
-                status: .gatewayTimeout,
-                reason: "backend did not answer within \(self.loop.timeouts.backendResponse)",
-                backendFailed: true
-            )
-        }
+    private func clearResponseDeadline() {
+        guard responseDeadline != nil else { return }
+        responseDeadline = nil
+        rescheduleExchangeClock()
     }
 
     /// Releases everything the current exchange holds after the client went away.
@@ -915,8 +1023,6 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     }
 
     private func abortExchangeKeepingLog() {
-        responseTimer?.cancel()
-        responseTimer = nil
         core.dropUpstream()
         responseReader = nil
         core.releaseBackend(failed: false)

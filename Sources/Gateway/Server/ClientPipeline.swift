@@ -4,14 +4,10 @@ import NIOCore
 /// single-protocol listener, after the first bytes for `[http1, h2c]`, after the TLS handshake
 /// (by ALPN) for TLS listeners.
 enum ClientPipeline {
-    /// HTTP/1.1: timeouts and the proxy handler, which reads and writes bytes (no codec).
-    /// Appended at the end of the pipeline.
+    /// HTTP/1.1: the proxy handler alone, which reads and writes bytes (no codec) and keeps its
+    /// own deadlines on the loop's timer wheel. Appended at the end of the pipeline.
     static func addHTTP1(to channel: Channel, loop: LoopContext, scheme: String) throws {
-        // Read per connection: a reload changes them for the connections after it.
-        let timeoutHandler = ConnectionTimeoutHandler(limits: .init(loop.timeouts))
-        let sync = channel.pipeline.syncOperations
-        try sync.addHandler(timeoutHandler)
-        try sync.addHandler(ProxyHandler(loop: loop, timeouts: timeoutHandler, scheme: scheme == "https" ? "https" : "http"))
+        try channel.pipeline.syncOperations.addHandler(ProxyHandler(loop: loop, scheme: scheme == "https" ? "https" : "http"))
     }
 
     /// HTTP/2: one handler that owns the nghttp2 session.
