@@ -91,11 +91,12 @@ public enum FramingOracle {
                 // dropped, and the connection closes.
                 guard method != "CONNECT", HTTP1Method.isKnown(rest[head.method]), case .success(let plan) = ForwardedRequestHead.plan(head, bytes: rest) else { return }
                 var out = ByteBuffer()
+                let id: StaticString = "oracle"
                 ForwardedRequestHead.write(
                     head, fields: fields, bytes: rest,
                     additions: .init(
-                        target: plan.target, host: plan.host, clientAddress: "127.0.0.1", scheme: "http", requestID: "oracle",
-                        body: plan.body),
+                        target: plan.target, host: plan.host, clientAddress: "127.0.0.1", scheme: "http",
+                        requestID: UnsafeRawBufferPointer(start: id.utf8Start, count: id.utf8CodeUnitCount), body: plan.body),
                     into: &out)
                 var body: [UInt8] = []
                 var consumed = head.length

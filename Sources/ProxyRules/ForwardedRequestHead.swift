@@ -17,13 +17,14 @@ public enum ForwardedRequestHead {
         public var host: String?
         public var clientAddress: String
         public var scheme: StaticString
-        public var requestID: String
+        /// The request's id; valid while `write` runs.
+        public var requestID: UnsafeRawBufferPointer
         /// The protocol of an upgrade the gateway tunnels (the client's `Upgrade` value).
         public var upgrade: Range<Int>?
         public var body: ForwardedRequest.Body
 
         public init(
-            target: String? = nil, host: String? = nil, clientAddress: String, scheme: StaticString, requestID: String,
+            target: String? = nil, host: String? = nil, clientAddress: String, scheme: StaticString, requestID: UnsafeRawBufferPointer,
             upgrade: Range<Int>? = nil, body: ForwardedRequest.Body
         ) {
             self.target = target
@@ -127,7 +128,9 @@ public enum ForwardedRequestHead {
             out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[hostValue]))
             out.writeStaticString("\r\n")
         }
-        writeField(&out, "x-request-id: ", additions.requestID)
+        out.writeStaticString("x-request-id: ")
+        out.writeBytes(additions.requestID)
+        out.writeStaticString("\r\n")
         if let upgrade = additions.upgrade {
             out.writeStaticString("connection: upgrade\r\nupgrade: ")
             out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[upgrade]))

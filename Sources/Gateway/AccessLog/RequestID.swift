@@ -68,6 +68,13 @@ struct RequestIDGenerator {
 
     static let length = 29
 
+    /// The next id as a value: written as bytes where it goes (a String of 29 bytes is a heap
+    /// allocation per request).
+    mutating func nextValue() -> RequestIDValue {
+        counter &+= 1
+        return RequestIDValue(prefix: prefix, counter: counter)
+    }
+
     mutating func next() -> String {
         counter &+= 1
         let prefix = self.prefix
@@ -85,5 +92,49 @@ struct RequestIDGenerator {
             }
             return Self.length
         }
+    }
+}
+
+/// A request's id without a String: the generator's (prefix and counter, rendered when written)
+/// or the one the client sent.
+struct RequestIDValue {
+    private var prefix: UInt64 = 0
+    private var counter: UInt64 = 0
+    private var given: String?
+
+    init(prefix: UInt64, counter: UInt64) {
+        self.prefix = prefix
+        self.counter = counter
+    }
+
+    init(given: String) {
+        self.given = given
+    }
+
+    /// Calls `body` with the id's bytes (rendered on the stack for a generated id).
+    func withBytes<T>(_ body: (UnsafeRawBufferPointer) -> T) -> T {
+        if var given {
+            return given.withUTF8 { body(UnsafeRawBufferPointer($0)) }
+        }
+        var text: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        return withUnsafeMutableBytes(of: &text) { raw in
+            let digits: StaticString = "0123456789abcdef"
+            digits.withUTF8Buffer { hex in
+                for index in 0..<16 {
+                    raw[index] = hex[Int((prefix >> UInt64(60 - 4 * index)) & 0xF)]
+                }
+                raw[16] = UInt8(ascii: "-")
+                for index in 0..<12 {
+                    raw[17 + index] = hex[Int((counter >> UInt64(44 - 4 * index)) & 0xF)]
+                }
+            }
+            return body(UnsafeRawBufferPointer(rebasing: raw[0..<RequestIDGenerator.length]))
+        }
+    }
+
+    /// The id as text (access log lines).
+    var string: String {
+        if let given { return given }
+        return withBytes { String(decoding: $0, as: UTF8.self) }
     }
 }

@@ -37,6 +37,9 @@ final class LoopContext {
     /// other is not passed on.
     var upgradeProtocols = ["websocket"]
     let pool: UpstreamPool
+    /// An empty buffer to write where only a write's promise is wanted (shared storage: no
+    /// allocation per write).
+    let emptyBuffer = ByteBufferAllocator().buffer(capacity: 0)
     /// The deadlines of this loop's client connections (one wheel, not a timer per connection).
     let timers: LoopTimers
     /// Passive health of fixed backends (shared by every loop); nil in handler tests.

@@ -69,7 +69,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     private var clientTunnel: TunnelHandler?
     private var backendTunnel: TunnelHandler?
     /// The current request's id (see `RequestID`), on its way to the backend and back.
-    private var requestID = ""
+    private var requestID = RequestIDValue(prefix: 0, counter: 0)
     /// The current request's access-log record, while it runs; nil without an access log.
     private var logRecord: AccessLogRecord?
     /// Body bytes of the current response written to the client.
@@ -252,7 +252,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
             requestID = Self.requestID(head, fields: fields, bytes: raw, generator: &loop.requestIDs)
             if let accessLog = loop.accessLog, accessLog.isWriting {
                 logRecord = accessLog.start(
-                    requestID: requestID, clientIP: clientAddress, clientPort: clientPort,
+                    requestID: requestID.string, clientIP: clientAddress, clientPort: clientPort,
                     method: String(decoding: raw[head.method], as: UTF8.self),
                     path: String(decoding: raw[head.target], as: UTF8.self),
                     httpVersion: http10 ? "HTTP/1.0" : "HTTP/1.1",
@@ -332,12 +332,14 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
             }
         }
         var out = context.channel.allocator.buffer(capacity: head.length + 192)
-        ForwardedRequestHead.write(
-            head, fields: fields, bytes: raw,
-            additions: .init(
-                target: targetOverride, host: hostOverride, clientAddress: clientAddress, scheme: scheme, requestID: requestID,
-                upgrade: upgrade, body: plan.body),
-            into: &out)
+        requestID.withBytes { id in
+            ForwardedRequestHead.write(
+                head, fields: fields, bytes: raw,
+                additions: .init(
+                    target: targetOverride, host: hostOverride, clientAddress: clientAddress, scheme: scheme, requestID: id,
+                    upgrade: upgrade, body: plan.body),
+                into: &out)
+        }
         upstreamHeadBytes = out
 
         // The gateway answers 100-continue itself once the request is admitted, so a refused
@@ -369,13 +371,13 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     /// The client's id when it sent one well-formed `X-Request-Id` (see `RequestID`), else a new one.
     static func requestID(
         _ head: HTTP1RequestHead, fields: [HTTP1Field], bytes: UnsafeRawBufferPointer, generator: inout RequestIDGenerator
-    ) -> String {
-        guard let given = head.requestID else { return generator.next() }
+    ) -> RequestIDValue {
+        guard let given = head.requestID else { return generator.nextValue() }
         var count = 0
         for field in fields where field.kind == .xRequestID { count += 1 }
         let value = bytes[given]
-        guard count == 1, RequestID.isWellFormed(value) else { return generator.next() }
-        return String(decoding: value, as: UTF8.self)
+        guard count == 1, RequestID.isWellFormed(value) else { return generator.nextValue() }
+        return RequestIDValue(given: String(decoding: value, as: UTF8.self))
     }
 
     // MARK: Request body
@@ -484,12 +486,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         inbound = nil
         let status = HTTPResponseStatus(statusCode: error.status)
         let answer = LocalAnswer(status: status, reason: error.reason)
-        requestID = loop.requestIDs.next()
+        requestID = loop.requestIDs.nextValue()
         // Without a request head no id came: the answer still carries one, to quote, and the
         // access log has the line (method and path unknown: "-").
         if let accessLog = loop.accessLog, accessLog.isWriting {
             logRecord = accessLog.start(
-                requestID: requestID, clientIP: clientAddress, clientPort: clientPort, method: "-", path: "-",
+                requestID: requestID.string, clientIP: clientAddress, clientPort: clientPort, method: "-", path: "-",
                 httpVersion: "HTTP/1.1", referer: nil, userAgent: nil)
         }
         writeFinalAnswer(answer)
@@ -657,7 +659,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     /// version, the backend's field lines less the hop-by-hop ones (and those `Connection` names)
     /// and its `X-Request-Id`, then the gateway's.
     static func clientHead(
-        _ head: HTTP1ResponseHead, fields: [HTTP1Field], bytes: ByteBuffer, http10: Bool, requestID: String?,
+        _ head: HTTP1ResponseHead, fields: [HTTP1Field], bytes: ByteBuffer, http10: Bool, requestID: RequestIDValue?,
         upgrade: String?, close: Bool, keepAlive10: Bool = false, chunked: Bool, allocator: ByteBufferAllocator
     ) -> ByteBuffer {
         var out = allocator.buffer(capacity: bytes.readableBytes + 96)
@@ -973,7 +975,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         finishingToken.take()?.complete(status: status)
         finishingToken = core.token.take()
         machine.responseEndWriting()
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete {
+        // An empty write carries the promise; its buffer is the loop's, so it costs no allocation.
+        context.writeAndFlush(wrapOutboundOut(loop.emptyBuffer)).assumeIsolated().whenComplete {
             [self] result in
             if case .success = result {
                 finishingToken.take()?.complete(status: status)

@@ -21,6 +21,13 @@ extension ByteBuffer {
         writeCRLF()
     }
 
+    mutating func writeField(_ name: StaticString, _ value: RequestIDValue) {
+        writeStaticString(name)
+        writeStaticString(": ")
+        value.withBytes { writeBytes($0) }
+        writeCRLF()
+    }
+
     mutating func writeField(_ name: StaticString, _ value: StaticString) {
         writeStaticString(name)
         writeStaticString(": ")
@@ -87,7 +94,7 @@ extension ByteBuffer {
 enum HTTP1LocalResponse {
     /// The whole response; no body when it answers a HEAD request.
     static func render(
-        _ answer: LocalAnswer, http10: Bool, requestID: String, close: Bool, headRequest: Bool,
+        _ answer: LocalAnswer, http10: Bool, requestID: RequestIDValue, close: Bool, headRequest: Bool,
         allocator: ByteBufferAllocator
     ) -> ByteBuffer {
         let body = answer.bodyText
