@@ -117,8 +117,13 @@ import Testing
         #expect(Self.status("GET / \(version)\r\nHost: x\r\n\r\n") == 505)
     }
 
-    @Test func thePrefaceOfHTTP2Is505() {
-        #expect(Self.status("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") == 505)
+    @Test func thePrefaceOfHTTP2IsRefused() {
+        #expect(Self.status("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") == 400)
+        // llhttp stops at PRI whatever the version: no HTTP/1.x method.
+        #expect(Self.status("PRI * HTTP/1.1\r\nHost: x\r\n\r\n") == 400)
+        #expect(Self.status("PRI / HTTP/1.1\r\n\r\n") == 400)
+        #expect(Self.request("PRIX / HTTP/1.1\r\n\r\n").head != nil)
+        #expect(Self.request("pri / HTTP/1.1\r\n\r\n").head != nil)
     }
 
     @Test func anyTokenMethodAndVisibleTargetAreTaken() throws {
@@ -255,7 +260,7 @@ import Testing
     @Test func contentLengthFramesTheBody() {
         #expect(Self.framing("Content-Length: 5\r\n") == .length(5))
         #expect(Self.framing("content-length:5\r\n") == .length(5))
-        #expect(Self.framing("Content-Length: \t 12 \t\r\n") == .length(12))
+        #expect(Self.framing("Content-Length: \t 12 \r\n") == .length(12))
         #expect(Self.framing("Content-Length: 007\r\n") == .length(7))
         #expect(Self.framing("Content-Length: 0\r\n") == HTTP1BodyFraming.none)
         #expect(Self.framing("Content-Length: 0000\r\n") == HTTP1BodyFraming.none)
@@ -277,11 +282,30 @@ import Testing
         #expect(Self.status(request) == 400, "\(fields.debugDescription): \(Self.request(request).result)")
     }
 
+    /// llhttp reads `chunked<HTAB>` as another coding and refuses `5<HTAB>`: in a framing
+    /// field an HTAB is taken only in the leading OWS.
+    @Test func anHTABInAFramingFieldIsTakenOnlyBeforeTheValue() {
+        #expect(Self.framing("Content-Length:\t5\r\n") == .length(5))
+        #expect(Self.framing("Transfer-Encoding: \t chunked\r\n") == .chunked)
+        #expect(Self.framing("Content-Length: 5  \r\n") == .length(5))
+        #expect(Self.framing("Transfer-Encoding: chunked  \r\n") == .chunked)
+        for fields in [
+            "Content-Length: 5\t", "Content-Length: 5 \t ", "Transfer-Encoding: chunked\t", "Transfer-Encoding: gzip,\tchunked",
+            "Transfer-Encoding: chunked \t",
+        ] {
+            let error = Self.request("POST / HTTP/1.1\r\nHost: x\r\n\(fields)\r\n\r\n").error
+            #expect(error == .badRequest("HTAB in a framing field"), "\(fields.debugDescription)")
+        }
+        #expect(HTTP1HeadScannerResponseTests.status("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n") == 400)
+        // Other fields keep their HTABs (trimmed at the ends).
+        #expect(Self.request("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\t\r\n\r\n").head?.connection.close == true)
+    }
+
     // MARK: Transfer-Encoding
 
     @Test func chunkedAloneFramesTheBody() {
         #expect(Self.framing("Transfer-Encoding: chunked\r\n") == .chunked)
-        #expect(Self.framing("transfer-encoding:   CHUNKED \t\r\n") == .chunked)
+        #expect(Self.framing("transfer-encoding: \t CHUNKED  \r\n") == .chunked)
         #expect(Self.framing("Transfer-Encoding: Chunked\r\n") == .chunked)
     }
 
