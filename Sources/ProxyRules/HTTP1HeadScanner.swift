@@ -213,6 +213,7 @@ public enum HTTP1HeadScanner {
         // request-target SP
         let targetStart = index
         while true {
+            index = HTTP1Syntax.skipTargetBytes(bytes, from: index, limit: limit)
             guard index < limit else { return short }
             let byte = bytes[index]
             if byte == HTTP1Syntax.sp { break }
@@ -471,6 +472,7 @@ public enum HTTP1HeadScanner {
             // field-value CRLF
             let valueStart = index
             while true {
+                index = HTTP1Syntax.skipValueBytes(bytes, from: index, limit: limit)
                 guard index < limit else { return .short }
                 let byte = bytes[index]
                 if byte == HTTP1Syntax.cr { break }

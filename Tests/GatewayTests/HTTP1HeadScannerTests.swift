@@ -207,6 +207,40 @@ import Testing
         }
     }
 
+    /// Values and targets are skipped eight bytes at a time: a byte to refuse is found at every
+    /// offset within and across words, and an allowed byte at any offset does not stop the scan.
+    @Test func everyOffsetOfALongValueOrTargetIsChecked() {
+        let refusedInValues: [UInt8] = [0x00, 0x01, 0x0A, 0x0D, 0x1F, 0x7F]
+        let allowedInValues: [UInt8] = [0x09, 0x20, 0x21, 0x7E, 0x80, 0xFF]
+        let refusedInTargets: [UInt8] = [0x00, 0x09, 0x0A, 0x0D, 0x20, 0x7F, 0x80, 0xFF]
+        for length in [7, 8, 9, 16, 23, 40] {
+            for offset in 0..<length {
+                for byte in refusedInValues + allowedInValues {
+                    var value = [UInt8](repeating: UInt8(ascii: "v"), count: length)
+                    value[offset] = byte
+                    let bytes = Array("GET / HTTP/1.1\r\nHost: x\r\nX: v".utf8) + value + Array("v\r\n\r\n".utf8)
+                    let scanned = Self.request(bytes)
+                    if allowedInValues.contains(byte) {
+                        #expect(scanned.head != nil, "value byte \(byte) at \(offset) of \(length)")
+                    } else {
+                        #expect(scanned.error?.status == 400, "value byte \(byte) at \(offset) of \(length)")
+                    }
+                }
+                for byte in refusedInTargets {
+                    var target = [UInt8](repeating: UInt8(ascii: "t"), count: length)
+                    target[offset] = byte
+                    let bytes = Array("GET /".utf8) + target + Array(" HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+                    let scanned = Self.request(bytes)
+                    // SP splits the line: the rest is no version.
+                    #expect(scanned.error?.status == 400, "target byte \(byte) at \(offset) of \(length): \(scanned.result)")
+                }
+            }
+        }
+        let longTarget = "/" + String(repeating: "a1-._~!$&'()*+,;=:@/?%", count: 10)
+        let scanned = Self.request("GET \(longTarget) HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(scanned.text(scanned.head?.target) == longTarget)
+    }
+
     @Test func tcharMatchesRFC9110() {
         let tchars = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
         for byte in UInt8(0)...0xFF {
