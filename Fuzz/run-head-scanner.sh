@@ -12,7 +12,9 @@ shift || true
 swift build -c release --product HeadScannerFuzz --scratch-path .build-fuzz \
     -Xswiftc -sanitize=fuzzer -Xswiftc -parse-as-library -Xswiftc -DFUZZING -Xswiftc -use-ld=lld
 work=$(mktemp -d)
-cp Fuzz/HeadScannerFuzz/corpus/* Fuzz/corpus/request-framing/* "$work/"
+cp Fuzz/corpus/request-framing/* "$work/"
+cp Fuzz/HeadScannerFuzz/corpus/* "$work/"
 cd "$work"
-"$OLDPWD/.build-fuzz/release/HeadScannerFuzz" -max_total_time="$seconds" -max_len=4096 \
+# Swift's backtracer would take the abort before libFuzzer's handler, which saves the input.
+SWIFT_BACKTRACE=enable=no "$OLDPWD/.build-fuzz/release/HeadScannerFuzz" -max_total_time="$seconds" -max_len=4096 \
     -dict="$OLDPWD/Fuzz/HeadScannerFuzz/head-scanner.dict" -print_final_stats=1 "$@" "$work"

@@ -11,6 +11,7 @@ func headScannerFuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bytes = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
     if let mismatch = HeadScannerOracle.check(bytes) {
         print("head scanner mismatch: \(mismatch)")
+        fflush(nil)  // abort() does not flush
         abort()
     }
     return 0

@@ -36,7 +36,7 @@ public struct ChunkedBodyScanner: Sendable {
     private var nameLength = 0
     private var error: HTTP1ScanError?
 
-    /// Total chunk payload so far.
+    /// The chunk payload bytes scanned so far (those passed to `data`).
     public private(set) var payloadBytes = 0
     /// Whether the last chunk and the trailer section (and its empty line) have been read.
     public var isFinished: Bool { state == .done }
@@ -63,6 +63,7 @@ public struct ChunkedBodyScanner: Sendable {
             case .data:
                 let take = min(remaining, count - index)
                 data(index..<(index + take))
+                payloadBytes &+= take
                 remaining -= take
                 index += take
                 if remaining == 0 { state = .dataCR }
@@ -99,9 +100,6 @@ public struct ChunkedBodyScanner: Sendable {
             if chunkSize == 0 {
                 state = .trailerLineStart
             } else {
-                let (total, overflow) = payloadBytes.addingReportingOverflow(chunkSize)
-                guard !overflow else { return .badRequest("chunked body too large") }
-                payloadBytes = total
                 remaining = chunkSize
                 state = .data
             }

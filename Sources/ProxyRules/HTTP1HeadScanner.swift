@@ -134,7 +134,8 @@ public struct HTTP1ResponseHead: Sendable, Equatable {
 /// whitespace before a colon or the first field, any Content-Length but one plain number (two
 /// equal ones included), Content-Length beside Transfer-Encoding, a Transfer-Encoding in an
 /// HTTP/1.0 message, a coding applied after chunked or chunked twice, empty list elements in
-/// Transfer-Encoding, two Host or two Upgrade fields, and framing on a CONNECT request.
+/// Transfer-Encoding, two Host or two Upgrade fields, framing on a CONNECT request, and the
+/// method PRI (HTTP/2's preface).
 /// `Fuzz/HeadScannerOracle` checks it against NIO's parser (llhttp): whatever the scanner
 /// accepts, llhttp reads the same way.
 ///
@@ -170,8 +171,9 @@ public enum HTTP1HeadScanner {
     ) -> HTTP1ScanResult<HTTP1RequestHead> {
         let limit = min(bytes.count, max(maxHeadBytes, 0))
         // Past `limit` with the head not ended: too large once more than the limit is there.
+        // (A literal reason: a String built here would be an allocation per scan.)
         let short: HTTP1ScanResult<HTTP1RequestHead> =
-            bytes.count > limit ? .invalid(HTTP1ScanError(status: 431, reason: "request head larger than \(maxHeadBytes) bytes")) : .incomplete
+            bytes.count > limit ? .invalid(HTTP1ScanError(status: 431, reason: "request head larger than the limit")) : .incomplete
 
         // Empty lines before the request line (RFC 9112 2.2): CRLF only.
         var index = 0
@@ -201,11 +203,17 @@ public enum HTTP1HeadScanner {
         }
         guard index > methodStart else { return .invalid(.badRequest("empty method")) }
         let method = methodStart..<index
+        // PRI is HTTP/2's connection preface ("PRI * HTTP/2.0"), never an HTTP/1.x method:
+        // llhttp stops at it, so no reader agrees on what follows.
+        if HTTP1Syntax.equalsExactly(bytes, method, "PRI") {
+            return .invalid(.badRequest("the PRI method (the HTTP/2 connection preface)"))
+        }
         index += 1
 
         // request-target SP
         let targetStart = index
         while true {
+            index = HTTP1Syntax.skipTargetBytes(bytes, from: index, limit: limit)
             guard index < limit else { return short }
             let byte = bytes[index]
             if byte == HTTP1Syntax.sp { break }
@@ -274,7 +282,7 @@ public enum HTTP1HeadScanner {
     ) -> HTTP1ScanResult<HTTP1ResponseHead> {
         let limit = min(bytes.count, max(maxHeadBytes, 0))
         let short: HTTP1ScanResult<HTTP1ResponseHead> =
-            bytes.count > limit ? .invalid(HTTP1ScanError(status: 431, reason: "response head larger than \(maxHeadBytes) bytes")) : .incomplete
+            bytes.count > limit ? .invalid(HTTP1ScanError(status: 431, reason: "response head larger than the limit")) : .incomplete
 
         // HTTP-version SP status-code [SP reason-phrase] CRLF. No empty lines are skipped before
         // a status line: a server sends none (the leniency is for requests, RFC 9112 2.2).
@@ -464,6 +472,7 @@ public enum HTTP1HeadScanner {
             // field-value CRLF
             let valueStart = index
             while true {
+                index = HTTP1Syntax.skipValueBytes(bytes, from: index, limit: limit)
                 guard index < limit else { return .short }
                 let byte = bytes[index]
                 if byte == HTTP1Syntax.cr { break }
@@ -478,7 +487,7 @@ public enum HTTP1HeadScanner {
             index += 2
 
             let kind = HTTP1Syntax.kind(ofName: bytes, name)
-            if kind != .other, let error = interpret(kind, bytes, value, &state) { return .invalid(error) }
+            if kind != .other, let error = interpret(kind, bytes, value, rawEnd: index - 2, &state) { return .invalid(error) }
             fields.append(HTTP1Field(kind: kind, name: name, value: value, line: lineStart..<index))
             state.fieldCount += 1
         }
@@ -486,8 +495,18 @@ public enum HTTP1HeadScanner {
 
     /// Takes in one field the proxy acts on; an error refuses the head.
     private static func interpret(
-        _ kind: HTTP1FieldKind, _ bytes: UnsafeRawBufferPointer, _ value: Range<Int>, _ state: inout FieldState
+        _ kind: HTTP1FieldKind, _ bytes: UnsafeRawBufferPointer, _ value: Range<Int>, rawEnd: Int, _ state: inout FieldState
     ) -> HTTP1ScanError? {
+        // A framing field holds no HTAB but in its leading OWS: llhttp reads `chunked<HTAB>` as
+        // another coding (a response then runs to the close) and refuses `5<HTAB>`, so any HTAB
+        // after the value starts is refused rather than trimmed.
+        if kind == .contentLength || kind == .transferEncoding {
+            var position = value.lowerBound
+            while position < rawEnd {
+                if bytes[position] == HTTP1Syntax.htab { return .badRequest("HTAB in a framing field") }
+                position += 1
+            }
+        }
         switch kind {
         case .host:
             guard state.isRequest else { return nil }

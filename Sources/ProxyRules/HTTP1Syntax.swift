@@ -43,6 +43,50 @@ enum HTTP1Syntax {
         byte > 0x20 && byte < 0x7F
     }
 
+    // Eight bytes at a time (SWAR): the long runs of a head are values and targets, almost all
+    // plain ASCII; a word with any byte that needs a closer look is left to the byte loop.
+
+    private static let ones: UInt64 = 0x0101_0101_0101_0101
+    private static let highs: UInt64 = 0x8080_8080_8080_8080
+
+    /// Whether some byte of `word` is less than `bound` (at most 128).
+    @inline(__always)
+    private static func hasByteBelow(_ word: UInt64, _ bound: UInt64) -> Bool {
+        (word &- ones &* bound) & ~word & highs != 0
+    }
+
+    /// Whether some byte of `word` is `byte`.
+    @inline(__always)
+    private static func hasByte(_ word: UInt64, _ byte: UInt64) -> Bool {
+        let folded = word ^ (ones &* byte)
+        return (folded &- ones) & ~folded & highs != 0
+    }
+
+    /// The offset of the first byte from `index` (before `limit`) that is not plainly a field
+    /// value byte (a control, HTAB included, or DEL), or the last word boundary before `limit`.
+    @inline(__always)
+    static func skipValueBytes(_ bytes: UnsafeRawBufferPointer, from index: Int, limit: Int) -> Int {
+        var index = index
+        while index &+ 8 <= limit {
+            let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            if hasByteBelow(word, 0x20) || hasByte(word, 0x7F) { break }
+            index &+= 8
+        }
+        return index
+    }
+
+    /// Likewise for target bytes: stops at a word with SP, a control, DEL or obs-text.
+    @inline(__always)
+    static func skipTargetBytes(_ bytes: UnsafeRawBufferPointer, from index: Int, limit: Int) -> Int {
+        var index = index
+        while index &+ 8 <= limit {
+            let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            if word & highs != 0 || hasByteBelow(word, 0x21) || hasByte(word, 0x7F) { break }
+            index &+= 8
+        }
+        return index
+    }
+
     /// qdtext (RFC 9110 5.6.4) less obs-text: the scanner refuses non-ASCII in chunk extensions.
     @inline(__always)
     static func isQuotedTextByte(_ byte: UInt8) -> Bool {

@@ -81,6 +81,13 @@ import Testing
         "GET / HTTP/1.1\nHost: x\n\n",
         "GARBAGE\u{1}\r\n\r\n",
         "GET / HTTP/2.0\r\n\r\n",
+        // Found by the fuzzer: llhttp stops at the method PRI (HTTP/2's preface) whatever the version.
+        "PRI * HTTP/1.1\r\nHost: x\r\n\r\n",
+        "PRI / HTTP/1.1\r\n\r\n",
+        // Found by the fuzzer: llhttp refuses an HTAB after a Content-Length's digits, and reads
+        // `chunked<HTAB>` as another coding.
+        "TRACE / HTTP/1.1\r\nHost: x\r\nContent-Length: 35\t\r\n\r\n" + smuggled,
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\t\r\n\r\n0\r\n\r\n",
     ]
 
     @Test(arguments: accepted)
@@ -125,6 +132,16 @@ import Testing
         "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
         "HTTP/1.1 404 \r\nContent-Length: 0\r\n\r\n",
     ]
+
+    /// Found by the fuzzer: a response llhttp reads to the close (`chunked<HTAB>` is not chunked
+    /// to it) while the scanner read it chunked; now refused.
+    @Test func aResponseChunkedWithATrailingHTABIsRefused() {
+        let outcome = HeadScannerOracle.checkResponse(Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n0\r\n\r\n".utf8))
+        guard case .success(.refused) = outcome else {
+            Issue.record("\(outcome)")
+            return
+        }
+    }
 
     @Test(arguments: responses)
     func responsesReadTheSameInLlhttp(response: String) throws {

@@ -117,8 +117,13 @@ import Testing
         #expect(Self.status("GET / \(version)\r\nHost: x\r\n\r\n") == 505)
     }
 
-    @Test func thePrefaceOfHTTP2Is505() {
-        #expect(Self.status("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") == 505)
+    @Test func thePrefaceOfHTTP2IsRefused() {
+        #expect(Self.status("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") == 400)
+        // llhttp stops at PRI whatever the version: no HTTP/1.x method.
+        #expect(Self.status("PRI * HTTP/1.1\r\nHost: x\r\n\r\n") == 400)
+        #expect(Self.status("PRI / HTTP/1.1\r\n\r\n") == 400)
+        #expect(Self.request("PRIX / HTTP/1.1\r\n\r\n").head != nil)
+        #expect(Self.request("pri / HTTP/1.1\r\n\r\n").head != nil)
     }
 
     @Test func anyTokenMethodAndVisibleTargetAreTaken() throws {
@@ -202,6 +207,40 @@ import Testing
         }
     }
 
+    /// Values and targets are skipped eight bytes at a time: a byte to refuse is found at every
+    /// offset within and across words, and an allowed byte at any offset does not stop the scan.
+    @Test func everyOffsetOfALongValueOrTargetIsChecked() {
+        let refusedInValues: [UInt8] = [0x00, 0x01, 0x0A, 0x0D, 0x1F, 0x7F]
+        let allowedInValues: [UInt8] = [0x09, 0x20, 0x21, 0x7E, 0x80, 0xFF]
+        let refusedInTargets: [UInt8] = [0x00, 0x09, 0x0A, 0x0D, 0x20, 0x7F, 0x80, 0xFF]
+        for length in [7, 8, 9, 16, 23, 40] {
+            for offset in 0..<length {
+                for byte in refusedInValues + allowedInValues {
+                    var value = [UInt8](repeating: UInt8(ascii: "v"), count: length)
+                    value[offset] = byte
+                    let bytes = Array("GET / HTTP/1.1\r\nHost: x\r\nX: v".utf8) + value + Array("v\r\n\r\n".utf8)
+                    let scanned = Self.request(bytes)
+                    if allowedInValues.contains(byte) {
+                        #expect(scanned.head != nil, "value byte \(byte) at \(offset) of \(length)")
+                    } else {
+                        #expect(scanned.error?.status == 400, "value byte \(byte) at \(offset) of \(length)")
+                    }
+                }
+                for byte in refusedInTargets {
+                    var target = [UInt8](repeating: UInt8(ascii: "t"), count: length)
+                    target[offset] = byte
+                    let bytes = Array("GET /".utf8) + target + Array(" HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+                    let scanned = Self.request(bytes)
+                    // SP splits the line: the rest is no version.
+                    #expect(scanned.error?.status == 400, "target byte \(byte) at \(offset) of \(length): \(scanned.result)")
+                }
+            }
+        }
+        let longTarget = "/" + String(repeating: "a1-._~!$&'()*+,;=:@/?%", count: 10)
+        let scanned = Self.request("GET \(longTarget) HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(scanned.text(scanned.head?.target) == longTarget)
+    }
+
     @Test func tcharMatchesRFC9110() {
         let tchars = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
         for byte in UInt8(0)...0xFF {
@@ -255,7 +294,7 @@ import Testing
     @Test func contentLengthFramesTheBody() {
         #expect(Self.framing("Content-Length: 5\r\n") == .length(5))
         #expect(Self.framing("content-length:5\r\n") == .length(5))
-        #expect(Self.framing("Content-Length: \t 12 \t\r\n") == .length(12))
+        #expect(Self.framing("Content-Length: \t 12 \r\n") == .length(12))
         #expect(Self.framing("Content-Length: 007\r\n") == .length(7))
         #expect(Self.framing("Content-Length: 0\r\n") == HTTP1BodyFraming.none)
         #expect(Self.framing("Content-Length: 0000\r\n") == HTTP1BodyFraming.none)
@@ -277,11 +316,30 @@ import Testing
         #expect(Self.status(request) == 400, "\(fields.debugDescription): \(Self.request(request).result)")
     }
 
+    /// llhttp reads `chunked<HTAB>` as another coding and refuses `5<HTAB>`: in a framing
+    /// field an HTAB is taken only in the leading OWS.
+    @Test func anHTABInAFramingFieldIsTakenOnlyBeforeTheValue() {
+        #expect(Self.framing("Content-Length:\t5\r\n") == .length(5))
+        #expect(Self.framing("Transfer-Encoding: \t chunked\r\n") == .chunked)
+        #expect(Self.framing("Content-Length: 5  \r\n") == .length(5))
+        #expect(Self.framing("Transfer-Encoding: chunked  \r\n") == .chunked)
+        for fields in [
+            "Content-Length: 5\t", "Content-Length: 5 \t ", "Transfer-Encoding: chunked\t", "Transfer-Encoding: gzip,\tchunked",
+            "Transfer-Encoding: chunked \t",
+        ] {
+            let error = Self.request("POST / HTTP/1.1\r\nHost: x\r\n\(fields)\r\n\r\n").error
+            #expect(error == .badRequest("HTAB in a framing field"), "\(fields.debugDescription)")
+        }
+        #expect(HTTP1HeadScannerResponseTests.status("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n") == 400)
+        // Other fields keep their HTABs (trimmed at the ends).
+        #expect(Self.request("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\t\r\n\r\n").head?.connection.close == true)
+    }
+
     // MARK: Transfer-Encoding
 
     @Test func chunkedAloneFramesTheBody() {
         #expect(Self.framing("Transfer-Encoding: chunked\r\n") == .chunked)
-        #expect(Self.framing("transfer-encoding:   CHUNKED \t\r\n") == .chunked)
+        #expect(Self.framing("transfer-encoding: \t CHUNKED  \r\n") == .chunked)
         #expect(Self.framing("Transfer-Encoding: Chunked\r\n") == .chunked)
     }
 
