@@ -63,6 +63,10 @@ final class ProxyServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
+            // NIO keeps a channel's last receive buffer for its next read, so an idle keep-alive
+            // connection holds one: start it at 512 bytes (a request head of a few hundred bytes
+            // fits; it grows for bodies and shrinks back) instead of NIO's 2,048.
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let loop = contexts[ObjectIdentifier(channel.eventLoop)]!.value
