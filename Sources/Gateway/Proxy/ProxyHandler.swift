@@ -99,6 +99,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     func handlerRemoved(context: ChannelHandlerContext) {
         stopClock()
         loop.unregister(self)
+        // The context holds this handler: kept, the two (and the pipeline, and the last
+        // request) outlived the connection.
+        self.context = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
