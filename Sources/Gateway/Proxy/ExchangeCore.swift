@@ -122,11 +122,11 @@ final class ExchangeCore {
         carrier.enterConnecting()
         // An upgrade gets a new connection: servers often take an upgrade only as the first
         // request of a connection, and a tunnel never returns its connection to the pool anyway.
-        if !carrier.needsOwnConnection, let idle = loop.pool.takeIdle(chosen.backend.address) {
+        if !carrier.needsOwnConnection, let idle = loop.pool.takeIdle(chosen.backend) {
             attach(idle)
             return
         }
-        loop.pool.connect(chosen.backend.address).assumeIsolated().whenComplete { [self] result in
+        loop.pool.connect(chosen.backend).assumeIsolated().whenComplete { [self] result in
             guard carrier.isConnecting else {
                 if case .success(let connection) = result { connection.close() }
                 return
@@ -218,7 +218,7 @@ final class ExchangeCore {
         }
         retried = true
         carrier.enterConnecting()
-        loop.pool.connect(closed.backend).assumeIsolated().whenComplete { [self] result in
+        loop.pool.connect(sameAs: closed).assumeIsolated().whenComplete { [self] result in
             guard carrier.isConnecting else {
                 if case .success(let fresh) = result { fresh.close() }
                 return

@@ -24,14 +24,16 @@ protocol UpstreamDelegate: AnyObject {
 /// Owned by exactly one event loop. Between exchanges it sits in the loop's pool with no delegate.
 final class UpstreamConnection {
     let channel: Channel
-    let backend: HostPort
+    /// The pool's idle connections of this backend, where this one returns between exchanges.
+    unowned let stack: UpstreamPool.IdleStack
     let handler: UpstreamHandler
+    var backend: HostPort { stack.address }
     /// Requests this connection has carried; the first one never retries on a fresh connection.
     var exchanges = 0
 
-    init(channel: Channel, backend: HostPort, handler: UpstreamHandler) {
+    init(channel: Channel, stack: UpstreamPool.IdleStack, handler: UpstreamHandler) {
         self.channel = channel
-        self.backend = backend
+        self.stack = stack
         self.handler = handler
     }
 
