@@ -35,7 +35,8 @@ protocol ExchangeCarrier: AnyObject {
 /// stream has its own. Touched only on the loop of its connection.
 final class ExchangeCore {
     let loop: LoopContext
-    /// The protocol side; it owns this core, so it outlives every call.
+    /// The protocol side. It owns this core; a connect in flight keeps it alive by capturing it
+    /// (see `connectUpstream`), every other call comes from it.
     unowned(unsafe) let carrier: any ExchangeCarrier
 
     private(set) var route: Router.Route?
@@ -126,7 +127,9 @@ final class ExchangeCore {
             attach(idle)
             return
         }
-        loop.pool.connect(chosen.backend).assumeIsolated().whenComplete { [self] result in
+        // The carrier is captured strongly: a client gone while its connect is pending is freed
+        // only once the connect is done (the core's own reference to it does not keep it).
+        loop.pool.connect(chosen.backend).assumeIsolated().whenComplete { [self, carrier] result in
             guard carrier.isConnecting else {
                 if case .success(let connection) = result { connection.close() }
                 return
@@ -218,7 +221,7 @@ final class ExchangeCore {
         }
         retried = true
         carrier.enterConnecting()
-        loop.pool.connect(sameAs: closed).assumeIsolated().whenComplete { [self] result in
+        loop.pool.connect(sameAs: closed).assumeIsolated().whenComplete { [self, carrier] result in
             guard carrier.isConnecting else {
                 if case .success(let fresh) = result { fresh.close() }
                 return
