@@ -16,7 +16,7 @@ import NIOHTTP1
 /// CONTINUATION floods by nghttp2's continuation cap, and a client that keeps its window at zero
 /// while responses wait is cut off after `stallTimeout`. Each closes the
 /// connection with GOAWAY ENHANCE_YOUR_CALM; other connections are not affected.
-final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
+final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection, TimerWheelEntry {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -59,8 +59,16 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
     private var closing = false
     private var flushScheduled = false
     private var writePending = false
-    private var tick: Scheduled<Void>?
+    /// The connection's place on its loop's timer wheel: once a second while it has streams or
+    /// a drain under way (the checks of `timerFired`), else at its idle deadline.
+    var timerSlot = TimerWheelSlot()
+    /// The wheel holds the connection for its once-a-second checks (not just its idle deadline).
+    private var ticking = false
     private var lastActivity = NIODeadline.now()
+    /// Streams that wrote upload bytes to their backend since the last flush.
+    private var streamsToFlush: [H2StreamExchange] = []
+    /// Streams opened and reset in the same batch of events (kept with its capacity).
+    private var closedNow = Set<Int32>()
     /// The last stream id of the final GOAWAY: streams above it are refused, never started.
     private var goAwayLastStreamID: Int32?
     /// Since when the socket has not taken our bytes while responses wait.
@@ -92,7 +100,7 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
         loop.register(self)
         if loop.handingOver { drainAfterFirstStream = true }
         loop.traffic.h2Connections.add(1, ordering: .relaxed)
-        scheduleTick()
+        scheduleTimer()
         // The server's SETTINGS go first.
         flushOutput()
     }
@@ -102,13 +110,30 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
         context.fireChannelActive()
     }
 
-    /// One timer per connection, once a second: drain PING timeout, idle, stalls, backend deadlines.
-    private func scheduleTick() {
-        tick = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { [self] in
-            guard tick != nil else { return }
-            onTick()
-            if !closing { scheduleTick() }
+    /// One deadline per connection on the loop's wheel: a tick a second (drain PING timeout,
+    /// stalls, backend deadlines) while there is something to watch, else the idle deadline.
+    private func scheduleTimer() {
+        guard !closing else { return }
+        if streams.isEmpty, drain == .open, context.channel.isWritable {
+            ticking = false
+            loop.timers.schedule(self, deadline: lastActivity + TimeAmount(options.idleTimeout))
+        } else {
+            ticking = true
+            loop.timers.schedule(self, in: .seconds(1))
         }
+    }
+
+    /// A stream opened (or a drain began): the once-a-second checks start if they were off.
+    private func startTicking() {
+        guard !ticking, !closing, context != nil else { return }
+        ticking = true
+        loop.timers.schedule(self, in: .seconds(1))
+    }
+
+    func timerFired(now: UInt64) {
+        guard !closing, context != nil else { return }
+        onTick()
+        scheduleTimer()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -121,9 +146,11 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
     }
 
     private func tearDown() {
-        tick?.cancel()
-        tick = nil
+        // The wheel holds the connection while it is scheduled.
+        if timerSlot.isScheduled { loop.timers.cancel(self) }
+        ticking = false
         closing = true
+        streamsToFlush.removeAll()
         abortStreams()
         loop.unregister(self)
     }
@@ -154,7 +181,7 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        for stream in streams.values { stream.flushUpstream() }
+        flushUpstreams()
         flushOutput()
         context.fireChannelReadComplete()
     }
@@ -172,17 +199,30 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
 
     private func processEvents() {
         while session.hasEvents {
-            let events = session.takeEvents()
+            var events = session.takeEvents()
             // Streams opened and reset in the same read (rapid reset) never reach a backend.
-            var closedNow = Set<Int32>()
+            closedNow.removeAll(keepingCapacity: true)
             for event in events {
                 if case .streamClosed(let id, _) = event { closedNow.insert(id) }
             }
-            for event in events { handle(event, skipping: closedNow) }
+            for event in events { handle(event) }
+            session.recycle(&events)
         }
     }
 
-    private func handle(_ event: H2Session.Event, skipping closedNow: Set<Int32>) {
+    /// Flushes the backend connections that streams wrote upload bytes to.
+    private func flushUpstreams() {
+        guard !streamsToFlush.isEmpty else { return }
+        var index = 0
+        // A flush may end a stream, which never adds one here; index, not iterator, all the same.
+        while index < streamsToFlush.count {
+            streamsToFlush[index].flushUpstream()
+            index += 1
+        }
+        streamsToFlush.removeAll(keepingCapacity: true)
+    }
+
+    private func handle(_ event: H2Session.Event) {
         switch event {
         case .request(let streamID, let head, let endStream):
             loop.traffic.h2Requests.add(1, ordering: .relaxed)
@@ -194,6 +234,7 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
             }
             let stream = H2StreamExchange(streamID: streamID, connection: self, loop: loop)
             streams[streamID] = stream
+            startTicking()
             if drainAfterFirstStream {
                 // Streams the client sent in the same flight arrive before the PING's answer and
                 // are served; the final GOAWAY names the last of them.
@@ -270,6 +311,9 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
         var out = context.channel.allocator.buffer(capacity: 0)
         // Sending can close streams and free queue space; acting on that can submit more.
         while context.channel.isWritable || closing {
+            // DATA payloads are copied once, into `out` (NO_COPY; nghttp2's own buffer made it
+            // two). Writing large ones as slices (`produceOutput(into:writingLargeData:)`) is
+            // not used yet: large echoed bodies came out wrong through this handler.
             let wrote = session.produceOutput(into: &out)
             let hadEvents = session.hasEvents
             processEvents()
@@ -308,6 +352,19 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
         let ok = session.submitResponse(streamID: streamID, status: status, headers: headers, hasBody: hasBody)
         scheduleFlush()
         return ok
+    }
+
+    func submitResponse(
+        streamID: Int32, status: Int, hasBody: Bool, fields: (inout H2Session.FieldList) -> Void
+    ) -> Bool {
+        let ok = session.submitResponse(streamID: streamID, status: status, hasBody: hasBody, fields: fields)
+        scheduleFlush()
+        return ok
+    }
+
+    /// The stream wrote upload bytes to its backend: flushed at the end of this read.
+    func needsUpstreamFlush(_ stream: H2StreamExchange) {
+        streamsToFlush.append(stream)
     }
 
     func sendBody(streamID: Int32, _ buffer: ByteBuffer) {
@@ -370,6 +427,7 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection {
         session.submitShutdownNotice()
         session.submitPing(Self.drainPing)
         drain = .noticed(since: .now())
+        startTicking()
         loop.traffic.h2GoAways.add(1, ordering: .relaxed)
         flushOutput()
     }

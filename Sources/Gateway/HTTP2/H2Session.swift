@@ -37,23 +37,61 @@ final class H2Session {
         var maxContinuations: Int = 8
     }
 
-    /// A request's head, with the pseudo-header fields taken apart from the others.
+    /// A request's head: the pseudo-header fields taken apart, and the backend's HTTP/1.1 head
+    /// written as the fields come in.
+    ///
+    /// nghttp2 lets through only lower-case token names, values without CR, LF or NUL (RFC 9113
+    /// 8.2.1) and pseudo-header fields before all others (8.3), so each field that goes to the
+    /// backend as it is becomes a `name: value\r\n` line of `upstream` straight from nghttp2's
+    /// bytes, after the request line and the `host` from `:authority`. The fields the gateway acts
+    /// on are held apart; `H2StreamExchange` completes the head (`ForwardedRequest.head`'s rules:
+    /// hop-by-hop and framing fields, `expect`, `te` and the client's `X-Forwarded-*` and
+    /// `X-Request-Id` are not passed on, cookie crumbs are joined again, `:authority` is the Host).
+    ///
+    /// For a trailer section `upstream` holds every field as a line.
     struct RequestHead {
         var method = ""
         var path = ""
         var authority: String?
         var scheme: String?
-        var headers = HTTPHeaders()
+        /// The backend's head so far (see above).
+        var upstream = ByteBuffer()
+        /// The request line (and `host`) is in `upstream`: the pseudo-header fields are over.
+        var requestLineWritten = false
+        /// The first `host` field (the Host when there is no `:authority`).
+        var host: String?
+        var contentLength: Int?
+        /// A `trailer` field announced trailers.
+        var announcesTrailers = false
+        /// The `cookie` crumbs, joined with "; " (RFC 9113 8.2.3).
+        var cookie: ByteBuffer?
+        /// The client's `x-forwarded-for` values, each followed by ", ".
+        var forwardedFor: ByteBuffer?
+        /// The first `x-request-id` value, and how many there were.
+        var requestID: String?
+        var requestIDCount = 0
+        /// Where the `referer` and `user-agent` values are in `upstream` (for the access log).
+        var referer: Range<Int>?
+        var userAgent: Range<Int>?
         /// RFC 9113 size of the list so far.
         var size = 0
         var tooLarge = false
+        /// A trailer section: every field goes to `upstream`.
+        var isTrailers = false
+
+        /// The value at `range` of `upstream`, as a String.
+        func string(_ range: Range<Int>?) -> String? {
+            guard let range else { return nil }
+            return upstream.getString(at: upstream.readerIndex + range.lowerBound, length: range.count)
+        }
     }
 
     enum Event {
         case request(streamID: Int32, head: RequestHead, endStream: Bool)
         case data(streamID: Int32, ByteBuffer, endStream: Bool)
-        /// END_STREAM arrived without data (on an empty DATA frame) or with trailers.
-        case end(streamID: Int32, trailers: HTTPHeaders?)
+        /// END_STREAM arrived without data (on an empty DATA frame) or with trailers (their field
+        /// lines, `name: value\r\n` each).
+        case end(streamID: Int32, trailers: ByteBuffer?)
         case streamClosed(streamID: Int32, errorCode: UInt32)
         case pingAck(UInt64)
         case goAwayReceived(errorCode: UInt32)
@@ -103,11 +141,21 @@ final class H2Session {
         var bytes = 0
         var ended = false
         var trailers: HTTPHeaders?
+        /// Bytes `readBody` promised nghttp2 that `sendData` has not taken yet.
+        var committed = 0
         /// nghttp2 was told there is nothing yet; `resume_data` is needed before it asks again.
         var deferred = false
     }
 
     private(set) var events: [Event] = []
+    /// The array `takeEvents` hands out next, kept with its capacity (see `recycle`).
+    private var spareEvents: [Event] = []
+    /// The `nghttp2_nv` array of a response head, kept with its capacity.
+    private var nameValues: [nghttp2_nv] = []
+    /// While `produceOutput` runs: the bytes produced so far, and where a DATA payload large
+    /// enough to be worth its own write goes (nil: copied into the bytes).
+    private var output = ByteBuffer()
+    private var outputWriter: ((ByteBuffer) -> Void)?
     let settings: Settings
     private var session: OpaquePointer!
     /// The header block being received. HEADERS and its CONTINUATIONs cannot interleave with
@@ -136,6 +184,7 @@ final class H2Session {
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, h2OnDataChunk)
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, h2OnStreamClose)
         nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, h2OnFrameSend)
+        nghttp2_session_callbacks_set_send_data_callback(callbacks, h2SendData)
 
         var option: OpaquePointer?
         nghttp2_option_new(&option)
@@ -195,20 +244,57 @@ final class H2Session {
     /// Appends everything nghttp2 has to send to `buffer`; returns whether anything was added.
     @discardableResult
     func produceOutput(into buffer: inout ByteBuffer) -> Bool {
-        var wrote = false
+        produceOutput(into: &buffer, writingLargeData: nil)
+    }
+
+    /// The same; a response's DATA payload of at least `largeData` bytes is not copied: the
+    /// bytes before it (its frame header last) and then its slice of the backend's buffer go to
+    /// `write`, in order, and `buffer` goes on with what follows.
+    @discardableResult
+    func produceOutput(into buffer: inout ByteBuffer, writingLargeData write: ((ByteBuffer) -> Void)?) -> Bool {
+        swap(&output, &buffer)
+        defer { swap(&output, &buffer) }
+        producedOutput = false
+        if let write {
+            withoutActuallyEscaping(write) { write in
+                outputWriter = write
+                drainSession()
+                outputWriter = nil
+            }
+        } else {
+            drainSession()
+        }
+        return producedOutput
+    }
+
+    private var producedOutput = false
+
+    /// Takes nghttp2's frames into `output` (DATA payloads come through `sendData`).
+    private func drainSession() {
         while true {
             var pointer: UnsafePointer<UInt8>?
             let count = nghttp2_session_mem_send(session, &pointer)
             guard count > 0, let pointer else { break }
-            buffer.writeBytes(UnsafeRawBufferPointer(start: pointer, count: count))
-            wrote = true
+            output.writeBytes(UnsafeRawBufferPointer(start: pointer, count: count))
+            producedOutput = true
         }
-        return wrote
     }
 
+    /// DATA payloads from this size on are written as their own buffer (`produceOutput`).
+    static let largeData = 2048
+
+    /// The events so far; give the array back with `recycle` once they are handled.
     func takeEvents() -> [Event] {
-        defer { events.removeAll(keepingCapacity: true) }
-        return events
+        var taken: [Event] = []
+        swap(&taken, &spareEvents)
+        swap(&taken, &events)
+        return taken
+    }
+
+    /// Keeps a handled array of events (emptied) for the next `takeEvents`: no allocation per batch.
+    func recycle(_ handled: inout [Event]) {
+        handled.removeAll(keepingCapacity: true)
+        swap(&spareEvents, &handled)
     }
 
     var hasEvents: Bool { !events.isEmpty }
@@ -247,16 +333,66 @@ final class H2Session {
         fields.reserveCapacity(headers.count + 1)
         for (name, value) in headers { fields.append((name.lowercased(), value)) }
         let rv: Int32 = Self.withNameValues(fields) { nva, count in
-            if hasBody {
-                sendQueues[streamID] = SendQueue()
-                var provider = nghttp2_data_provider()
-                provider.read_callback = h2ReadBody
-                return nghttp2_submit_response(session, streamID, nva, count, &provider)
-            }
-            return nghttp2_submit_response(session, streamID, nva, count, nil)
+            submit(streamID: streamID, nva: nva, count: count, hasBody: hasBody)
         }
-        if rv != 0 { sendQueues[streamID] = nil }
         return rv == 0
+    }
+
+    /// Pointers to the name and value bytes of a response's fields, for one `submitResponse`
+    /// call: nghttp2 copies them (and lower-cases the names) before the call returns, so they
+    /// need to live only that long.
+    struct FieldList {
+        fileprivate var nameValues: [nghttp2_nv]
+
+        mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+            nameValues.append(
+                nghttp2_nv(
+                    name: Self.pointer(name), value: Self.pointer(value), namelen: name.count, valuelen: value.count,
+                    flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+        }
+
+        private static let empty: StaticString = " "
+
+        private static func pointer(_ bytes: UnsafeRawBufferPointer) -> UnsafeMutablePointer<UInt8> {
+            UnsafeMutablePointer(mutating: (bytes.baseAddress ?? UnsafeRawPointer(empty.utf8Start)).assumingMemoryBound(to: UInt8.self))
+        }
+    }
+
+    /// Starts the response, its fields given by `fields` (after `:status`) as pointers valid
+    /// while it runs: the backend's head bytes as they were scanned, no String or array of
+    /// fields in between. With `hasBody`, DATA follows from `sendBody`/`finishBody`.
+    func submitResponse(streamID: Int32, status: Int, hasBody: Bool, fields: (inout FieldList) -> Void) -> Bool {
+        var list = FieldList(nameValues: [])
+        swap(&list.nameValues, &nameValues)
+        defer {
+            list.nameValues.removeAll(keepingCapacity: true)
+            swap(&list.nameValues, &nameValues)
+        }
+        // Three digits (a scanned status is 100...999; the gateway's own too).
+        let clamped = min(max(status, 100), 999)
+        var digits: (UInt8, UInt8, UInt8) = (
+            UInt8(truncatingIfNeeded: 48 + clamped / 100), UInt8(truncatingIfNeeded: 48 + clamped / 10 % 10),
+            UInt8(truncatingIfNeeded: 48 + clamped % 10)
+        )
+        let statusName: StaticString = ":status"
+        return withUnsafeBytes(of: &digits) { value in
+            list.append(name: UnsafeRawBufferPointer(start: statusName.utf8Start, count: statusName.utf8CodeUnitCount), value: value)
+            fields(&list)
+            let rv = list.nameValues.withUnsafeMutableBufferPointer { nva in
+                submit(streamID: streamID, nva: nva.baseAddress!, count: nva.count, hasBody: hasBody)
+            }
+            return rv == 0
+        }
+    }
+
+    private func submit(streamID: Int32, nva: UnsafeMutablePointer<nghttp2_nv>, count: Int, hasBody: Bool) -> Int32 {
+        guard hasBody else { return nghttp2_submit_response(session, streamID, nva, count, nil) }
+        sendQueues[streamID] = SendQueue()
+        var provider = nghttp2_data_provider()
+        provider.read_callback = h2ReadBody
+        let rv = nghttp2_submit_response(session, streamID, nva, count, &provider)
+        if rv != 0 { sendQueues[streamID] = nil }
+        return rv
     }
 
     func sendBody(streamID: Int32, _ buffer: ByteBuffer) {
@@ -313,30 +449,21 @@ final class H2Session {
 
     // MARK: Callback bodies (record only)
 
-    fileprivate func beginHeaders(streamID: Int32) {
-        head = (streamID, RequestHead())
+    fileprivate func beginHeaders(streamID: Int32, isRequest: Bool) {
+        var fields = RequestHead()
+        fields.isTrailers = !isRequest
+        fields.upstream = allocator.buffer(capacity: isRequest ? 512 : 128)
+        head = (streamID, fields)
     }
 
-    fileprivate func header(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
+    fileprivate func header(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         guard head?.streamID == streamID else { return }
         head!.fields.size += name.count + value.count + 32
         if head!.fields.size > Int(settings.maxHeaderListSize) {
             head!.fields.tooLarge = true
             return
         }
-        let name = String(decoding: name, as: UTF8.self)
-        let value = String(decoding: value, as: UTF8.self)
-        if name.utf8.first == UInt8(ascii: ":") {
-            switch name {
-            case ":method": head!.fields.method = value
-            case ":path": head!.fields.path = value
-            case ":authority": head!.fields.authority = value
-            case ":scheme": head!.fields.scheme = value
-            default: break
-            }
-        } else {
-            head!.fields.headers.add(name: name, value: value)
-        }
+        head!.fields.add(name: name, value: value)
     }
 
     fileprivate func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) {
@@ -344,13 +471,13 @@ final class H2Session {
         let endStream = hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         switch UInt32(hd.type) {
         case NGHTTP2_HEADERS.rawValue:
-            guard let (streamID, head) = self.head, streamID == hd.stream_id else { return }
-            self.head = nil
+            guard case (let streamID, var head)? = self.head.take(), streamID == hd.stream_id else { return }
             if frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
+                head.writeRequestLineIfNeeded()
                 events.append(.request(streamID: hd.stream_id, head: head, endStream: endStream))
             } else if endStream {
                 // Trailers past the size limit are dropped whole rather than passed on cut short.
-                events.append(.end(streamID: hd.stream_id, trailers: head.tooLarge ? nil : head.headers))
+                events.append(.end(streamID: hd.stream_id, trailers: head.tooLarge ? nil : head.upstream))
             }
         case NGHTTP2_DATA.rawValue:
             if endStream { events.append(.end(streamID: hd.stream_id, trailers: nil)) }
@@ -396,41 +523,71 @@ final class H2Session {
         events.append(.streamClosed(streamID: streamID, errorCode: errorCode))
     }
 
-    /// nghttp2 asks for up to `length` bytes of the stream's body.
-    fileprivate func readBody(streamID: Int32, into target: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
-        guard var queue = sendQueues[streamID] else {
+    /// nghttp2 asks for up to `length` bytes of the stream's body. They are not copied here
+    /// (`NGHTTP2_DATA_FLAG_NO_COPY`): `sendData` writes them from the queue's buffers right after.
+    fileprivate func readBody(streamID: Int32, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
+        guard sendQueues[streamID] != nil else {
             return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
-        var copied = 0
-        while copied < length, var first = queue.buffers.first {
-            let take = min(length - copied, first.readableBytes)
-            first.withUnsafeReadableBytes { raw in
-                (target + copied).update(from: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), count: take)
-            }
-            first.moveReaderIndex(forwardBy: take)
-            copied += take
-            if first.readableBytes == 0 {
-                queue.buffers.removeFirst()
-            } else {
-                queue.buffers[queue.buffers.startIndex] = first
-            }
+        // In place: a copy of the queue would copy its buffer ring on the first change.
+        return readBody(streamID: streamID, length: length, flags: flags, queue: &sendQueues[streamID]!)
+    }
+
+    private func readBody(streamID: Int32, length: Int, flags: UnsafeMutablePointer<UInt32>, queue: inout SendQueue) -> Int {
+        let take = min(length, queue.bytes - queue.committed)
+        queue.committed += take
+        if take > 0 {
+            flags.pointee |= NGHTTP2_DATA_FLAG_NO_COPY.rawValue
+            events.append(.sendQueueShrank(streamID: streamID))
         }
-        queue.bytes -= copied
-        if copied > 0 { events.append(.sendQueueShrank(streamID: streamID)) }
-        if queue.buffers.isEmpty, queue.ended {
+        if queue.committed == queue.bytes, queue.ended {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
             if let trailers = queue.trailers {
                 flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
                 let fields = trailers.map { ($0.name.lowercased(), $0.value) }
                 _ = Self.withNameValues(fields) { nva, count in nghttp2_submit_trailer(session, streamID, nva, count) }
             }
-        } else if copied == 0 {
+        } else if take == 0 {
             queue.deferred = true
-            sendQueues[streamID] = queue
             return Int(NGHTTP2_ERR_DEFERRED.rawValue)
         }
-        sendQueues[streamID] = queue
-        return copied
+        return take
+    }
+
+    /// The DATA frame nghttp2 packed after `readBody` said NO_COPY: its header, then `length`
+    /// bytes off the front of the stream's queue. Small payloads are copied into the output
+    /// (one copy, where nghttp2's own buffer made two); large ones go out as slices of the
+    /// backend's buffers.
+    fileprivate func sendData(streamID: Int32, header: UnsafePointer<UInt8>, length: Int) -> Int32 {
+        guard let committed = sendQueues[streamID]?.committed, committed >= length else {
+            return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
+        }
+        sendData(header: header, length: length, queue: &sendQueues[streamID]!)
+        return 0
+    }
+
+    private func sendData(header: UnsafePointer<UInt8>, length: Int, queue: inout SendQueue) {
+        output.writeBytes(UnsafeRawBufferPointer(start: header, count: H2FrameScanner.headerLength))
+        producedOutput = true
+        queue.committed -= length
+        queue.bytes -= length
+        var remaining = length
+        let large = outputWriter != nil && length >= Self.largeData
+        if large, output.readableBytes > 0 {
+            outputWriter!(output)
+            output = allocator.buffer(capacity: 0)
+        }
+        while remaining > 0 {
+            var first = queue.buffers.removeFirst()
+            let take = min(remaining, first.readableBytes)
+            if large {
+                outputWriter!(first.readSlice(length: take)!)
+            } else {
+                output.writeImmutableBuffer(first.readSlice(length: take)!)
+            }
+            remaining -= take
+            if first.readableBytes > 0 { queue.buffers.prepend(first) }
+        }
     }
 
     // MARK: Header fields for nghttp2
@@ -471,7 +628,9 @@ private func h2OnBeginHeaders(
     _ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?
 ) -> Int32 {
     guard let frame else { return 0 }
-    h2Session(userData).beginHeaders(streamID: frame.pointee.hd.stream_id)
+    h2Session(userData).beginHeaders(
+        streamID: frame.pointee.hd.stream_id,
+        isRequest: frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) && frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST)
     return 0
 }
 
@@ -483,8 +642,8 @@ private func h2OnHeader(
     guard let frame else { return 0 }
     h2Session(userData).header(
         streamID: frame.pointee.hd.stream_id,
-        name: UnsafeBufferPointer(start: name, count: nameLength),
-        value: UnsafeBufferPointer(start: value, count: valueLength)
+        name: UnsafeRawBufferPointer(start: name, count: nameLength),
+        value: UnsafeRawBufferPointer(start: value, count: valueLength)
     )
     return 0
 }
@@ -525,8 +684,17 @@ private func h2ReadBody(
     _ flags: UnsafeMutablePointer<UInt32>?, _ source: UnsafeMutablePointer<nghttp2_data_source>?,
     _ userData: UnsafeMutableRawPointer?
 ) -> Int {
-    guard let buffer, let flags else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
-    return h2Session(userData).readBody(streamID: streamID, into: buffer, length: length, flags: flags)
+    guard let flags else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+    return h2Session(userData).readBody(streamID: streamID, length: length, flags: flags)
+}
+
+private func h2SendData(
+    _ session: OpaquePointer?, _ frame: UnsafeMutablePointer<nghttp2_frame>?, _ header: UnsafePointer<UInt8>?, _ length: Int,
+    _ source: UnsafeMutablePointer<nghttp2_data_source>?, _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let frame, let header else { return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+    // No padding is ever asked for (no select_padding callback), so the frame is header + payload.
+    return h2Session(userData).sendData(streamID: frame.pointee.hd.stream_id, header: header, length: length)
 }
 
 /// A burst of tokens refilled at a steady rate: how many frames of a kind a client may send.
@@ -550,5 +718,146 @@ struct TokenBucket {
         guard tokens >= 1 else { return false }
         tokens -= 1
         return true
+    }
+}
+
+// MARK: Request fields as the backend's head
+
+extension H2Session.RequestHead {
+    /// Takes one field from nghttp2 (see `RequestHead`).
+    mutating func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        if isTrailers {
+            writeLine(name, value)
+            return
+        }
+        if name.first == UInt8(ascii: ":") {
+            // Pseudo-header fields come first (nghttp2 refuses a request otherwise).
+            if Self.equals(name, ":method") {
+                method = String(decoding: value, as: UTF8.self)
+            } else if Self.equals(name, ":path") {
+                path = String(decoding: value, as: UTF8.self)
+            } else if Self.equals(name, ":authority") {
+                authority = String(decoding: value, as: UTF8.self)
+            } else if Self.equals(name, ":scheme") {
+                scheme = String(decoding: value, as: UTF8.self)
+            }
+            return
+        }
+        writeRequestLineIfNeeded()
+        // HTTP/2 names are lower case (nghttp2 refuses others): exact comparisons, by length first.
+        switch name.count {
+        case 2:
+            if Self.equals(name, "te") { return }  // HTTP/2's own (RFC 9113 8.2.2)
+        case 4:
+            if Self.equals(name, "host") {
+                // :authority takes precedence (RFC 9113 8.3.1) and is the backend's Host.
+                if authority != nil { return }
+                if host == nil { host = String(decoding: value, as: UTF8.self) }
+            }
+        case 6:
+            if Self.equals(name, "cookie") {
+                // RFC 9113 8.2.3: crumbs are joined again for an HTTP/1.1 hop.
+                if cookie == nil {
+                    cookie = ByteBuffer()
+                    cookie!.reserveCapacity(value.count + 64)
+                } else {
+                    cookie!.writeStaticString("; ")
+                }
+                cookie!.writeBytes(value)
+                return
+            }
+            if Self.equals(name, "expect") { return }
+        case 7:
+            if Self.equals(name, "trailer") {
+                announcesTrailers = true
+                return
+            }
+            if Self.equals(name, "upgrade") { return }
+            if Self.equals(name, "referer") {
+                referer = writeLine(name, value)
+                return
+            }
+        case 10:
+            if Self.equals(name, "connection") || Self.equals(name, "keep-alive") { return }
+            if Self.equals(name, "user-agent") {
+                userAgent = writeLine(name, value)
+                return
+            }
+        case 12:
+            if Self.equals(name, "x-request-id") {
+                requestIDCount += 1
+                if requestIDCount == 1 { requestID = String(decoding: value, as: UTF8.self) }
+                return
+            }
+        case 14:
+            if Self.equals(name, "content-length") {
+                if contentLength == nil { contentLength = Self.decimal(value) }
+                return
+            }
+        case 15:
+            if Self.equals(name, "x-forwarded-for") {
+                if forwardedFor == nil {
+                    forwardedFor = ByteBuffer()
+                    forwardedFor!.reserveCapacity(value.count + 64)
+                }
+                forwardedFor!.writeBytes(value)
+                forwardedFor!.writeStaticString(", ")
+                return
+            }
+        case 16:
+            if Self.equals(name, "x-forwarded-host") || Self.equals(name, "proxy-connection") { return }
+        case 17:
+            if Self.equals(name, "x-forwarded-proto") || Self.equals(name, "transfer-encoding") { return }
+        case 18:
+            if Self.equals(name, "proxy-authenticate") { return }
+        case 19:
+            if Self.equals(name, "proxy-authorization") { return }
+        default:
+            break
+        }
+        writeLine(name, value)
+    }
+
+    /// The request line and the Host from `:authority`, once the pseudo-header fields are over.
+    mutating func writeRequestLineIfNeeded() {
+        guard !requestLineWritten, !isTrailers else { return }
+        requestLineWritten = true
+        upstream.writeString(method)
+        upstream.writeStaticString(" ")
+        upstream.writeString(path)
+        upstream.writeStaticString(" HTTP/1.1\r\n")
+        if let authority {
+            upstream.writeStaticString("host: ")
+            upstream.writeString(authority)
+            upstream.writeStaticString("\r\n")
+        }
+    }
+
+    /// Writes `name: value\r\n`; returns where the value is.
+    @discardableResult
+    private mutating func writeLine(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Range<Int> {
+        upstream.writeBytes(name)
+        upstream.writeStaticString(": ")
+        let start = upstream.readableBytes
+        upstream.writeBytes(value)
+        let end = upstream.readableBytes
+        upstream.writeStaticString("\r\n")
+        return start..<end
+    }
+
+    private static func equals(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+        guard bytes.count == literal.utf8CodeUnitCount else { return false }
+        return literal.withUTF8Buffer { bytes.elementsEqual($0) }
+    }
+
+    /// A non-negative decimal that fits an Int (nghttp2 checked content-length's digits).
+    private static func decimal(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        guard !bytes.isEmpty, bytes.count <= 18 else { return nil }
+        var value = 0
+        for byte in bytes {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + Int(byte - UInt8(ascii: "0"))
+        }
+        return value
     }
 }

@@ -7,8 +7,10 @@ import RequestControl
 /// to an HTTP/1.1 backend over the loop's connection pool, like `ProxyHandler` does for an
 /// HTTP/1.1 request.
 ///
-/// Upload backpressure: every DATA chunk is consumed (the client's window reopened) only when the
-/// backend connection has written it. Download backpressure: while the stream's response queue
+/// Upload backpressure: DATA is consumed (the client's window reopened) once it is written to the
+/// backend connection and flushed while that connection is writable, else when it becomes
+/// writable again: a backend that does not read holds the client at its window (plus the
+/// connection's write buffer), with no promise or closure per chunk. Download backpressure: while the stream's response queue
 /// in the session holds more than `sendQueueLimit` bytes, or the client connection is not
 /// writable, reads from the backend are held.
 final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
@@ -29,19 +31,26 @@ final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
     /// The stream's way through the gateway (routing, admission, backend); shared with HTTP/1.1.
     private var core: ExchangeCore!
     private var upstream: UpstreamConnection? { core.upstream }
-    var upstreamHead: HTTPRequestHead?
-    var requestIsIdempotent: Bool { upstreamHead?.method.isIdempotent == true }
+    /// The backend's head, HTTP/1.1 bytes (written again on a retry).
+    private var upstreamHead = ByteBuffer()
+    private(set) var requestIsIdempotent = false
     /// The body goes to the backend chunked (its length is unknown, or it has trailers).
     private var chunkedUpload = false
     /// Frames the backend's response (the payload of a chunked body, for DATA frames).
     private var responseReader: BackendResponseReader?
-    /// Parts waiting for the backend connection, with the byte count each frees in the client's window.
-    private var pendingParts: [(HTTPClientRequestPart, Int)] = []
+    /// Body chunks waiting for the backend connection (each frees its size in the client's window).
+    private var pendingBody: [ByteBuffer] = []
+    /// Upload bytes written to the backend connection and not yet given back to the client's
+    /// window (see the type's comment).
+    private var writtenUnconsumed = 0
+    /// Bytes were written to the backend since the last flush.
+    private(set) var needsUpstreamFlush = false
     private(set) var requestEnded = false
     private var requestBodyBytes = 0
     /// Upload bytes read and dropped after the response was complete.
     private var discardedBytes = 0
-    private var requestTrailers: HTTPHeaders?
+    /// The request's trailer field lines (`name: value\r\n` each).
+    private var requestTrailers: ByteBuffer?
     /// The request's end was written to the current backend connection.
     private var endForwarded = false
     private(set) var requestBodyForwarded = false
@@ -65,7 +74,7 @@ final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
     /// Since when the upload has been quiet with its window open; checked by the connection's timer.
     private var bodyQuietSince: NIODeadline?
     /// The stream's request id (see `RequestID`).
-    private var requestID = ""
+    private var requestID = RequestIDValue(prefix: 0, counter: 0)
     /// The stream's access-log record while it runs; nil without an access log.
     private var logRecord: AccessLogRecord?
     /// Response body bytes handed to the session.
@@ -91,10 +100,19 @@ final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
     func start(_ head: H2Session.RequestHead, endStream: Bool, clientAddress: String, clientPort: Int, scheme: String) {
         requestEnded = endStream
         headRequest = head.method == "HEAD"
-        requestID = RequestID.resolve(head.headers, generator: &loop.requestIDs)
+        switch head.method {
+        case "GET", "HEAD", "OPTIONS", "PUT", "DELETE": requestIsIdempotent = true
+        default: requestIsIdempotent = false
+        }
+        // RequestID's rule: one well-formed id is kept; none, two or a malformed one: a new one.
+        if head.requestIDCount == 1, let given = head.requestID, RequestID.isWellFormed(given) {
+            requestID = RequestIDValue(given: given)
+        } else {
+            requestID = loop.requestIDs.nextValue()
+        }
         logRecord = loop.accessLog?.start(
-            requestID: requestID, clientIP: clientAddress, clientPort: clientPort, method: head.method, path: head.path,
-            httpVersion: "HTTP/2", headers: head.headers)
+            requestID: requestID.string, clientIP: clientAddress, clientPort: clientPort, method: head.method, path: head.path,
+            httpVersion: "HTTP/2", referer: head.string(head.referer), userAgent: head.string(head.userAgent))
         if head.tooLarge {
             respondLocally(.requestHeaderFieldsTooLarge, reason: "request header fields too large")
             return
@@ -104,9 +122,9 @@ final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
             return
         }
         let router = loop.router
-        let authority = head.authority ?? head.headers.first(name: "host")
+        let authority = head.authority ?? head.host
         let host = router.usesHosts ? authority.flatMap(HostName.normalize) : nil
-        let declaredLength = head.headers.first(name: "content-length").flatMap(Int.init)
+        let declaredLength = head.contentLength
         if let answer = core.admit(
             router.route(host: host, path: Substring(head.path), method: head.method), declaredLength: declaredLength,
             noRoute: { "no route for host \(authority ?? "(none)") and path \(head.path)" }, log: &logRecord)
@@ -115,22 +133,6 @@ final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
             return
         }
 
-        var headers = HTTPHeaders()
-        var cookies: [String] = []
-        for (name, value) in head.headers {
-            // RFC 9113 8.2.3: cookie crumbs are joined again for an HTTP/1.1 hop; `te` is
-            // HTTP/2's own.
-            if name == "cookie" {
-                cookies.append(value)
-            } else if name != "te" {
-                headers.add(name: name, value: value)
-            }
-        }
-        if !cookies.isEmpty { headers.add(name: "cookie", value: cookies.joined(separator: "; ")) }
-        // The request was routed by :authority, so the backend sees that as its Host too
-        // (RFC 9113 8.3.1: :authority takes precedence over a host field).
-        if let given = head.authority { headers.replaceOrAdd(name: "host", value: given) }
-        let method = HTTPMethod(rawValue: head.method)
         requestHasBody = !endStream
         // HTTP/1.1 carries request trailers only in a chunked body. A body of unknown length is
         // chunked anyway; one with a length goes chunked too when the client announced trailers
@@ -138,14 +140,57 @@ final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
         // its content-length.)
         let body: ForwardedRequest.Body =
             if endStream { .none }
-            else if let declaredLength, !head.headers.contains(name: "trailer") { .length(declaredLength) }
+            else if let declaredLength, !head.announcesTrailers { .length(declaredLength) }
             else { .chunked }
         chunkedUpload = body == .chunked
-        var outbound = ForwardedRequest.head(
-            method: method, uri: head.path, headers: headers, body: body, clientAddress: clientAddress, scheme: scheme)
-        outbound.headers.replaceOrAdd(name: RequestID.headerName, value: requestID)
-        upstreamHead = outbound
+        upstreamHead = Self.completeHead(head, body: body, clientAddress: clientAddress, scheme: scheme, requestID: requestID)
         core.connectUpstream()
+    }
+
+    /// The backend's head: the request line and fields the session wrote as they came, then
+    /// the rest of `ForwardedRequest.head`'s rules: the joined cookie, `X-Forwarded-For` (the
+    /// client's chain and the client), `-Proto`, `-Host`, `X-Request-Id`, and the framing.
+    static func completeHead(
+        _ head: H2Session.RequestHead, body: ForwardedRequest.Body, clientAddress: String, scheme: String,
+        requestID: RequestIDValue
+    ) -> ByteBuffer {
+        var out = head.upstream.getSlice(at: head.upstream.readerIndex, length: 0)!  // same allocator
+        out.reserveCapacity(head.upstream.readableBytes + 192 + (head.cookie?.readableBytes ?? 0))
+        out.writeImmutableBuffer(head.upstream)
+        if let cookie = head.cookie {
+            out.writeStaticString("cookie: ")
+            out.writeImmutableBuffer(cookie)
+            out.writeStaticString("\r\n")
+        }
+        out.writeStaticString("x-forwarded-for: ")
+        if let forwardedFor = head.forwardedFor { out.writeImmutableBuffer(forwardedFor) }
+        out.writeString(clientAddress)
+        out.writeStaticString("\r\nx-forwarded-proto: ")
+        out.writeString(scheme)
+        out.writeStaticString("\r\n")
+        if let host = head.authority ?? head.host {
+            out.writeStaticString("x-forwarded-host: ")
+            out.writeString(host)
+            out.writeStaticString("\r\n")
+        }
+        out.writeStaticString("x-request-id: ")
+        requestID.withBytes { _ = out.writeBytes($0) }
+        out.writeStaticString("\r\n")
+        switch body {
+        case .none:
+            // Some servers require a length on these methods even when there is no body.
+            if head.method == "POST" || head.method == "PUT" || head.method == "PATCH" {
+                out.writeStaticString("content-length: 0\r\n")
+            }
+        case .length(let count):
+            out.writeStaticString("content-length: ")
+            out.writeString(String(count))
+            out.writeStaticString("\r\n")
+        case .chunked:
+            out.writeStaticString("transfer-encoding: chunked\r\n")
+        }
+        out.writeStaticString("\r\n")
+        return out
     }
 
     func receiveBody(_ buffer: ByteBuffer) {
@@ -160,9 +205,9 @@ final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
         }
         switch phase {
         case .connecting:
-            pendingParts.append((.body(.byteBuffer(buffer)), count))
+            pendingBody.append(buffer)
         case .proxying:
-            forward(.body(.byteBuffer(buffer)), freeing: count)
+            forwardBody(buffer)
         case .responded, .closed:
             // The answer was the gateway's own (or is complete): the rest is dropped, up to a point.
             consumed(count)
@@ -171,98 +216,102 @@ final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
         }
     }
 
-    func receiveEnd(trailers: HTTPHeaders?) {
+    func receiveEnd(trailers: ByteBuffer?) {
         requestEnded = true
         requestTrailers = trailers
         switch phase {
         case .connecting:
-            pendingParts.append((.end(trailers), 0))
+            break  // `attach` writes the end
         case .proxying:
-            forward(.end(trailers), freeing: 0)
+            forwardEnd()
             endForwarded = true
-            upstream?.channel.flush()
+            flushUpstream()
             armResponseDeadline()
         case .responded, .closed:
             break
         }
     }
 
-    /// Writes a part to the backend as bytes (chunk framing when the upload is chunked); the
-    /// client's window opens by `freeing` once it is written.
-    private func forward(_ part: HTTPClientRequestPart, freeing count: Int) {
-        guard let upstream else { return }
-        let channel = upstream.channel
-        var last: ByteBuffer
-        switch part {
-        case .head:
+    /// Writes a body chunk to the backend (with chunk framing when the upload is chunked); it
+    /// counts against the client's window until `flushUpstream` finds the connection writable.
+    private func forwardBody(_ buffer: ByteBuffer) {
+        guard let upstream else {
+            consumed(buffer.readableBytes)
             return
-        case .body(.byteBuffer(let buffer)):
-            requestBodyForwarded = true
-            guard chunkedUpload else {
-                last = buffer
-                break
-            }
-            guard buffer.readableBytes > 0 else { return }
+        }
+        let channel = upstream.channel
+        let count = buffer.readableBytes
+        requestBodyForwarded = true
+        guard count > 0 else { return }
+        if chunkedUpload {
             var size = channel.allocator.buffer(capacity: 12)
-            size.writeChunkSize(buffer.readableBytes)
+            size.writeChunkSize(count)
             channel.write(size, promise: nil)
             channel.write(buffer, promise: nil)
-            last = channel.allocator.buffer(staticString: "\r\n")
-        case .body:
-            return
-        case .end(let trailers):
-            guard chunkedUpload else { return }
-            last = channel.allocator.buffer(capacity: 64)
-            last.writeStaticString("0\r\n")
-            for (name, value) in trailers ?? [:] {
-                last.writeString(name)
-                last.writeStaticString(": ")
-                last.writeString(value)
-                last.writeCRLF()
-            }
-            last.writeCRLF()
+            channel.write(channel.allocator.buffer(staticString: "\r\n"), promise: nil)
+        } else {
+            channel.write(buffer, promise: nil)
         }
-        guard count > 0 else {
-            channel.write(last, promise: nil)
-            return
-        }
-        let promise = channel.eventLoop.makePromise(of: Void.self)
-        channel.write(last, promise: promise)
-        promise.futureResult.assumeIsolated().whenComplete { [self] _ in
-            consumed(count)
-        }
+        writtenUnconsumed += count
+        markForFlush()
     }
 
-    /// The end of a batch of DATA frames: push what was written to the backend.
+    /// Writes the end of the upload: the last chunk and any trailers, when chunked.
+    private func forwardEnd() {
+        guard chunkedUpload, let upstream else { return }
+        let channel = upstream.channel
+        var last = channel.allocator.buffer(capacity: 5 + (requestTrailers?.readableBytes ?? 0))
+        last.writeStaticString("0\r\n")
+        if let trailers = requestTrailers { last.writeImmutableBuffer(trailers) }
+        last.writeCRLF()
+        channel.write(last, promise: nil)
+        markForFlush()
+    }
+
+    private func markForFlush() {
+        guard !needsUpstreamFlush else { return }
+        needsUpstreamFlush = true
+        connection.needsUpstreamFlush(self)
+    }
+
+    /// The end of a batch of DATA frames: push what was written to the backend, and give the
+    /// client's window back if the backend connection takes the bytes.
     func flushUpstream() {
-        if case .proxying = phase { upstream?.channel.flush() }
+        needsUpstreamFlush = false
+        guard case .proxying = phase, let upstream else { return }
+        upstream.channel.flush()
+        if upstream.channel.isWritable { releaseWritten() }
+    }
+
+    /// Upload bytes on their way to the backend no longer count against the client's window.
+    private func releaseWritten() {
+        guard writtenUnconsumed > 0 else { return }
+        let count = writtenUnconsumed
+        writtenUnconsumed = 0
+        consumed(count)
     }
 
     // MARK: Backend
 
     func attach(_ connection: UpstreamConnection) {
-        guard let head = upstreamHead else { return }
+        guard upstreamHead.readableBytes > 0 else { return }
         connection.handler.delegate = self
         phase = .proxying
         logRecord?.backend = connection.backend
         responseReader = BackendResponseReader(
             requestIsHead: headRequest, keepChunkFraming: false, maxHeadBytes: ProxyHandler.maxResponseHeadBytes)
-        var headBytes = connection.channel.allocator.buffer(capacity: 512)
-        headBytes.writeRequestHead(head)
-        connection.channel.write(headBytes, promise: nil)
-        let parts = pendingParts
-        pendingParts.removeAll()
-        endForwarded = false
-        for (part, count) in parts {
-            if case .end = part { endForwarded = true }
-            forward(part, freeing: count)
+        connection.channel.write(upstreamHead, promise: nil)
+        if !pendingBody.isEmpty {
+            for buffer in pendingBody { forwardBody(buffer) }
+            pendingBody.removeAll()
         }
-        // A retry on a fresh connection: the end went to the connection that failed.
-        if requestEnded, !endForwarded {
-            forward(.end(requestTrailers), freeing: 0)
+        // Also a retry on a fresh connection: the end went to the connection that failed.
+        endForwarded = false
+        if requestEnded {
+            forwardEnd()
             endForwarded = true
         }
-        connection.channel.flush()
+        flushUpstream()
         if requestEnded { armResponseDeadline() }
     }
 
@@ -285,7 +334,10 @@ final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
         connection.scheduleFlush()
     }
 
-    func upstreamWritabilityChanged(isWritable: Bool) {}
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        // The backend took the bytes that filled the connection's buffer.
+        if isWritable, case .proxying = phase { releaseWritten() }
+    }
 
     func upstreamReceived(_ bytes: ByteBuffer) {
         guard case .proxying = phase, var reader = responseReader.take() else { return }
@@ -330,23 +382,34 @@ final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
         if !keepAlive || framing == .untilClose { upstreamReusable = false }
         responseStatus = head.status
         responseStarted = true
-        var headers = HTTPHeaders()
-        bytes.withUnsafeReadableBytes { raw in
-            for field in fields {
-                guard ForwardedResponseHead.keeps(field, of: head, fields: fields, bytes: raw) else { continue }
-                headers.add(name: String(decoding: raw[field.name], as: UTF8.self), value: String(decoding: raw[field.value], as: UTF8.self))
+        let hasBody = !headRequest && head.status != 204 && head.status != 304
+        // The backend's names and values go to nghttp2 as they were scanned (it copies them and
+        // lower-cases the names): no String per field, no list of fields in between.
+        let submitted = bytes.withUnsafeReadableBytes { raw in
+            requestID.withBytes { id in
+                connection.submitResponse(streamID: streamID, status: head.status, hasBody: hasBody) { list in
+                    for field in fields where ForwardedResponseHead.keeps(field, of: head, fields: fields, bytes: raw) {
+                        list.append(name: UnsafeRawBufferPointer(rebasing: raw[field.name]), value: UnsafeRawBufferPointer(rebasing: raw[field.value]))
+                    }
+                    list.append(name: UnsafeRawBufferPointer(Self.requestIDName), value: id)
+                }
             }
         }
-        headers.add(name: RequestID.headerName, value: requestID)
-        let hasBody = !headRequest && head.status != 204 && head.status != 304
-        if !connection.submitResponse(streamID: streamID, status: head.status, headers: headers, hasBody: hasBody) {
+        if !submitted {
             failExchange(status: .badGateway, reason: "response head could not be sent", backendFailed: false)
         }
+    }
+
+    private static var requestIDName: UnsafeRawBufferPointer {
+        let name: StaticString = "x-request-id"
+        return UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
     }
 
     /// The backend connection closed: a body that runs until the close ends here; otherwise the
     /// shared rules decide.
     func upstreamClosed(error: Error?) {
+        // Whatever was written to it is gone: the client's window opens for it all the same.
+        releaseWritten()
         if case .proxying = phase, let reader = responseReader, reader.readsUntilClose {
             _ = core.takeUpstream()
             upstreamReusable = false
@@ -363,7 +426,10 @@ final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
 
     var isConnecting: Bool { phase == .connecting }
     var isProxying: Bool { phase == .proxying }
-    func enterConnecting() { phase = .connecting }
+    func enterConnecting() {
+        releaseWritten()
+        phase = .connecting
+    }
 
     // MARK: Finishing
 
@@ -371,6 +437,7 @@ final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
         let trailers = section.map(Self.fields(of:))
         responseReader = nil
         responseDeadline = .distantFuture
+        releaseWritten()
         core.finishWithBackend(reusable: upstreamReusable)
         phase = .responded
         discardedBytes = 0
@@ -388,6 +455,7 @@ final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
     func failExchange(status: HTTPResponseStatus, reason: String, backendFailed: Bool, retryAfter: Int? = nil) {
         responseReader = nil
         responseDeadline = .distantFuture
+        releaseWritten()
         core.dropUpstream()
         core.releaseBackend(failed: backendFailed)
         dropPending()
@@ -408,7 +476,7 @@ final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
         headers.add(name: "content-length", value: String(body.utf8.count))
         if let retryAfter { headers.add(name: "retry-after", value: String(retryAfter)) }
         for (name, value) in extraHeaders { headers.add(name: name, value: value) }
-        headers.add(name: RequestID.headerName, value: requestID)
+        headers.add(name: RequestID.headerName, value: requestID.string)
         responseStatus = Int(status.code)
         responseStarted = true
         phase = .responded
@@ -429,8 +497,8 @@ final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
     /// Request bytes that will never reach a backend still count against the client's windows:
     /// they are consumed here, or the connection's window would shrink for good.
     private func dropPending() {
-        for (_, count) in pendingParts { consumed(count) }
-        pendingParts.removeAll()
+        for buffer in pendingBody { consumed(buffer.readableBytes) }
+        pendingBody.removeAll()
     }
 
     private func armResponseDeadline() {
@@ -473,6 +541,7 @@ final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
         let clean = errorCode == 0 && phase == .responded
         phase = .closed
         responseDeadline = .distantFuture
+        releaseWritten()
         core.dropUpstream()
         core.releaseBackend(failed: false)
         dropPending()
@@ -509,22 +578,5 @@ extension H2StreamExchange {
             }
         }
         return headers
-    }
-}
-
-extension ByteBuffer {
-    /// A request head as HTTP/1.1 bytes, for a backend (the HTTP/2 side builds its head as fields).
-    mutating func writeRequestHead(_ head: HTTPRequestHead) {
-        writeString(head.method.rawValue)
-        writeStaticString(" ")
-        writeString(head.uri)
-        writeStaticString(" HTTP/1.1\r\n")
-        for (name, value) in head.headers {
-            writeString(name)
-            writeStaticString(": ")
-            writeString(value)
-            writeCRLF()
-        }
-        writeCRLF()
     }
 }
