@@ -158,6 +158,26 @@ import Testing
         #expect(released == nil)
     }
 
+    /// The same for an HTTP/2 connection, whose session is much larger.
+    @Test func aClosedHTTP2ConnectionFreesItsHandler() throws {
+        weak var released: H2ConnectionHandler?
+        do {
+            let config = try ConfigLoader.parse(
+                yaml: "listen: 127.0.0.1:0\ndeployments:\n  - name: shop\n    backends: [127.0.0.1:9]\n", source: "test.yaml")
+            let channel = EmbeddedChannel()
+            let loop = LoopContext(
+                eventLoop: channel.eventLoop, router: Router(deployments: []), timeouts: config.timeouts, limits: config.limits,
+                traffic: TrafficCounters.Shard(), logger: Logger(label: "test"),
+                timerClock: { [loop = channel.embeddedEventLoop] in loop.now })
+            let handler = H2ConnectionHandler(loop: loop, scheme: "http", options: .init())
+            released = handler
+            try channel.pipeline.syncOperations.addHandler(handler)
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
+            _ = try channel.finish()
+        }
+        #expect(released == nil)
+    }
+
     @Test func unparsableHeadsAreAnswered400Or431AndClose() throws {
         let oversized = "GET / HTTP/1.1\r\nhost: x\r\nx-big: " + String(repeating: "a", count: 70_000) + "\r\n\r\n"
         for (request, status) in [("GET / HTTP/1.1\r\nbad header\r\n\r\n", 400), (oversized, 431)] {

@@ -138,6 +138,9 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection, TimerW
 
     func handlerRemoved(context: ChannelHandlerContext) {
         tearDown()
+        // The context holds this handler: kept, the two (and the nghttp2 session, some 28 KB)
+        // outlived the connection.
+        self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
