@@ -178,6 +178,19 @@ import Testing
         #expect(released == nil)
     }
 
+    /// A head sent a byte at a time is scanned once it is whole, not once per byte (which made a
+    /// slow client's head cost work quadratic in its size).
+    @Test func aHeadSentByteByByteIsScannedOnce() throws {
+        let f = try Self.makeFixture()
+        let handler = try f.channel.pipeline.syncOperations.handler(type: ProxyHandler.self)
+        let head = "GET /elsewhere HTTP/1.1\r\nhost: x\r\n" + String(repeating: "x-pad: 0123456789\r\n", count: 200) + "\r\n"
+        for byte in head.utf8 {
+            try f.channel.writeInbound(ByteBuffer(bytes: [byte]))
+        }
+        #expect(try Self.response(f.channel).status == 404)
+        #expect(handler.headScans == 1)
+    }
+
     @Test func unparsableHeadsAreAnswered400Or431AndClose() throws {
         let oversized = "GET / HTTP/1.1\r\nhost: x\r\nx-big: " + String(repeating: "a", count: 70_000) + "\r\n\r\n"
         for (request, status) in [("GET / HTTP/1.1\r\nbad header\r\n\r\n", 400), (oversized, 431)] {

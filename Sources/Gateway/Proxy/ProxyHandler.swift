@@ -41,6 +41,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     /// Bytes read and not yet taken: part of a head, or the requests behind the current one.
     /// Nil between requests when nothing is waiting, so an idle connection holds no buffer.
     private var inbound: ByteBuffer?
+    /// How far the buffered part of a head was searched for its end.
+    private var headSearchedUpTo = 0
+    /// Times the head scanner ran (tests: a head sent a byte at a time is not rescanned per byte).
+    private(set) var headScans = 0
 
     /// The current request's way through the gateway (routing, admission, backend), kept for
     /// the connection's life and reset per request.
@@ -203,6 +207,17 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     /// Scans a head from `inbound`; false when more bytes are needed or the connection ended.
     private func scanHead() -> Bool {
         let maxHead = loop.limits.maxHeaderBytes
+        // A head arriving in pieces is scanned again from its start each time: only once the
+        // bytes hold its end (an LF, an optional CR and an LF), or are over the limit (431).
+        // Scanning on every read let a client sending a byte at a time cost work quadratic in
+        // the head's size.
+        let buffered = inbound!.readableBytes
+        if buffered <= maxHead, !inbound!.withUnsafeReadableBytes({ Self.mayHoldHeadEnd($0, from: headSearchedUpTo) }) {
+            headSearchedUpTo = buffered
+            return false
+        }
+        headSearchedUpTo = 0
+        headScans += 1
         loop.headFields.removeAll(keepingCapacity: true)
         let result = inbound!.withUnsafeReadableBytes { raw in
             HTTP1HeadScanner.scanRequest(raw, maxHeadBytes: maxHead, fields: &loop.headFields)
@@ -217,6 +232,20 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
             receivedHead(head)
             return true
         }
+    }
+
+    /// Whether `bytes` from `start` (less two, for an end split across reads) hold `\n\n` or
+    /// `\n\r\n`: a head's end, or a bare-LF one the scanner refuses.
+    static func mayHoldHeadEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Bool {
+        var index = max(0, start - 2)
+        while index < bytes.count {
+            guard let lf = bytes[index...].firstIndex(of: 0x0A) else { return false }
+            if lf + 1 < bytes.count, bytes[lf + 1] == 0x0A { return true }
+            if lf + 2 < bytes.count, bytes[lf + 1] == 0x0D, bytes[lf + 2] == 0x0A { return true }
+            if lf + 2 >= bytes.count { return false }
+            index = lf + 1
+        }
+        return false
     }
 
     private func receivedHead(_ head: HTTP1RequestHead) {
