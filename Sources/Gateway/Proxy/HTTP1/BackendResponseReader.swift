@@ -45,6 +45,10 @@ struct BackendResponseReader {
 
     private var state = State.head
     private var pending: ByteBuffer?
+    /// How far the buffered part of a head was searched for its end.
+    private var headSearchedUpTo = 0
+    /// Chunk framing read since the last payload byte (payload mode), for the trailer section.
+    private var framingTail: ByteBuffer?
     let requestIsHead: Bool
     let keepChunkFraming: Bool
     let maxHeadBytes: Int
@@ -87,6 +91,16 @@ struct BackendResponseReader {
         while input.readableBytes > 0 {
             switch state {
             case .head:
+                // Scanned only once the bytes may hold the head's end (see ProxyHandler.scanHead).
+                let count = input.readableBytes
+                if count <= maxHeadBytes,
+                    !input.withUnsafeReadableBytes({ ProxyHandler.mayHoldHeadEnd($0, from: headSearchedUpTo) })
+                {
+                    headSearchedUpTo = count
+                    pending = input
+                    return
+                }
+                headSearchedUpTo = 0
                 scratch.removeAll(keepingCapacity: true)
                 let result = input.withUnsafeReadableBytes { raw in
                     HTTP1HeadScanner.scanResponse(raw, maxHeadBytes: maxHeadBytes, fields: &scratch)
@@ -167,10 +181,19 @@ struct BackendResponseReader {
             }
         }
         var trailers: ByteBuffer?
-        if finished, !keep, scanner.hasTrailers {
-            // The trailer section: after the last chunk's size line, up to the empty line.
-            let section = input.getSlice(at: start, length: consumed)!
-            trailers = Self.trailerSection(of: section, afterPayloadEnd: payload.last?.upperBound ?? 0)
+        if !keep {
+            // The framing bytes after the last payload byte, kept across reads: at the end they
+            // hold the last chunk's line and the trailer section, however the reads split them.
+            let after = payload.last?.upperBound ?? 0
+            if payload.last != nil { framingTail = nil }
+            if consumed > after {
+                var more = input.getSlice(at: start + after, length: consumed - after)!
+                if framingTail == nil { framingTail = more } else { framingTail!.writeBuffer(&more) }
+            }
+            if finished, scanner.hasTrailers, let tail = framingTail {
+                trailers = Self.trailerSection(of: tail, afterPayloadEnd: 0)
+            }
+            if finished { framingTail = nil }
         }
         input.moveReaderIndex(forwardBy: consumed)
         if finished {
