@@ -1,6 +1,6 @@
 import NIOCore
 
-/// What the proxy handler does when a request stops moving; called on the connection's loop.
+/// What a connection's handler does when a request stops moving; called on the connection's loop.
 protocol ConnectionTimeoutDelegate: AnyObject {
     /// The request body made no progress for `requestBody` while the gateway was reading.
     func requestBodyTimedOut()
@@ -8,7 +8,9 @@ protocol ConnectionTimeoutDelegate: AnyObject {
     func tunnelIdleTimedOut()
 }
 
-/// Guards a client connection's quiet periods, below the HTTP decoder where raw bytes are seen.
+/// Guards an admin connection's quiet periods, below the HTTP decoder where raw bytes are seen.
+/// (The proxy's HTTP/1.1 connections have no decoder any more: `ProxyHandler` keeps the same
+/// limits as one deadline on its loop's timer wheel, and reads its `Limits` from here.)
 ///
 /// One limit at a time, by state:
 /// - `idle` between requests on a keep-alive connection: the connection is closed;
@@ -22,8 +24,8 @@ protocol ConnectionTimeoutDelegate: AnyObject {
 /// - `awaitingResponse`: none here (the proxy's backend-response timer runs);
 /// - `tunnel`: no byte either way for `tunnelIdle` and the delegate closes the tunnel.
 ///
-/// The admin listener uses it too, and says "head received" only once the whole (small,
-/// aggregated) request is in, so its limit covers the body as well.
+/// The admin listener says "head received" only once the whole (small, aggregated) request is
+/// in, so its limit covers the body as well.
 ///
 /// One timer per connection that is never cancelled on the request path: state changes only move
 /// a deadline, and the timer, when it fires early, re-arms itself for the rest. Scheduling and
