@@ -99,35 +99,7 @@ deployments:
 CONF
         ALLOC_COUNT_DIR=$dir/counts LD_PRELOAD=$LIB "$GATEWAY" run --config "$dir/gateway.yaml" --log-level warning > "$dir/out.log" 2>&1 & ;;
     nginx)
-        cat > "$dir/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 100000000;
-    client_body_temp_path $dir/body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    upstream origin {
-        server 127.0.0.1:$ORIGIN_PORT;
-        keepalive 256;
-        keepalive_requests 100000000;
-    }
-    server {
-        listen 127.0.0.1:$NGINX_PORT;
-        location / {
-            proxy_pass http://origin;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-CONF
+        nginx_proxy_conf "$dir" 1 4096 "listen 127.0.0.1:$NGINX_PORT;"
         ALLOC_COUNT_DIR=$dir/counts LD_PRELOAD=$LIB nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" > "$dir/out.log" 2>&1 & ;;
     haproxy)
         cat > "$dir/haproxy.cfg" <<CONF

@@ -156,36 +156,8 @@ if has nginx; then
     # (default 1000) and h2load does not reconnect, so the default would stop every client a
     # fraction of a second into the run. Upstream: the same idle-connection budget as the
     # gateway's pool (256 per backend) and no cap on requests per upstream connection.
-    cat > "$WORK/nginx/nginx.conf" <<CONF
-worker_processes $WORKERS;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 100000000;
-    client_body_temp_path $WORK/nginx/body;
-    proxy_temp_path $WORK/nginx/proxy;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
-    upstream origin {
-        server 127.0.0.1:$ORIGIN_PORT;
-        keepalive 256;
-        keepalive_requests 100000000;
-    }
-    server {
-        $LISTEN
-        $TLS_LINES
-        location / {
-            proxy_pass http://origin;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-CONF
+    nginx_proxy_conf "$WORK/nginx" "$WORKERS" 4096 "$LISTEN
+        $TLS_LINES"
     nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" > "$WORK/nginx/out.log" 2>&1 &
     MAIN[nginx]=$!; remember $!
     wait_h2 nginx "${MAIN[nginx]}" "$SCHEME://127.0.0.1:$NGINX_PORT$REQ_PATH" "$WORK/nginx/error.log"

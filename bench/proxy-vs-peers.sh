@@ -93,35 +93,7 @@ declare -A PORT MAIN
 PORT=([gateway]=$GATEWAY_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT)
 if has nginx; then
     mkdir -p "$WORK/nginx"
-    cat > "$WORK/nginx/nginx.conf" <<CONF
-worker_processes $WORKERS;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 100000000;
-    client_body_temp_path $WORK/nginx/body;
-    proxy_temp_path $WORK/nginx/proxy;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
-    upstream origin {
-        server 127.0.0.1:$ORIGIN_PORT;
-        keepalive 256;
-        keepalive_requests 100000000;
-    }
-    server {
-        listen 127.0.0.1:$NGINX_PORT backlog=4096;
-        location / {
-            proxy_pass http://origin;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-CONF
+    nginx_proxy_conf "$WORK/nginx" "$WORKERS" 4096 "listen 127.0.0.1:$NGINX_PORT backlog=4096;"
     nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" > "$WORK/nginx/out.log" 2>&1 &
     MAIN[nginx]=$!; remember $!
     wait_http nginx "${MAIN[nginx]}" "http://127.0.0.1:$NGINX_PORT/" "$WORK/nginx/error.log"

@@ -115,37 +115,7 @@ deployments:
 CONF
         "$GATEWAY" run --config "$dir/gateway.yaml" --log-level warning > "$dir/out.log" 2>&1 & ;;
     nginx)
-        cat > "$dir/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-worker_rlimit_nofile $((CONNS * 2 + 2000));
-events { worker_connections $((CONNS * 2 + 2000)); }
-http {
-    access_log off;
-    keepalive_requests 100000000;
-    keepalive_timeout 300s;
-    client_body_temp_path $dir/body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    upstream origin {
-        server 127.0.0.1:$ORIGIN_PORT;
-        keepalive 256;
-        keepalive_requests 100000000;
-    }
-    server {
-        listen 127.0.0.1:$NGINX_PORT backlog=4096;
-        location / {
-            proxy_pass http://origin;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-CONF
+        nginx_proxy_conf "$dir" 1 $((CONNS * 2 + 2000)) "listen 127.0.0.1:$NGINX_PORT backlog=4096;" "keepalive_timeout 300s;"
         nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" > "$dir/out.log" 2>&1 & ;;
     haproxy)
         cat > "$dir/haproxy.cfg" <<CONF

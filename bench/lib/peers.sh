@@ -185,6 +185,44 @@ CONF
 # --- statistics -----------------------------------------------------------------------------
 # median [FORMAT] of the numbers on stdin (blank-separated), printed with FORMAT (default %g);
 # "n/a" when there are none.
+# nginx as a peer: a proxy to the origin on $ORIGIN_PORT with upstream keep-alive, one
+# configuration for every benchmark. Writes DIR/nginx.conf.
+#   nginx_proxy_conf DIR WORKERS CONNECTIONS "LISTEN and TLS lines" ["more http lines"]
+nginx_proxy_conf() {
+    local dir=$1 workers=$2 connections=$3 listen=$4 more=${5:-}
+    cat > "$dir/nginx.conf" <<CONF
+worker_processes $workers;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+worker_rlimit_nofile $((connections + 1024));
+events { worker_connections $connections; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    $more
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    upstream origin {
+        server 127.0.0.1:$ORIGIN_PORT;
+        keepalive 256;
+        keepalive_requests 100000000;
+    }
+    server {
+        $listen
+        location / {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+CONF
+}
+
 median() { tr ' ' '\n' | awk 'NF && $1 != "n/a"' | sort -g | awk -v f="${1:-%g}" '{ a[NR] = $1 } END {
     if (NR == 0) print "n/a"; else printf f "\n", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 # ratio A B [format]: A / B, "n/a" when either is missing or B is 0.
