@@ -139,7 +139,8 @@ public enum ForwardedRequestHead {
         switch additions.body {
         case .none:
             // Some servers require a length on these methods even when there is no body.
-            if isMethod(bytes[head.method], "POST") || isMethod(bytes[head.method], "PUT") || isMethod(bytes[head.method], "PATCH") {
+            let method = bytes[head.method]
+            if HTTP1Method.equals(method, "POST") || HTTP1Method.equals(method, "PUT") || HTTP1Method.equals(method, "PATCH") {
                 out.writeStaticString("content-length: 0\r\n")
             }
         case .length(let count):
@@ -158,41 +159,22 @@ public enum ForwardedRequestHead {
         out.writeStaticString("\r\n")
     }
 
-    static func isMethod(_ bytes: Slice<UnsafeRawBufferPointer>, _ name: StaticString) -> Bool {
-        name.withUTF8Buffer { expected in bytes.elementsEqual(expected) }
-    }
-
     /// Whether a `Connection` field names the field called `name` (ASCII case-insensitively).
     public static func isNominated(_ name: Range<Int>, fields: [HTTP1Field], bytes: UnsafeRawBufferPointer) -> Bool {
         for field in fields where field.kind == .connection {
             var tokenStart = field.value.lowerBound
-            var index = tokenStart
-            while index <= field.value.upperBound {
-                if index == field.value.upperBound || bytes[index] == UInt8(ascii: ",") {
-                    var lower = tokenStart
-                    var upper = index
-                    while lower < upper, bytes[lower] == 0x20 || bytes[lower] == 0x09 { lower += 1 }
-                    while upper > lower, bytes[upper - 1] == 0x20 || bytes[upper - 1] == 0x09 { upper -= 1 }
-                    if equalsIgnoringCase(bytes, lower..<upper, name) { return true }
-                    tokenStart = index + 1
+            for index in field.value.lowerBound...field.value.upperBound
+            where index == field.value.upperBound || bytes[index] == UInt8(ascii: ",") {
+                let token = HTTP1Syntax.trimmed(bytes, tokenStart..<index)
+                if token.count == name.count,
+                    zip(token, name).allSatisfy({ HTTP1Syntax.lower(bytes[$0]) == HTTP1Syntax.lower(bytes[$1]) })
+                {
+                    return true
                 }
-                index += 1
+                tokenStart = index + 1
             }
         }
         return false
-    }
-
-    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ a: Range<Int>, _ b: Range<Int>) -> Bool {
-        guard a.count == b.count else { return false }
-        for offset in 0..<a.count {
-            let x = bytes[a.lowerBound + offset]
-            let y = bytes[b.lowerBound + offset]
-            if x == y { continue }
-            if (x | 0x20) != (y | 0x20) { return false }
-            let folded = x | 0x20
-            if folded < UInt8(ascii: "a") || folded > UInt8(ascii: "z") { return false }
-        }
-        return true
     }
 }
 

@@ -142,6 +142,23 @@ public struct HTTP1ResponseHead: Sendable, Equatable {
 /// The scan is stateless: with `.incomplete`, scan the same bytes again, from the start, once
 /// more have arrived (the head is bounded by `maxHeadBytes`).
 public enum HTTP1HeadScanner {
+    /// Whether `bytes`, searched from `start` (less two, for an end split across reads), hold
+    /// `\n\n` or `\n\r\n`: a head's end, or a bare-LF one the scanner refuses. The scans are
+    /// stateless, so a head arriving in pieces is scanned again from its start: callers scan only
+    /// once this says the end may be there (or the bytes pass the limit), or a client sending a
+    /// byte at a time would make the work quadratic in the head's size.
+    public static func mayHoldEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Bool {
+        var index = max(0, start - 2)
+        while index < bytes.count {
+            guard let lf = bytes[index...].firstIndex(of: 0x0A) else { return false }
+            if lf + 1 < bytes.count, bytes[lf + 1] == 0x0A { return true }
+            if lf + 2 < bytes.count, bytes[lf + 1] == 0x0D, bytes[lf + 2] == 0x0A { return true }
+            if lf + 2 >= bytes.count { return false }
+            index = lf + 1
+        }
+        return false
+    }
+
     /// Scans a request head from the start of `bytes`; appends its fields to `fields` (which the
     /// caller clears and reuses) when the head is complete, and leaves `fields` as it was
     /// otherwise.

@@ -16,4 +16,22 @@ public enum HTTP1Method {
         }
         return false
     }
+
+    /// Whether the method is exactly `name` (methods are case-sensitive).
+    public static func equals(_ method: Slice<UnsafeRawBufferPointer>, _ name: StaticString) -> Bool {
+        HTTP1Syntax.equalsExactly(method.base, method.startIndex..<method.endIndex, name)
+    }
+
+    /// Safe to send twice (RFC 9110 9.2.2), as `HTTPMethod.isIdempotent` says for HTTP/2.
+    public static func isIdempotent(_ method: Slice<UnsafeRawBufferPointer>) -> Bool {
+        equals(method, "GET") || equals(method, "HEAD") || equals(method, "OPTIONS") || equals(method, "PUT")
+            || equals(method, "DELETE")
+    }
+}
+
+extension HTTP1Field {
+    /// Whether the field's name is `lowercase`, ignoring case.
+    public func hasName(_ lowercase: StaticString, in bytes: UnsafeRawBufferPointer) -> Bool {
+        HTTP1Syntax.equalsIgnoringCase(bytes, name, lowercase)
+    }
 }

@@ -1,12 +1,12 @@
 @testable import Gateway
-import NIOHTTP1
 import Testing
 
 /// The request id rule: which incoming ids are kept, and what a generated one looks like.
 @Suite struct RequestIDTests {
     static func resolve(_ fields: [(String, String)]) -> String {
         var generator = RequestIDGenerator(prefix: 0x0123_4567_89ab_cdef)
-        return RequestID.resolve(HTTPHeaders(fields), generator: &generator)
+        let ids = fields.filter { $0.0.lowercased() == RequestID.headerName }.map(\.1)
+        return RequestID.resolve(given: ids.first, count: ids.count, generator: &generator).string
     }
 
     static let generated = "0123456789abcdef-000000000001"

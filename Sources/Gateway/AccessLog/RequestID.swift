@@ -15,17 +15,12 @@ enum RequestID {
     static let headerName = "x-request-id"
     static let maxLength = 128
 
-    /// The id of a request with these header fields; a new one from `generator` unless the
-    /// client's is well formed.
-    static func resolve(_ headers: HTTPHeaders, generator: inout RequestIDGenerator) -> String {
-        var given: String?
-        for (name, value) in headers where HeaderName.equals(name, "x-request-id") {
-            // Two ids cannot both name the request: neither is kept.
-            if given != nil { return generator.next() }
-            given = value
-        }
-        if let given, isWellFormed(given) { return given }
-        return generator.next()
+    /// The id of a request that came with `count` `X-Request-Id` fields, `given` the first one:
+    /// the client's when it sent exactly one and it is well formed (two ids cannot both name
+    /// the request: neither is kept), else a new one from `generator`. Both protocols use this.
+    static func resolve(given: String?, count: Int, generator: inout RequestIDGenerator) -> RequestIDValue {
+        if count == 1, let given, isWellFormed(given) { return RequestIDValue(given: given) }
+        return generator.nextValue()
     }
 
     static func isWellFormed(_ value: Slice<UnsafeRawBufferPointer>) -> Bool {
@@ -75,23 +70,9 @@ struct RequestIDGenerator {
         return RequestIDValue(prefix: prefix, counter: counter)
     }
 
+    /// The next id as text.
     mutating func next() -> String {
-        counter &+= 1
-        let prefix = self.prefix
-        let counter = self.counter
-        return String(unsafeUninitializedCapacity: Self.length) { buffer in
-            let digits: StaticString = "0123456789abcdef"
-            digits.withUTF8Buffer { hex in
-                for index in 0..<16 {
-                    buffer[index] = hex[Int((prefix >> UInt64(60 - 4 * index)) & 0xF)]
-                }
-                buffer[16] = UInt8(ascii: "-")
-                for index in 0..<12 {
-                    buffer[17 + index] = hex[Int((counter >> UInt64(44 - 4 * index)) & 0xF)]
-                }
-            }
-            return Self.length
-        }
+        nextValue().string
     }
 }
 

@@ -415,7 +415,7 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection, TimerW
 
     /// The drain timed out (or the gateway is stopping): reset what is left and close.
     func closeNow() {
-        guard let context, !closing else { return }
+        guard context != nil, !closing else { return }
         for id in streams.keys { session.resetStream(streamID: id, errorCode: Self.cancel) }
         if drain != .goingAway {
             goAwayLastStreamID = session.lastProcessedStreamID

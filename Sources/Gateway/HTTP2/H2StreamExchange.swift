@@ -100,16 +100,8 @@ final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
     func start(_ head: H2Session.RequestHead, endStream: Bool, clientAddress: String, clientPort: Int, scheme: String) {
         requestEnded = endStream
         headRequest = head.method == "HEAD"
-        switch head.method {
-        case "GET", "HEAD", "OPTIONS", "PUT", "DELETE": requestIsIdempotent = true
-        default: requestIsIdempotent = false
-        }
-        // RequestID's rule: one well-formed id is kept; none, two or a malformed one: a new one.
-        if head.requestIDCount == 1, let given = head.requestID, RequestID.isWellFormed(given) {
-            requestID = RequestIDValue(given: given)
-        } else {
-            requestID = loop.requestIDs.nextValue()
-        }
+        requestIsIdempotent = HTTPMethod(rawValue: head.method).isIdempotent
+        requestID = RequestID.resolve(given: head.requestID, count: head.requestIDCount, generator: &loop.requestIDs)
         logRecord = loop.accessLog?.start(
             requestID: requestID.string, clientIP: clientAddress, clientPort: clientPort, method: head.method, path: head.path,
             httpVersion: "HTTP/2", referer: head.string(head.referer), userAgent: head.string(head.userAgent))

@@ -212,7 +212,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         // Scanning on every read let a client sending a byte at a time cost work quadratic in
         // the head's size.
         let buffered = inbound!.readableBytes
-        if buffered <= maxHead, !inbound!.withUnsafeReadableBytes({ Self.mayHoldHeadEnd($0, from: headSearchedUpTo) }) {
+        if buffered <= maxHead, !inbound!.withUnsafeReadableBytes({ HTTP1HeadScanner.mayHoldEnd($0, from: headSearchedUpTo) }) {
             headSearchedUpTo = buffered
             return false
         }
@@ -234,20 +234,6 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         }
     }
 
-    /// Whether `bytes` from `start` (less two, for an end split across reads) hold `\n\n` or
-    /// `\n\r\n`: a head's end, or a bare-LF one the scanner refuses.
-    static func mayHoldHeadEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Bool {
-        var index = max(0, start - 2)
-        while index < bytes.count {
-            guard let lf = bytes[index...].firstIndex(of: 0x0A) else { return false }
-            if lf + 1 < bytes.count, bytes[lf + 1] == 0x0A { return true }
-            if lf + 2 < bytes.count, bytes[lf + 1] == 0x0D, bytes[lf + 2] == 0x0A { return true }
-            if lf + 2 >= bytes.count { return false }
-            index = lf + 1
-        }
-        return false
-    }
-
     private func receivedHead(_ head: HTTP1RequestHead) {
         loop.traffic.http1Requests.add(1, ordering: .relaxed)
         resetRequestState()
@@ -261,12 +247,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
             case .chunked: .chunked
             }
         let (isHead, isConnect, idempotent) = inbound!.withUnsafeReadableBytes { raw in
-            let method = UnsafeRawBufferPointer(rebasing: raw[head.method])
-            return (
-                Self.equals(method, "HEAD"), Self.equals(method, "CONNECT"),
-                Self.equals(method, "GET") || Self.equals(method, "HEAD") || Self.equals(method, "OPTIONS")
-                    || Self.equals(method, "PUT") || Self.equals(method, "DELETE")
-            )
+            let method = raw[head.method]
+            return (HTTP1Method.equals(method, "HEAD"), HTTP1Method.equals(method, "CONNECT"), HTTP1Method.isIdempotent(method))
         }
         machine.requestHead(http10: http10, headRequest: isHead, keepAlive: keepAlive, body: body)
         requestIsIdempotent = idempotent
@@ -281,7 +263,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
 
         let headBytes = inbound!.readSlice(length: head.length)!
         headBytes.withUnsafeReadableBytes { raw in
-            requestID = Self.requestID(head, fields: fields, bytes: raw, generator: &loop.requestIDs)
+            requestID = RequestID.resolve(
+                given: head.requestID.map { String(decoding: raw[$0], as: UTF8.self) },
+                count: head.requestID == nil ? 0 : fields.reduce(0) { $0 + ($1.kind == .xRequestID ? 1 : 0) },
+                generator: &loop.requestIDs)
             if let accessLog = loop.accessLog, accessLog.isWriting {
                 logRecord = accessLog.start(
                     requestID: requestID.string, clientIP: clientAddress, clientPort: clientPort,
@@ -383,33 +368,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         core.connectUpstream()
     }
 
-    static func equals(_ bytes: UnsafeRawBufferPointer, _ text: StaticString) -> Bool {
-        text.withUTF8Buffer { bytes.elementsEqual($0) }
-    }
-
     /// The value of the first field called `name` (lower-case), as a String; for the access log.
     static func value(of name: StaticString, fields: [HTTP1Field], bytes: UnsafeRawBufferPointer) -> String? {
-        for field in fields where field.kind == .other {
-            let fieldName = UnsafeRawBufferPointer(rebasing: bytes[field.name])
-            if name.withUTF8Buffer({ expected in
-                fieldName.count == expected.count && zip(fieldName, expected).allSatisfy { ($0 | 0x20) == $1 }
-            }) {
-                return String(decoding: bytes[field.value], as: UTF8.self)
-            }
+        for field in fields where field.kind == .other && field.hasName(name, in: bytes) {
+            return String(decoding: bytes[field.value], as: UTF8.self)
         }
         return nil
-    }
-
-    /// The client's id when it sent one well-formed `X-Request-Id` (see `RequestID`), else a new one.
-    static func requestID(
-        _ head: HTTP1RequestHead, fields: [HTTP1Field], bytes: UnsafeRawBufferPointer, generator: inout RequestIDGenerator
-    ) -> RequestIDValue {
-        guard let given = head.requestID else { return generator.nextValue() }
-        var count = 0
-        for field in fields where field.kind == .xRequestID { count += 1 }
-        let value = bytes[given]
-        guard count == 1, RequestID.isWellFormed(value) else { return generator.nextValue() }
-        return RequestIDValue(given: String(decoding: value, as: UTF8.self))
     }
 
     // MARK: Request body

@@ -91,10 +91,10 @@ struct BackendResponseReader {
         while input.readableBytes > 0 {
             switch state {
             case .head:
-                // Scanned only once the bytes may hold the head's end (see ProxyHandler.scanHead).
+                // Scanned only once the bytes may hold the head's end (see `HTTP1HeadScanner.mayHoldEnd`).
                 let count = input.readableBytes
                 if count <= maxHeadBytes,
-                    !input.withUnsafeReadableBytes({ ProxyHandler.mayHoldHeadEnd($0, from: headSearchedUpTo) })
+                    !input.withUnsafeReadableBytes({ HTTP1HeadScanner.mayHoldEnd($0, from: headSearchedUpTo) })
                 {
                     headSearchedUpTo = count
                     pending = input
@@ -191,7 +191,7 @@ struct BackendResponseReader {
                 if framingTail == nil { framingTail = more } else { framingTail!.writeBuffer(&more) }
             }
             if finished, scanner.hasTrailers, let tail = framingTail {
-                trailers = Self.trailerSection(of: tail, afterPayloadEnd: 0)
+                trailers = Self.trailerSection(of: tail)
             }
             if finished { framingTail = nil }
         }
@@ -209,12 +209,11 @@ struct BackendResponseReader {
         }
     }
 
-    /// The field lines after `0\r\n` (the last chunk) in the bytes that ended a chunked body.
-    static func trailerSection(of bytes: ByteBuffer, afterPayloadEnd: Int) -> ByteBuffer? {
+    /// The field lines in the chunk framing that ended a body (read after its last payload byte):
+    /// after the last chunk's line (`0`, maybe with extensions), up to the final CRLF.
+    static func trailerSection(of bytes: ByteBuffer) -> ByteBuffer? {
         let view = bytes.readableBytesView
-        // Find the last chunk's size line: the last "\r\n" that starts a line beginning with '0'
-        // after the payload; the trailers follow it up to the final CRLF.
-        var index = view.startIndex + afterPayloadEnd
+        var index = view.startIndex
         var lineStart = index
         var sawLastChunk = false
         while index < view.endIndex - 1 {
