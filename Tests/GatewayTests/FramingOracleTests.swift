@@ -52,37 +52,11 @@ import Testing
         var failures: [String] = []
         for round in 0..<4000 {
             var bytes = Array(Self.corpus[Int(random.next() % UInt64(Self.corpus.count))].utf8)
-            for _ in 0..<(1 + Int(random.next() % 3)) {
-                let at = Int(random.next() % UInt64(bytes.count + 1))
-                switch random.next() % 4 {
-                case 0 where !bytes.isEmpty:
-                    bytes[min(at, bytes.count - 1)] = UInt8(truncatingIfNeeded: random.next())
-                case 1:
-                    bytes.insert(contentsOf: tokens[Int(random.next() % UInt64(tokens.count))], at: at)
-                case 2 where at < bytes.count:
-                    bytes.removeSubrange(at..<min(bytes.count, at + 1 + Int(random.next() % 8)))
-                default:
-                    let end = min(bytes.count, at + Int(random.next() % 16))
-                    bytes.insert(contentsOf: bytes[at..<end], at: at)
-                }
-            }
+            random.mutate(&bytes, tokens: tokens)
             if let mismatch = FramingOracle.check(bytes) {
                 failures.append("round \(round): \(String(decoding: bytes, as: UTF8.self).debugDescription): \(mismatch)")
             }
         }
         #expect(failures.isEmpty, "\(failures.prefix(3).joined(separator: "\n"))")
-    }
-}
-
-/// A small seeded generator (SplitMix64), so mutation runs repeat exactly.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -182,20 +182,7 @@ import Testing
         var outcomes: [String: Int] = [:]
         for round in 0..<3000 {
             var bytes = seeds[Int(random.next() % UInt64(seeds.count))]
-            for _ in 0..<(1 + Int(random.next() % 3)) {
-                let at = Int(random.next() % UInt64(bytes.count + 1))
-                switch random.next() % 4 {
-                case 0 where !bytes.isEmpty:
-                    bytes[min(at, bytes.count - 1)] = UInt8(truncatingIfNeeded: random.next())
-                case 1:
-                    bytes.insert(contentsOf: tokens[Int(random.next() % UInt64(tokens.count))], at: at)
-                case 2 where at < bytes.count:
-                    bytes.removeSubrange(at..<min(bytes.count, at + 1 + Int(random.next() % 8)))
-                default:
-                    let end = min(bytes.count, at + Int(random.next() % 16))
-                    bytes.insert(contentsOf: bytes[at..<end], at: at)
-                }
-            }
+            random.mutate(&bytes, tokens: tokens)
             switch HeadScannerOracle.checkRequest(bytes) {
             case .failure(let mismatch): failures.append("round \(round): \(mismatch)")
             case .success(let outcome):
