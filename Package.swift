@@ -64,9 +64,11 @@ let package = Package(
         // libFuzzer target (Fuzz/run-request-framing.sh builds it with -sanitize=fuzzer); in an
         // ordinary build it replays the inputs it is given.
         .target(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"),
+        // The main of every fuzz target: libFuzzer's driver, or a replay of saved inputs.
+        .target(name: "FuzzDriver", dependencies: ["CLibFuzzer"], path: "Fuzz/FuzzDriver"),
         .executableTarget(
             name: "RequestFramingFuzz",
-            dependencies: ["FramingOracle", "CLibFuzzer"],
+            dependencies: ["FramingOracle", "FuzzDriver"],
             path: "Fuzz/RequestFramingFuzz"
         ),
         // The one-pass HTTP/1.x head and chunked-body scanners checked against NIO's parser
@@ -84,7 +86,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "HeadScannerFuzz",
-            dependencies: ["HeadScannerOracle", "CLibFuzzer"],
+            dependencies: ["HeadScannerOracle", "FuzzDriver"],
             path: "Fuzz/HeadScannerFuzz",
             exclude: ["corpus", "head-scanner.dict"]
         ),

@@ -12,5 +12,5 @@ swift build -c release --product RequestFramingFuzz --scratch-path .build-fuzz \
 work=$(mktemp -d)
 cp Fuzz/corpus/request-framing/* "$work/"
 cd "$work"
-"$OLDPWD/.build-fuzz/release/RequestFramingFuzz" -max_total_time="$seconds" -max_len=4096 \
+SWIFT_BACKTRACE=enable=no "$OLDPWD/.build-fuzz/release/RequestFramingFuzz" -max_total_time="$seconds" -max_len=4096 \
     -dict="$OLDPWD/Fuzz/request-framing.dict" -print_final_stats=1 "$work"
