@@ -67,26 +67,15 @@ public enum HeadScannerOracle {
         }
         if let problem = checkSplits(bytes, head: head, fields: fields) { return mismatch(problem) }
 
+        if head.framing == .untilClose { return mismatch("a request framed until close") }
         let body: [UInt8]
         let end: Int
-        switch head.framing {
-        case .none:
-            body = []
-            end = head.length
-        case .length(let count):
-            guard bytes.count - head.length >= count else { return .success(.incomplete) }
-            body = Array(bytes[head.length..<(head.length + count)])
-            end = head.length + count
-        case .chunked:
-            switch scanChunked(bytes, from: head.length) {
-            case .failure(let error): return .success(.refused(error))
-            case .success(nil): return .success(.incomplete)
-            case .success(.some(let (payload, consumed))):
-                body = payload
-                end = head.length + consumed
-            }
-        case .untilClose:
-            return mismatch("a request framed until close")
+        switch readBody(bytes, headLength: head.length, framing: head.framing) {
+        case .incomplete: return .success(.incomplete)
+        case .refused(let error): return .success(.refused(error))
+        case .read(let payload, let messageEnd, _):
+            body = payload
+            end = messageEnd
         }
 
         let text = { (range: Range<Int>) in String(decoding: bytes[range], as: UTF8.self) }
@@ -144,27 +133,14 @@ public enum HeadScannerOracle {
         if informational || head.status == 204 || head.status == 304 { framing = .none }
         let body: [UInt8]
         let end: Int
-        var closes = false
-        switch framing {
-        case .none:
-            body = []
-            end = head.length
-        case .length(let count):
-            guard bytes.count - head.length >= count else { return .success(.incomplete) }
-            body = Array(bytes[head.length..<(head.length + count)])
-            end = head.length + count
-        case .chunked:
-            switch scanChunked(bytes, from: head.length) {
-            case .failure(let error): return .success(.refused(error))
-            case .success(nil): return .success(.incomplete)
-            case .success(.some(let (payload, consumed))):
-                body = payload
-                end = head.length + consumed
-            }
-        case .untilClose:
-            body = Array(bytes[head.length...])
-            end = bytes.count
-            closes = true
+        let closes: Bool
+        switch readBody(bytes, headLength: head.length, framing: framing) {
+        case .incomplete: return .success(.incomplete)
+        case .refused(let error): return .success(.refused(error))
+        case .read(let payload, let messageEnd, let toClose):
+            body = payload
+            end = messageEnd
+            closes = toClose
         }
 
         let (parsed, error) = decodeResponse(Array(bytes[..<end]), close: closes)
@@ -204,6 +180,33 @@ public enum HeadScannerOracle {
 
     /// The chunked body at `start`, scanned whole and byte by byte (which must agree): its payload
     /// and length, nil when it does not end in `bytes`.
+    enum BodyRead {
+        case incomplete
+        case refused(HTTP1ScanError)
+        /// The body's bytes (a chunked body's payload), where the message ends, and whether it
+        /// runs to the close.
+        case read(body: [UInt8], end: Int, closes: Bool)
+    }
+
+    /// The body `framing` gives after a head of `headLength` bytes, for requests and responses.
+    static func readBody(_ bytes: [UInt8], headLength: Int, framing: HTTP1BodyFraming) -> BodyRead {
+        switch framing {
+        case .none:
+            return .read(body: [], end: headLength, closes: false)
+        case .length(let count):
+            guard bytes.count - headLength >= count else { return .incomplete }
+            return .read(body: Array(bytes[headLength..<(headLength + count)]), end: headLength + count, closes: false)
+        case .chunked:
+            switch scanChunked(bytes, from: headLength) {
+            case .failure(let error): return .refused(error)
+            case .success(nil): return .incomplete
+            case .success(.some(let (payload, consumed))): return .read(body: payload, end: headLength + consumed, closes: false)
+            }
+        case .untilClose:
+            return .read(body: Array(bytes[headLength...]), end: bytes.count, closes: true)
+        }
+    }
+
     static func scanChunked(_ bytes: [UInt8], from start: Int) -> Result<([UInt8], Int)?, HTTP1ScanError> {
         var whole = ChunkedBodyScanner()
         var payload: [UInt8] = []
