@@ -89,36 +89,13 @@ for t in "${TARGETS[@]}"; do
     dir=$WORK/$t; mkdir -p "$dir/counts"
     case $t in
     gateway)
-        cat > "$dir/gateway.yaml" <<CONF
-listen: 127.0.0.1:$GATEWAY_PORT
-admin: {listen: 127.0.0.1:$ADMIN_PORT}
-threads: 1
-deployments:
-  - name: origin
-    backends: [127.0.0.1:$ORIGIN_PORT]
-CONF
+        gateway_proxy_conf "$dir/gateway.yaml" 1 "listen: 127.0.0.1:$GATEWAY_PORT"
         ALLOC_COUNT_DIR=$dir/counts LD_PRELOAD=$LIB "$GATEWAY" run --config "$dir/gateway.yaml" --log-level warning > "$dir/out.log" 2>&1 & ;;
     nginx)
         nginx_proxy_conf "$dir" 1 4096 "listen 127.0.0.1:$NGINX_PORT;"
         ALLOC_COUNT_DIR=$dir/counts LD_PRELOAD=$LIB nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" > "$dir/out.log" 2>&1 & ;;
     haproxy)
-        cat > "$dir/haproxy.cfg" <<CONF
-global
-    nbthread 1
-    maxconn 4000
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    timeout http-keep-alive 60s
-frontend fe
-    bind 127.0.0.1:$HAPROXY_PORT
-    default_backend origin
-backend origin
-    http-reuse always
-    server origin 127.0.0.1:$ORIGIN_PORT
-CONF
+        haproxy_proxy_conf "$dir" 1 4000 "bind 127.0.0.1:$HAPROXY_PORT"
         ALLOC_COUNT_DIR=$dir/counts LD_PRELOAD=$LIB haproxy -db -f "$dir/haproxy.cfg" > "$dir/out.log" 2>&1 & ;;
     esac
     MAIN[$t]=$!; remember "${MAIN[$t]}"

@@ -169,24 +169,7 @@ if has haproxy; then
     else BIND="bind 127.0.0.1:$HAPROXY_PORT ssl crt $WORK/both.pem alpn h2"; fi
     # -db: one foreground process (no master), our child. HTTP/1.1 to the origin, idle server
     # connections shared between client connections (`http-reuse always`). No log lines.
-    cat > "$WORK/haproxy/haproxy.cfg" <<CONF
-global
-    nbthread $WORKERS
-    maxconn 8000
-    ssl-default-bind-options ssl-min-ver TLSv1.2
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    timeout http-keep-alive 60s
-frontend fe
-    $BIND
-    default_backend origin
-backend origin
-    http-reuse always
-    server origin 127.0.0.1:$ORIGIN_PORT
-CONF
+    haproxy_proxy_conf "$WORK/haproxy" "$WORKERS" 8000 "$BIND" 60 "ssl-default-bind-options ssl-min-ver TLSv1.2"
     haproxy -db -f "$WORK/haproxy/haproxy.cfg" > "$WORK/haproxy/haproxy.log" 2>&1 &
     MAIN[haproxy]=$!; remember $!
     wait_h2 haproxy "${MAIN[haproxy]}" "$SCHEME://127.0.0.1:$HAPROXY_PORT$REQ_PATH" "$WORK/haproxy/haproxy.log"
@@ -195,16 +178,9 @@ fi
 if has gateway; then
     if [ "$MODE" = h2c ]; then LISTENER="    protocols: [http1, h2c]"
     else LISTENER="    tls: {cert: $WORK/cert.pem, key: $WORK/key.pem}"; fi
-    cat > "$WORK/gateway.yaml" <<CONF
-threads: $WORKERS
-admin: {listen: 127.0.0.1:$ADMIN_PORT}
-listeners:
+    gateway_proxy_conf "$WORK/gateway.yaml" "$WORKERS" "listeners:
   - listen: 127.0.0.1:$GATEWAY_PORT
-$LISTENER
-deployments:
-  - name: origin
-    backends: [127.0.0.1:$ORIGIN_PORT]
-CONF
+$LISTENER"
     "$GATEWAY" run --config "$WORK/gateway.yaml" --log-level warning > "$WORK/gateway.log" 2>&1 &
     MAIN[gateway]=$!; remember $!
     wait_h2 gateway "${MAIN[gateway]}" "$SCHEME://127.0.0.1:$GATEWAY_PORT$REQ_PATH" "$WORK/gateway.log"

@@ -101,36 +101,13 @@ fi
 if has haproxy; then
     mkdir -p "$WORK/haproxy"
     # -db keeps it in the foreground as one process (no master), our child. No log lines.
-    cat > "$WORK/haproxy/haproxy.cfg" <<CONF
-global
-    nbthread $WORKERS
-    maxconn 8000
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    timeout http-keep-alive 60s
-frontend fe
-    bind 127.0.0.1:$HAPROXY_PORT
-    default_backend origin
-backend origin
-    http-reuse always
-    server origin 127.0.0.1:$ORIGIN_PORT
-CONF
+    haproxy_proxy_conf "$WORK/haproxy" "$WORKERS" 8000 "bind 127.0.0.1:$HAPROXY_PORT"
     haproxy -db -f "$WORK/haproxy/haproxy.cfg" > "$WORK/haproxy/out.log" 2>&1 &
     MAIN[haproxy]=$!; remember $!
     wait_http haproxy "${MAIN[haproxy]}" "http://127.0.0.1:$HAPROXY_PORT/" "$WORK/haproxy/out.log"
 fi
 if has gateway; then
-    cat > "$WORK/gateway.yaml" <<CONF
-listen: 127.0.0.1:$GATEWAY_PORT
-admin: {listen: 127.0.0.1:$ADMIN_PORT}
-threads: $WORKERS
-deployments:
-  - name: origin
-    backends: [127.0.0.1:$ORIGIN_PORT]
-CONF
+    gateway_proxy_conf "$WORK/gateway.yaml" "$WORKERS" "listen: 127.0.0.1:$GATEWAY_PORT"
     "$GATEWAY" run --config "$WORK/gateway.yaml" --log-level warning > "$WORK/gateway.log" 2>&1 &
     MAIN[gateway]=$!; remember $!
     wait_http gateway "${MAIN[gateway]}" "http://127.0.0.1:$GATEWAY_PORT/" "$WORK/gateway.log"

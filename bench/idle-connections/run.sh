@@ -104,38 +104,13 @@ start_target() {
     mkdir -p "$dir"
     case $t in
     gateway)
-        cat > "$dir/gateway.yaml" <<CONF
-listen: 127.0.0.1:$GATEWAY_PORT
-admin: {listen: 127.0.0.1:$ADMIN_PORT}
-threads: 1
-timeouts: {idle: 300s}
-deployments:
-  - name: origin
-    backends: [127.0.0.1:$ORIGIN_PORT]
-CONF
+        gateway_proxy_conf "$dir/gateway.yaml" 1 "listen: 127.0.0.1:$GATEWAY_PORT" "timeouts: {idle: 300s}"
         "$GATEWAY" run --config "$dir/gateway.yaml" --log-level warning > "$dir/out.log" 2>&1 & ;;
     nginx)
         nginx_proxy_conf "$dir" 1 $((CONNS * 2 + 2000)) "listen 127.0.0.1:$NGINX_PORT backlog=4096;" "keepalive_timeout 300s;"
         nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" > "$dir/out.log" 2>&1 & ;;
     haproxy)
-        cat > "$dir/haproxy.cfg" <<CONF
-global
-    nbthread 1
-    maxconn $HAPROXY_MAXCONN
-defaults
-    mode http
-    maxconn $HAPROXY_MAXCONN
-    timeout connect 5s
-    timeout client 300s
-    timeout server 60s
-    timeout http-keep-alive 300s
-frontend fe
-    bind 127.0.0.1:$HAPROXY_PORT
-    default_backend origin
-backend origin
-    http-reuse always
-    server origin 127.0.0.1:$ORIGIN_PORT
-CONF
+        haproxy_proxy_conf "$dir" 1 "$HAPROXY_MAXCONN" "bind 127.0.0.1:$HAPROXY_PORT" 300
         haproxy -db -f "$dir/haproxy.cfg" > "$dir/out.log" 2>&1 & ;;
     esac
     MAIN_PID=$!; remember "$MAIN_PID"

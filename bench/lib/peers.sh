@@ -1,5 +1,6 @@
 # Shared pieces of the benchmarks that put the gateway beside nginx and HAProxy
-# (proxy-vs-peers.sh, h2-vs-peers.sh, idle-connections/run.sh, allocations.sh). Sourced, not run.
+# (proxy-vs-peers.sh, h2-vs-peers.sh, idle-connections/run.sh, allocations.sh, profile.sh).
+# Sourced, not run.
 #
 # The caller sets BENCH (its name, for messages) and WORK (its mktemp directory) and calls
 # `stop_started` from its EXIT trap. Long-running commands (load generators) run in the
@@ -220,6 +221,45 @@ http {
         }
     }
 }
+CONF
+}
+
+# HAProxy as a peer, the same for every benchmark: http mode, upstream reuse. Writes DIR/haproxy.cfg.
+#   haproxy_proxy_conf DIR THREADS MAXCONN "bind line" [keep-alive seconds] ["more global lines"]
+haproxy_proxy_conf() {
+    local dir=$1 threads=$2 maxconn=$3 bind=$4 keepalive=${5:-60} more=${6:-}
+    cat > "$dir/haproxy.cfg" <<CONF
+global
+    nbthread $threads
+    maxconn $maxconn
+    $more
+defaults
+    mode http
+    maxconn $maxconn
+    timeout connect 5s
+    timeout client ${keepalive}s
+    timeout server 60s
+    timeout http-keep-alive ${keepalive}s
+frontend fe
+    $bind
+    default_backend origin
+backend origin
+    http-reuse always
+    server origin 127.0.0.1:$ORIGIN_PORT
+CONF
+}
+
+# The gateway as a proxy to the origin, the same for every benchmark. Writes FILE.
+#   gateway_proxy_conf FILE THREADS "listen lines" ["more top-level lines"]
+gateway_proxy_conf() {
+    cat > "$1" <<CONF
+$3
+admin: {listen: 127.0.0.1:$ADMIN_PORT}
+threads: $2
+${4:-}
+deployments:
+  - name: origin
+    backends: [127.0.0.1:$ORIGIN_PORT]
 CONF
 }
 
