@@ -49,13 +49,13 @@ public enum FramingOracle {
         var wire: [UInt8] = []
         for (head, body, trailers) in heads {
             // The refusals the proxy makes before anything reaches a backend end the connection.
-            guard case .success(let framing) = ForwardedRequest.body(of: head.headers),
-                case .success(let target) = RequestTarget.parse(head),
+            guard case .success(let framing) = LegacyForwarding.body(of: head.headers),
+                case .success(let target) = LegacyForwarding.target(head),
                 head.method != .CONNECT
             else { break }
             var inbound = head.headers
             if let host = target.host, target.uri != head.uri { inbound.replaceOrAdd(name: "host", value: host) }
-            var outbound = ForwardedRequest.head(
+            var outbound = LegacyForwarding.head(
                 method: head.method, uri: target.uri, headers: inbound, body: framing,
                 clientAddress: "127.0.0.1", scheme: "http")
             if legacyFraming {

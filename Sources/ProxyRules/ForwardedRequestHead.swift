@@ -1,8 +1,9 @@
 import NIOCore
 
 /// The request head a backend receives from an HTTP/1.x client on the lean path, written as bytes
-/// from the client's scanned head: the same rules as `ForwardedRequest.head` (which HTTP/2 uses),
-/// without making a String of any field.
+/// from the client's scanned head, without making a String of any field. HTTP/2 writes its
+/// backend head by the same rules from nghttp2's fields (`H2StreamExchange.completeHead`), and
+/// both take the framing from `ForwardedRequest.writeFraming`.
 ///
 /// Field lines the backend gets are the client's own bytes, in their order, less: hop-by-hop
 /// fields and the ones `Connection` names (never `Host`), the framing fields, `Expect`, the
@@ -136,21 +137,11 @@ public enum ForwardedRequestHead {
             out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[upgrade]))
             out.writeStaticString("\r\n")
         }
-        switch additions.body {
-        case .none:
-            // Some servers require a length on these methods even when there is no body.
-            let method = bytes[head.method]
-            if HTTP1Method.equals(method, "POST") || HTTP1Method.equals(method, "PUT") || HTTP1Method.equals(method, "PATCH") {
-                out.writeStaticString("content-length: 0\r\n")
-            }
-        case .length(let count):
-            out.writeStaticString("content-length: ")
-            out.writeString(String(count))
-            out.writeStaticString("\r\n")
-        case .chunked:
-            out.writeStaticString("transfer-encoding: chunked\r\n")
-        }
-        out.writeStaticString("\r\n")
+        let method = bytes[head.method]
+        ForwardedRequest.writeFraming(
+            additions.body,
+            lengthRequired: HTTP1Method.equals(method, "POST") || HTTP1Method.equals(method, "PUT") || HTTP1Method.equals(method, "PATCH"),
+            into: &out)
     }
 
     private static func writeField(_ out: inout ByteBuffer, _ prefix: StaticString, _ value: String) {

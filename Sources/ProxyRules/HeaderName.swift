@@ -2,39 +2,6 @@
 /// every request and response, and `lowercased()` plus a `Set<String>` lookup per header showed
 /// up in profiles.
 public enum HeaderName {
-    /// Hop-by-hop headers (RFC 9110 7.6.1): the business of one connection, never forwarded.
-    public static func isHopByHop(_ name: String) -> Bool {
-        switch name.utf8.count {
-        case 2: return equals(name, "te")
-        case 7: return equals(name, "trailer") || equals(name, "upgrade")
-        case 10: return equals(name, "connection") || equals(name, "keep-alive")
-        case 16: return equals(name, "proxy-connection")
-        case 17: return equals(name, "transfer-encoding")
-        case 18: return equals(name, "proxy-authenticate")
-        case 19: return equals(name, "proxy-authorization")
-        default: return false
-        }
-    }
-
-    /// The fields that frame a message body; the gateway writes them itself for what it forwards.
-    public static func isFraming(_ name: String) -> Bool {
-        switch name.utf8.count {
-        case 14: return equals(name, "content-length")
-        case 17: return equals(name, "transfer-encoding")
-        default: return false
-        }
-    }
-
-    /// The `X-Forwarded-*` headers the gateway sets itself.
-    public static func isForwarded(_ name: String) -> Bool {
-        switch name.utf8.count {
-        case 15: return equals(name, "x-forwarded-for")
-        case 16: return equals(name, "x-forwarded-host")
-        case 17: return equals(name, "x-forwarded-proto")
-        default: return false
-        }
-    }
-
     /// ASCII case-insensitive equality against a lower-case literal.
     public static func equals(_ name: String, _ lowercase: StaticString) -> Bool {
         let count = lowercase.utf8CodeUnitCount

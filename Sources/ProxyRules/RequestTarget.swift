@@ -1,5 +1,3 @@
-import NIOHTTP1
-
 /// Where an HTTP/1.x request goes (RFC 9112 3.2): its Host and the origin-form target the
 /// backend gets, or why the request is refused.
 ///
@@ -21,33 +19,6 @@ public struct RequestTarget: Equatable, Sendable {
         public init(reason: String) {
             self.reason = reason
         }
-    }
-
-    public static func parse(_ head: HTTPRequestHead) -> Result<RequestTarget, Refusal> {
-        // One pass without an array: this runs for every request.
-        var host: String?
-        for (name, value) in head.headers where HeaderName.equals(name, "host") {
-            guard host == nil else { return .failure(Refusal(reason: "more than one Host field")) }
-            host = value
-        }
-        var uri = head.uri
-        if !uri.hasPrefix("/"), uri != "*" {
-            guard let (authority, path) = absoluteForm(uri) else {
-                return .failure(Refusal(reason: "request target \(uri) is neither a path nor an absolute http(s) URI"))
-            }
-            host = authority
-            uri = path
-        }
-        guard let host else {
-            if head.version.major == 1 && head.version.minor == 0 {
-                return .success(RequestTarget(host: nil, uri: uri))
-            }
-            return .failure(Refusal(reason: "an HTTP/1.1 request needs a Host field"))
-        }
-        guard HostName.isValidField(host) else {
-            return .failure(Refusal(reason: "invalid Host \(host)"))
-        }
-        return .success(RequestTarget(host: host, uri: uri))
     }
 
     /// `http://authority/path?query` → (authority, `/path?query`); the path is `/` when absent.

@@ -44,7 +44,7 @@ final class H2Session {
     /// 8.2.1) and pseudo-header fields before all others (8.3), so each field that goes to the
     /// backend as it is becomes a `name: value\r\n` line of `upstream` straight from nghttp2's
     /// bytes, after the request line and the `host` from `:authority`. The fields the gateway acts
-    /// on are held apart; `H2StreamExchange` completes the head (`ForwardedRequest.head`'s rules:
+    /// on are held apart; `H2StreamExchange` completes the head (`ForwardedRequestHead`'s rules:
     /// hop-by-hop and framing fields, `expect`, `te` and the client's `X-Forwarded-*` and
     /// `X-Request-Id` are not passed on, cookie crumbs are joined again, `:authority` is the Host).
     ///

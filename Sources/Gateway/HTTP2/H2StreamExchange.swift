@@ -140,7 +140,7 @@ final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
     }
 
     /// The backend's head: the request line and fields the session wrote as they came, then
-    /// the rest of `ForwardedRequest.head`'s rules: the joined cookie, `X-Forwarded-For` (the
+    /// the rest of `ForwardedRequestHead`'s rules: the joined cookie, `X-Forwarded-For` (the
     /// client's chain and the client), `-Proto`, `-Host`, `X-Request-Id`, and the framing.
     static func completeHead(
         _ head: H2Session.RequestHead, body: ForwardedRequest.Body, clientAddress: String, scheme: String,
@@ -168,20 +168,8 @@ final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
         out.writeStaticString("x-request-id: ")
         requestID.withBytes { _ = out.writeBytes($0) }
         out.writeStaticString("\r\n")
-        switch body {
-        case .none:
-            // Some servers require a length on these methods even when there is no body.
-            if head.method == "POST" || head.method == "PUT" || head.method == "PATCH" {
-                out.writeStaticString("content-length: 0\r\n")
-            }
-        case .length(let count):
-            out.writeStaticString("content-length: ")
-            out.writeString(String(count))
-            out.writeStaticString("\r\n")
-        case .chunked:
-            out.writeStaticString("transfer-encoding: chunked\r\n")
-        }
-        out.writeStaticString("\r\n")
+        ForwardedRequest.writeFraming(
+            body, lengthRequired: head.method == "POST" || head.method == "PUT" || head.method == "PATCH", into: &out)
         return out
     }
 

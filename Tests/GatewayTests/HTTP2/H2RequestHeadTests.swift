@@ -5,7 +5,7 @@ import Testing
 @testable import Gateway
 
 /// The backend's HTTP/1.1 head written from an HTTP/2 request's fields as nghttp2 hands them
-/// over: `ForwardedRequest.head`'s rules, without HTTPHeaders in between.
+/// over: `ForwardedRequestHead`'s rules, without HTTPHeaders in between.
 @Suite struct H2RequestHeadTests {
     func head(_ fields: [(String, String)]) -> H2Session.RequestHead {
         var head = H2Session.RequestHead()
