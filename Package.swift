@@ -36,6 +36,8 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        // epoll, eventfd and malloc_trim, which Swift's Glibc module does not include (headers only).
+        .systemLibrary(name: "CLinuxEvents"),
         .target(name: "RequestControl"),
         // The keeper protocol (roadmap step 7): messages, framing and descriptor passing between
         // the keeper that owns sockets and instances and the worker that serves. No NIO.
@@ -103,6 +105,7 @@ let package = Package(
                 "ProxyRules",
                 "CNghttp2",
                 "COpenSSL",
+                "CLinuxEvents",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -112,6 +112,7 @@ import Testing
               pre_suspend: 0s
               request_body: 5s
               tunnel_idle: 10m
+              park_idle: 250ms
             deployments:
               - name: api.v2-blue_1
                 hosts: [API.Example.COM:8080, "[::1]:80", 10.0.0.1]
@@ -140,7 +141,8 @@ import Testing
                     backendResponse: .milliseconds(1500),
                     preSuspend: .zero,
                     requestBody: .seconds(5),
-                    tunnelIdle: .seconds(600)
+                    tunnelIdle: .seconds(600),
+                    parkIdle: .milliseconds(250)
                 )
         )
         let api = config.deployments[0]

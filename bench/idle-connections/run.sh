@@ -2,7 +2,7 @@
 # Memory per idle keep-alive connection: the gateway beside nginx and HAProxy, one worker each,
 # in front of the same origin (one nginx worker, fixed 100-byte body).
 #
-#   bench/idle-connections/run.sh [--rounds 3] [--conns 5000] [--gateway PATH]
+#   bench/idle-connections/run.sh [--rounds 3] [--conns 5000] [--settle 3] [--gateway PATH]
 #                                 [--only gateway,nginx,haproxy]
 #
 # Each round starts every target afresh (the order rotating by one per round) and:
@@ -13,8 +13,10 @@
 #   3. opens --conns client connections, sends ONE complete GET on each and reads its whole
 #      response, so each is an idle keep-alive connection that has served a request, and holds
 #      them all open;
-#   4. waits until VmRSS is steady again, reads both again, and checks that the connections are
-#      still open (and that the process holds that many more file descriptors);
+#   4. waits --settle seconds (default 3: longer than the gateway's park_idle of 1 s plus the
+#      second its memory trim waits after the last park; the same wait for all three), then until
+#      VmRSS is steady again, reads both again, and checks that the connections are still open
+#      (and that the process holds that many more file descriptors);
 #   5. closes them and stops the target.
 # Prints per run (after - before) / conns in bytes, for RSS and Pss, and the medians per target.
 # This is the proxy process's own memory only: the kernel's socket memory (buffers, socket
@@ -33,18 +35,20 @@ usage() {
 Options:
   --rounds N       rounds (default 3)
   --conns N        idle connections to hold (default 5000)
+  --settle S       seconds to wait after the connections are idle before reading (default 3)
   --gateway PATH   gateway binary (default: build .build-release/release/gateway once;
                    GATEWAY_SCRATCH=DIR builds into DIR instead)
   --only LIST      comma-separated subset of gateway,nginx,haproxy
 EOF
 }
 
-ROUNDS=3; CONNS=5000; GATEWAY=""; ONLY=gateway,nginx,haproxy
+ROUNDS=3; CONNS=5000; SETTLE=3; GATEWAY=""; ONLY=gateway,nginx,haproxy
 need_value() { [ $# -ge 2 ] && [ -n "$2" ] || { echo "$BENCH: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) need_value "$@"; ROUNDS=$2; shift 2 ;;
         --conns) need_value "$@"; CONNS=$2; shift 2 ;;
+        --settle) need_value "$@"; SETTLE=$2; shift 2 ;;
         --gateway) need_value "$@"; GATEWAY=$2; shift 2 ;;
         --only) need_value "$@"; ONLY=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
@@ -59,6 +63,7 @@ CLIENT=$PWD/bench/idle-connections/client.py
 for pair in "rounds:$ROUNDS" "conns:$CONNS"; do
     [[ ${pair#*:} =~ ^[1-9][0-9]*$ ]] || die "--${pair%%:*} must be a positive integer, got '${pair#*:}'"
 done
+[[ $SETTLE =~ ^[0-9]+$ ]] || die "--settle must be a whole number of seconds, got '$SETTLE'"
 [ "$CONNS" -le 20000 ] || die "--conns: at most 20000 (one client address, the ephemeral ports)"
 for t in ${ONLY//,/ }; do case $t in gateway|nginx|haproxy) ;; *) die "--only: unknown target '$t'" ;; esac; done
 TARGETS=()
@@ -168,6 +173,7 @@ for round in $(seq 1 "$ROUNDS"); do
             sleep 0.1
         done
         read -r _ held failed closed < <(grep '^ready ' "$dir/hold.txt" || echo "ready 0 $CONNS 0")
+        sleep "$SETTLE"
         steady_rss "$pid"; rss1=$RSS; st1=$STEADY
         pss1=$(pss_kb "$pid"); fds1=$(fd_count "$pid")
         echo close >&3

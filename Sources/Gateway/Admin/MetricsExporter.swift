@@ -23,6 +23,11 @@ enum MetricsExporter {
             registry.makeCounter(name: "gateway_requests_by_protocol_total", labels: [("protocol", proto)], help: "Requests received, by protocol.")
                 .increment(by: Int64(count))
         }
+        registry.makeGauge(name: "gateway_http1_parked_connections", help: "Idle HTTP/1.1 connections parked outside the event loops (timeouts.park_idle).")
+            .set(Double(traffic.http1Parked))
+        registry.makeCounter(name: "gateway_http1_parks_total", help: "Idle HTTP/1.1 connections parked.").increment(by: Int64(traffic.http1ParkedTotal))
+        registry.makeCounter(name: "gateway_http1_resumes_total", help: "Parked HTTP/1.1 connections that came back with a request.")
+            .increment(by: Int64(traffic.http1Resumed))
         registry.makeCounter(name: "gateway_h2_connections_total", labels: [], help: "HTTP/2 connections accepted.").increment(by: Int64(traffic.h2Connections))
         registry.makeCounter(name: "gateway_h2_streams_reset_total", labels: [], help: "HTTP/2 streams ended by RST_STREAM.").increment(by: Int64(traffic.h2StreamsReset))
         registry.makeCounter(name: "gateway_h2_goaways_total", labels: [], help: "HTTP/2 connections sent the drain's GOAWAY.").increment(by: Int64(traffic.h2GoAways))

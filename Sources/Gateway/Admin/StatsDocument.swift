@@ -61,6 +61,10 @@ struct StatsDocument: Encodable {
     struct Protocols: Encodable {
         struct HTTP1: Encodable {
             var requests: Int
+            /// Idle connections parked now, ever parked, ever resumed (`timeouts.park_idle`).
+            var parked_connections: Int
+            var parks: Int
+            var resumes: Int
         }
 
         struct H2: Encodable {
@@ -123,7 +127,9 @@ struct StatsDocument: Encodable {
             alpn: ["h2": tls.alpnH2, "http/1.1": tls.alpnHTTP11, "none": tls.alpnNone, "other": tls.alpnOther],
             clean_shutdowns: tls.cleanShutdowns, unclean_shutdowns: tls.uncleanShutdowns)
         protocols = Protocols(
-            http1: .init(requests: traffic.http1Requests),
+            http1: .init(
+                requests: traffic.http1Requests, parked_connections: traffic.http1Parked, parks: traffic.http1ParkedTotal,
+                resumes: traffic.http1Resumed),
             h2: .init(
                 requests: traffic.h2Requests, connections: traffic.h2Connections, streams_reset: traffic.h2StreamsReset,
                 goaways_sent: traffic.h2GoAways, abusive_connections_closed: traffic.h2AbusiveConnections)

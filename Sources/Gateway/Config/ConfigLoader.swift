@@ -249,6 +249,7 @@ enum ConfigLoader {
     private static func timeouts(_ node: ConfigNode) throws(ConfigError) -> TimeoutsConfig {
         let map = try node.mapping(known: [
             "connect", "request_header", "idle", "backend_response", "pre_suspend", "request_body", "tunnel_idle",
+            "park_idle",
         ])
         var timeouts = GatewayConfig.defaultTimeouts
         if let value = map.optional("connect") { timeouts.connect = try value.duration(allowZero: false) }
@@ -259,6 +260,8 @@ enum ConfigLoader {
         }
         if let value = map.optional("request_body") { timeouts.requestBody = try value.duration(allowZero: false) }
         if let value = map.optional("tunnel_idle") { timeouts.tunnelIdle = try value.duration(allowZero: false) }
+        // Zero: never park.
+        if let value = map.optional("park_idle") { timeouts.parkIdle = try value.duration(allowZero: true) }
         // Zero is meaningful here: announce the suspend, but do not wait.
         if let value = map.optional("pre_suspend") { timeouts.preSuspend = try value.duration(allowZero: true) }
         return timeouts

@@ -117,6 +117,9 @@ struct TimeoutsConfig: Sendable, Equatable {
     var requestBody: Duration
     /// An upgraded tunnel (WebSocket) with no bytes either way for this long is closed.
     var tunnelIdle: Duration
+    /// A cleartext HTTP/1.1 keep-alive connection idle this long is parked (see `IdleParking`);
+    /// zero: never.
+    var parkIdle: Duration = GatewayConfig.defaultParkIdle
 }
 
 struct DeploymentConfig: Sendable, Equatable {
@@ -160,6 +163,7 @@ extension GatewayConfig {
         requestBody: .seconds(30),
         tunnelIdle: .seconds(3600)
     )
+    static let defaultParkIdle = Duration.seconds(1)
     static let defaultMaxHeaderBytes = 64 * 1024
     static let defaultRetries = 2
     static let defaultEjectAfter = 3

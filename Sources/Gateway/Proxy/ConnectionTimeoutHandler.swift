@@ -47,6 +47,8 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
         var requestHeader: TimeAmount
         var requestBody: TimeAmount
         var tunnelIdle: TimeAmount
+        /// An idle cleartext HTTP/1.1 proxy connection is parked after this (zero: never).
+        var parkIdle: TimeAmount = .zero
 
         init(idle: TimeAmount, requestHeader: TimeAmount, requestBody: TimeAmount, tunnelIdle: TimeAmount) {
             self.idle = idle
@@ -60,6 +62,7 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
             requestHeader = TimeAmount(config.requestHeader)
             requestBody = TimeAmount(config.requestBody)
             tunnelIdle = TimeAmount(config.tunnelIdle)
+            parkIdle = TimeAmount(config.parkIdle)
         }
     }
 

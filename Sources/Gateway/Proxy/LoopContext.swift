@@ -63,6 +63,11 @@ final class LoopContext {
     /// A new worker serves on the same sockets and this one is on its way out: the connections
     /// it accepted are served to their end, every response closes its connection.
     private(set) var handingOver = false
+    /// Where this loop's idle cleartext HTTP/1.1 connections wait outside NIO
+    /// (`timeouts.park_idle`), shared by the worker's loops; nil: nothing is parked (tests).
+    var parking: IdleParking?
+    /// This loop's index among the worker's loops: where a parked connection comes back to.
+    var parkingIndex = 0
 
     init(
         eventLoop: EventLoop, router: Router, timeouts: TimeoutsConfig, limits: LimitsConfig,
@@ -102,6 +107,7 @@ final class LoopContext {
         for handler in connections.values {
             handler.handOver()
         }
+        parking?.closeServed(loop: parkingIndex)
     }
 
     /// Closes the keep-alive connections that wait for their next request, so their clients
@@ -111,6 +117,7 @@ final class LoopContext {
         for handler in connections.values {
             handler.closeIfIdle(deployment: deployment)
         }
+        parking?.closeIdle(loop: parkingIndex, deployment: deployment)
     }
 
     /// Closes the upgraded tunnels (WebSocket...) whose drain timed out or finished.
@@ -136,6 +143,7 @@ final class LoopContext {
         for handler in connections.values {
             handler.closeNow()
         }
+        parking?.closeAll(loop: parkingIndex)
         pool.closeIdle()
     }
 }

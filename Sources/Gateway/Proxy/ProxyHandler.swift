@@ -4,6 +4,10 @@ import NIOHTTP1
 import ProxyRules
 import RequestControl
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The client side of the proxy for one HTTP/1.1 connection, on bytes: it scans each request head
 /// in one pass (`HTTP1HeadScanner`), routes and admits it, writes the backend's head from the
 /// client's field lines as bytes (`ForwardedRequestHead`), passes the body through with its
@@ -36,7 +40,11 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     private var context: ChannelHandlerContext!
     private var clientAddress: String = ""
     private var clientPort = 0
-    private var machine = HTTP1ConnectionMachine()
+    private var machine: HTTP1ConnectionMachine
+    /// Cleartext: the connection may be parked when idle (`IdleParking`; TLS state cannot be).
+    private let mayPark: Bool
+    /// While idle with parking due: when the idle timeout closes the connection.
+    private var idleDeadline = NIODeadline.distantFuture
 
     /// Bytes read and not yet taken: part of a head, or the requests behind the current one.
     /// Nil between requests when nothing is waiting, so an idle connection holds no buffer.
@@ -79,10 +87,21 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     /// Body bytes of the current response written to the client.
     private var responseBodyBytes = 0
 
-    init(loop: LoopContext, scheme: StaticString = "http") {
+    /// `resumed`: the connection comes back from `IdleParking` and goes on from what it kept.
+    init(loop: LoopContext, scheme: StaticString = "http", resumed: ParkedConnection? = nil) {
         self.loop = loop
         self.limits = .init(loop.timeouts)
         self.scheme = scheme
+        self.mayPark = scheme.description == "http"
+        if let resumed {
+            machine = HTTP1ConnectionMachine(resumedAfter: resumed.requestsServed)
+            lastDeployment = resumed.lastDeployment
+            clientAddress = resumed.clientAddress
+            clientPort = resumed.clientPort
+            idleDeadline = .uptimeNanoseconds(resumed.idleDeadline)
+        } else {
+            machine = HTTP1ConnectionMachine()
+        }
         self.core = ExchangeCore(loop: loop, carrier: self)
     }
 
@@ -92,12 +111,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if let remote = context.channel.remoteAddress {
+        if clientAddress.isEmpty, let remote = context.channel.remoteAddress {
             clientAddress = remote.ipAddress ?? ""
             clientPort = remote.port ?? 0
         }
         loop.register(self)
-        if context.channel.isActive { startClock(.idle, limits.idle) }
+        if context.channel.isActive { startIdleClock() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -109,7 +128,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        startClock(.idle, limits.idle)
+        startIdleClock()
         context.fireChannelActive()
     }
 
@@ -461,7 +480,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     /// The connection is idle again: the keep-alive timer runs, and a pipelined request goes next
     /// (after the current call stack, never inside the write that finished the last response).
     private func becameIdle() {
-        startClock(.idle, limits.idle)
+        idleDeadline = .distantFuture
+        startIdleClock()
         if let buffered = inbound, buffered.readableBytes > 0 {
             context.eventLoop.assumeIsolated().execute { [self] in
                 processInbound()
@@ -803,8 +823,48 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     ///
     /// Starting, moving and stopping the deadline costs no allocation and no NIO timer (one per
     /// connection used to be a task, a promise and closures, and a reschedule per request).
+    ///
+    /// While idle a cleartext connection first waits `park_idle` (`park`), then leaves its channel
+    /// for `IdleParking`, which keeps the rest of the idle deadline.
     enum Clock: Equatable {
-        case idle, head, exchange, tunnel
+        case idle, park, head, exchange, tunnel
+    }
+
+    /// Idle: parking comes first when it is due before the idle timeout.
+    private func startIdleClock() {
+        let now = NIODeadline.now()
+        if idleDeadline == .distantFuture { idleDeadline = now + limits.idle }
+        if mayPark, loop.parking != nil, limits.parkIdle > .zero, now + limits.parkIdle < idleDeadline {
+            startClock(.park, limits.parkIdle)
+        } else {
+            clock = .idle
+            loop.timers.schedule(self, deadline: idleDeadline)
+        }
+    }
+
+    /// Parks the idle connection (see `IdleParking`) when nothing of it is left in the gateway
+    /// but its socket: no request, nothing buffered either way, not handing over. True if it went.
+    private func park() -> Bool {
+        guard let context, let parking = loop.parking, machine.isIdle, inbound == nil, !loop.handingOver,
+            context.channel.isActive,
+            (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) == 0
+        else { return false }
+        // A copy of the socket, so that closing the channel leaves it open (the client sees nothing).
+        let copy = try? context.pipeline.syncOperations.withUnsafeTransportIfAvailable(of: NIOBSDSocket.Handle.self) {
+            fcntl($0, F_DUPFD_CLOEXEC, 0)
+        }
+        guard let copy = copy ?? nil, copy >= 0 else { return false }
+        let parked = ParkedConnection(
+            loop: loop.parkingIndex, idleDeadline: idleDeadline.uptimeNanoseconds, requestsServed: machine.requestsServed,
+            lastDeployment: lastDeployment, clientAddress: clientAddress, clientPort: clientPort)
+        guard parking.park(copy, parked) else {
+            Glibc.close(copy)
+            return false
+        }
+        machine.closed()
+        stopClock()
+        context.close(promise: nil)
+        return true
     }
 
     private func startClock(_ kind: Clock, _ amount: TimeAmount) {
@@ -834,7 +894,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
     /// Bytes came from the client.
     private func clientBytesArrived() {
         switch clock {
-        case .idle:
+        case .idle, .park:
             startClock(.head, limits.requestHeader)
         case .exchange:
             // Progress: the body's clock restarts at the next read request.
@@ -865,6 +925,11 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         switch clock {
         case .idle:
             closeNow()
+        case .park:
+            if !park() {
+                clock = .idle
+                loop.timers.schedule(self, deadline: idleDeadline)
+            }
         case .head:
             // A head that does not come: 408, and the connection closes.
             machine.closed()

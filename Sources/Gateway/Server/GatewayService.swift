@@ -314,6 +314,7 @@ final class GatewayService: Service {
         )
         let connections = server.openConnections.load(ordering: .relaxed)
         await server.forEachLoop { $0.closeAllConnections() }
+        server.stopParking()
         await Self.closeAccessLog(accessLog, server: server)
         // The gateway has drained: nothing is in flight to the instances any more.
         await supervisor.shutdown(drain: false)
@@ -359,6 +360,7 @@ final class GatewayService: Service {
         }
         logger.info("worker drained", metadata: ["connections": "\(connections)", "left": "\(open)"])
         await server.forEachLoop { $0.closeAllConnections() }
+        server.stopParking()
         await Self.closeAccessLog(accessLog, server: server)
         try? await group.shutdownGracefully()
         keeper?.drainFinished(connections: connections)

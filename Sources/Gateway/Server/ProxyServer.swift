@@ -17,6 +17,11 @@ final class ProxyServer: Sendable {
     /// listener's loop), before the connection reaches its own loop: a drain that waits for this
     /// to reach zero cannot miss a connection still on its way.
     let openConnections = Atomic<Int>(0)
+    /// Idle cleartext HTTP/1.1 connections outside their channels (`timeouts.park_idle`); nil
+    /// when the kernel refused its descriptors (nothing is parked then).
+    private let parking: IdleParking?
+    /// The loops in the order `ParkedConnection.loop` counts them.
+    private let loops: [EventLoop]
 
     init(
         group: MultiThreadedEventLoopGroup, config: GatewayConfig, router: Router, traffic: TrafficCounters,
@@ -27,20 +32,75 @@ final class ProxyServer: Sendable {
         self.logger = logger
         self.traffic = traffic
         var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
+        let loops = Array(group.makeIterator())
+        self.loops = loops
+        // The parking thread hands a socket back through `resume`, which needs the contexts
+        // made below: it finds them through this box, filled before anything can be parked.
+        let resumer = Resumer()
+        do {
+            parking = try IdleParking(
+                traffic: traffic,
+                resume: { descriptor, connection in resumer.resume(descriptor, connection) },
+                counted: { [openConnections = resumer] change in openConnections.counted(change) })
+        } catch {
+            logger.warning("idle connections will not be parked", metadata: ["error": "\(error)"])
+            parking = nil
+        }
         let ejection = PassiveEjection(group: group, probeTimeout: TimeAmount(config.timeouts.connect), logger: logger)
-        for (index, loop) in group.makeIterator().enumerated() {
+        for (index, loop) in loops.enumerated() {
             let shard = traffic.shards[index % traffic.shards.count]
+            let parking = self.parking
             let bound = try loop.submit {
                 let context = LoopContext(
                     eventLoop: loop, router: router, timeouts: config.timeouts, limits: config.limits,
                     http2: config.http2, traffic: shard, ejection: ejection, accessLog: accessLog, logger: logger)
                 context.upgradeProtocols = config.upgradeProtocols
+                context.parking = parking
+                context.parkingIndex = index
                 return NIOLoopBound(context, eventLoop: loop)
             }.wait()
             contexts[ObjectIdentifier(loop)] = bound
         }
         self.contexts = contexts
+        resumer.server = self
     }
+
+    /// Stops parking: what is parked closes (after `closeAllConnections`, nothing should be).
+    func stopParking() {
+        parking?.stop()
+    }
+
+    /// A parked connection spoke: it goes back to its loop in a new channel, with a proxy handler
+    /// that goes on from what it kept, counted open until that channel closes.
+    fileprivate func resume(_ descriptor: CInt, _ connection: ParkedConnection) {
+        let loop = loops[connection.loop]
+        let contexts = self.contexts
+        ClientBootstrap(group: loop)
+            .channelOption(.maxMessagesPerRead, value: 16)
+            .channelOption(.recvAllocator, value: Self.receiveBuffers)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let context = contexts[ObjectIdentifier(channel.eventLoop)]!.value
+                    try channel.pipeline.syncOperations.addHandler(ProxyHandler(loop: context, scheme: "http", resumed: connection))
+                }
+            }
+            .withConnectedSocket(descriptor)
+            .whenComplete { [self] result in
+                switch result {
+                case .success(let channel):
+                    channel.closeFuture.whenComplete { _ in self.openConnections.subtract(1, ordering: .relaxed) }
+                case .failure(let error):
+                    // NIO closed the descriptor with the channel it could not set up.
+                    openConnections.subtract(1, ordering: .relaxed)
+                    logger.debug("a parked connection could not resume", metadata: ["error": "\(error)"])
+                }
+            }
+    }
+
+    /// NIO keeps a channel's last receive buffer for its next read, so an idle keep-alive
+    /// connection holds one: start it at 512 bytes (a request head of a few hundred bytes fits;
+    /// it grows for bodies and shrinks back) instead of NIO's 2,048.
+    private static let receiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536)
 
     /// Binds listener number `index`; the returned channel is closed to stop accepting.
     /// Listens for `listener`: on `socket` when one is given (a worker on the keeper's
@@ -63,10 +123,7 @@ final class ProxyServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
-            // NIO keeps a channel's last receive buffer for its next read, so an idle keep-alive
-            // connection holds one: start it at 512 bytes (a request head of a few hundred bytes
-            // fits; it grows for bodies and shrinks back) instead of NIO's 2,048.
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536))
+            .childChannelOption(.recvAllocator, value: Self.receiveBuffers)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let loop = contexts[ObjectIdentifier(channel.eventLoop)]!.value
@@ -133,5 +190,20 @@ private final class AcceptCounter: ChannelInboundHandler, Sendable {
         server.openConnections.add(1, ordering: .relaxed)
         accepted.closeFuture.whenComplete { _ in server.openConnections.subtract(1, ordering: .relaxed) }
         context.fireChannelRead(data)
+    }
+}
+
+/// Lets the parking thread reach the server, which is made after the parking it owns.
+private final class Resumer: @unchecked Sendable {
+    /// Set once, at the end of `ProxyServer.init`, before any connection exists (so before
+    /// anything can be parked or resumed); read-only from then on.
+    unowned(unsafe) var server: ProxyServer?
+
+    func resume(_ descriptor: CInt, _ connection: ParkedConnection) {
+        server!.resume(descriptor, connection)
+    }
+
+    func counted(_ change: Int) {
+        server!.openConnections.add(change, ordering: .relaxed)
     }
 }

@@ -39,9 +39,17 @@ final class TrafficCounters: Sendable {
         var tunnelIdleTimeouts = 0
         var retries = 0
         var retriesOverBudget = 0
+        var http1Parked = 0
+        var http1ParkedTotal = 0
+        var http1Resumed = 0
     }
 
     let shards: [Shard]
+    /// Idle HTTP/1.1 connections parked now (see `IdleParking`), ever parked, and ever resumed
+    /// (gone back to an event loop with a request). Once per park, not per request: not sharded.
+    let http1Parked = Atomic<Int>(0)
+    let http1ParkedTotal = Atomic<Int>(0)
+    let http1Resumed = Atomic<Int>(0)
 
     init(shards count: Int = 1) {
         shards = (0..<max(count, 1)).map { _ in Shard() }
@@ -49,6 +57,9 @@ final class TrafficCounters: Sendable {
 
     func snapshot() -> Snapshot {
         var total = Snapshot()
+        total.http1Parked = http1Parked.load(ordering: .relaxed)
+        total.http1ParkedTotal = http1ParkedTotal.load(ordering: .relaxed)
+        total.http1Resumed = http1Resumed.load(ordering: .relaxed)
         for shard in shards {
             total.http1Requests += shard.http1Requests.load(ordering: .relaxed)
             total.h2Requests += shard.h2Requests.load(ordering: .relaxed)

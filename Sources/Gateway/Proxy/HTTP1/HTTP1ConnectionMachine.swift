@@ -51,6 +51,13 @@ struct HTTP1ConnectionMachine {
     /// Requests this connection has carried (a handover closes only connections that had one).
     private(set) var requestsServed = 0
 
+    init() {}
+
+    /// A connection back from `IdleParking`: idle, after the requests it carried before.
+    init(resumedAfter requestsServed: Int) {
+        self.requestsServed = requestsServed
+    }
+
     var request: Request? {
         switch state {
         case .awaitingBackend(let request), .proxying(let request), .discarding(let request): request

@@ -1,0 +1,94 @@
+import Foundation
+import NIOHTTP1
+import Testing
+
+/// Idle keep-alive connections parked outside the event loops (`timeouts.park_idle`), seen from
+/// clients: a parked connection is served when it speaks again, closes at its idle timeout, closes
+/// in a drain, and is forgotten when its client leaves.
+@Suite(.timeLimit(.minutes(2)))
+struct IdleParkingEndToEndTests {
+    static func config(parkIdle: String = "150ms", idle: String = "60s") -> String {
+        GatewayHarness.simpleConfig(extra: "timeouts:\n  park_idle: \(parkIdle)\n  idle: \(idle)\n")
+    }
+
+    static func http1(_ stats: [String: Any]) -> [String: Any] {
+        ((stats["protocols"] as? [String: Any])?["http1"] as? [String: Any]) ?? [:]
+    }
+
+    static func parked(_ stats: [String: Any]) -> Int { http1(stats)["parked_connections"] as? Int ?? -1 }
+
+    @Test func aParkedConnectionIsServedWhenItSpeaksAgain() async throws {
+        let h = try await GatewayHarness(yaml: Self.config())
+        try await TestHTTPClient.withConnection(port: h.port) { client in
+            #expect(try await client.request(.GET, "/").status == .ok)
+            try await h.waitForStats("the connection to be parked") { Self.parked($0) == 1 }
+            // The same connection, back from the parking: a request with a body reaches the
+            // backend whole, and its answer comes back on it.
+            let body = Array("parked and back".utf8)
+            let echoed = try await client.request(.POST, "/echo", body: body)
+            #expect(echoed.status == .ok)
+            #expect(echoed.body == body)
+            let stats = Self.http1(try await h.stats())
+            #expect(stats["resumes"] as? Int == 1)
+            #expect(stats["requests"] as? Int == 2)
+            // Idle again: parked again.
+            try await h.waitForStats("the connection to be parked again") { Self.parked($0) == 1 }
+            #expect(try await client.request(.GET, "/").status == .ok)
+        }
+        let stats = Self.http1(try await h.stats())
+        #expect(stats["parks"] as? Int == 2)
+        #expect(stats["resumes"] as? Int == 2)
+    }
+
+    @Test func aParkedConnectionClosesWhenItsIdleTimeoutEnds() async throws {
+        let h = try await GatewayHarness(yaml: Self.config(parkIdle: "100ms", idle: "3s"))
+        try await TestHTTPClient.withConnection(port: h.port) { client in
+            #expect(try await client.request(.GET, "/").status == .ok)
+            let idleSince = ContinuousClock.now
+            try await h.waitForStats("the connection to be parked") { Self.parked($0) == 1 }
+            #expect(await client.waitForServerClose(timeout: .seconds(10)))
+            // The idle timeout runs from the end of the last response, not from the parking.
+            let closedAfter = ContinuousClock.now - idleSince
+            #expect(closedAfter >= .milliseconds(2900))
+            #expect(closedAfter < .seconds(6))
+        }
+        #expect(Self.parked(try await h.stats()) == 0)
+    }
+
+    @Test func aDrainClosesParkedConnections() async throws {
+        let h = try await GatewayHarness(yaml: Self.config())
+        try await TestHTTPClient.withConnection(port: h.port) { client in
+            #expect(try await client.request(.GET, "/").status == .ok)
+            try await h.waitForStats("the connection to be parked") { Self.parked($0) == 1 }
+            let (status, json) = try await h.adminJSON(.POST, "/suspend?timeout=1")
+            #expect(status == 200)
+            #expect(json["drained"] as? Bool == true)
+            #expect(await client.waitForServerClose(timeout: .seconds(5)))
+        }
+        #expect(Self.parked(try await h.stats()) == 0)
+        _ = try await h.adminJSON(.POST, "/resume")
+        #expect(try await h.get("/").status == .ok)
+    }
+
+    @Test func aClientThatLeavesWhileParkedIsForgotten() async throws {
+        let h = try await GatewayHarness(yaml: Self.config())
+        try await TestHTTPClient.withConnection(port: h.port) { client in
+            #expect(try await client.request(.GET, "/").status == .ok)
+            try await h.waitForStats("the connection to be parked") { Self.parked($0) == 1 }
+        }
+        // The client closed: the parked socket is closed and no longer counted.
+        let stats = try await h.waitForStats("the parked connection to be gone") { Self.parked($0) == 0 }
+        #expect(Self.http1(stats)["resumes"] as? Int == 0)
+    }
+
+    @Test func parkingCanBeTurnedOff() async throws {
+        let h = try await GatewayHarness(yaml: Self.config(parkIdle: "0s", idle: "3s"))
+        try await TestHTTPClient.withConnection(port: h.port) { client in
+            let first = try await client.request(.GET, "/")
+            #expect(first.status == .ok)
+            // Left in its channel, it closes at its idle timeout without ever being parked.
+            #expect(await client.waitForServerClose(timeout: .seconds(10)))
+        }
+        #expect(Self.http1(try await h.stats())["parks"] as? Int == 0)
+    }
+}
