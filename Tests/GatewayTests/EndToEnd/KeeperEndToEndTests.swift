@@ -337,7 +337,11 @@ extension KeeperEndToEndTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let (socket, port) = try Self.listeningSocket()
-        defer { close(socket) }
+        // Closed once: by the line below once the gateway has it, or here if the test ends
+        // before. A second close would close whatever descriptor took the number meanwhile (a
+        // socket of NIO's in this process, which then crashed on EBADF).
+        var socketOpen = true
+        defer { if socketOpen { close(socket) } }
         let admin = try freePort()
         let config = directory.appendingPathComponent("gateway.yaml")
         try TestAdmin.withAdminUser(GatewayHarness.supervisedConfig(instances: 1))
@@ -352,6 +356,7 @@ extension KeeperEndToEndTests {
         try await keeper.waitForOutput(containing: "worker serving", timeout: .seconds(20))
         // Our copy closes: only the gateway's keeps the port open now.
         close(socket)
+        socketOpen = false
         // The worker serves once its instance is ready; a connection made before it accepts
         // waits in the socket's backlog.
         try await keeper.waitForOutput(containing: "joined the rotation", timeout: .seconds(20))
