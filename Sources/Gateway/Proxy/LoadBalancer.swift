@@ -19,6 +19,11 @@ final class LoadBalancer: Sendable {
         self.backends = backends.map { Backend(address: $0.0, counter: $0.1) }
     }
 
+    /// A balancer over the same backends with a cursor of its own (one per event loop).
+    init(backends: [Backend]) {
+        self.backends = backends
+    }
+
     /// Backends the balancer may choose now (in rotation, not ejected).
     var choosable: Int {
         backends.reduce(0) { $0 + ($1.counter.inRotation && !$1.counter.isEjected ? 1 : 0) }

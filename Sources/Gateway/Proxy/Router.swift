@@ -8,8 +8,10 @@ import Darwin
 
 /// Maps a request (host, path, method) to a deployment and one of its entry points.
 ///
-/// Immutable: a change of configuration or of the backends in rotation builds a new one, which
-/// every event loop swaps in, so the request path reads it without locks. Deployments are chosen by host, then by the longest path prefix; a deployment that names
+/// Immutable: a change of configuration or of the backends in rotation builds a new one, of which
+/// every event loop swaps in a replica of its own (`replicatedForLoop`), so the request path reads
+/// it without locks and touches no object another loop touches but the shared counters.
+/// Deployments are chosen by host, then by the longest path prefix; a deployment that names
 /// the request's host wins over an any-host deployment with the same prefix length. Inside the
 /// deployment the entry point with the longest matching prefix whose method list allows the
 /// request wins.
@@ -103,6 +105,19 @@ struct Router: Sendable {
             )
         }
         self.init(deployments: routes)
+    }
+
+    /// This router for one event loop: its own deployment objects and balancers (so the
+    /// round-robin cursor and the reference counts the request path touches stay on one core),
+    /// on the same backends, entry points and retry budgets (a budget bounds a deployment's
+    /// retries across all loops).
+    func replicatedForLoop() -> Router {
+        Router(
+            deployments: deployments.map {
+                DeploymentRoute(
+                    name: $0.name, hosts: $0.hosts, pathPrefix: $0.pathPrefix, entryPoints: $0.entryPoints,
+                    balancer: LoadBalancer(backends: $0.balancer.backends), failover: $0.failover)
+            })
     }
 
     /// The routes of a configuration whose backends are all fixed addresses.

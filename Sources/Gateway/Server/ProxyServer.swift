@@ -52,7 +52,7 @@ final class ProxyServer: Sendable {
             let parking = self.parking
             let bound = try loop.submit {
                 let context = LoopContext(
-                    eventLoop: loop, router: router, timeouts: config.timeouts, limits: config.limits,
+                    eventLoop: loop, router: router.replicatedForLoop(), timeouts: config.timeouts, limits: config.limits,
                     http2: config.http2, traffic: shard, ejection: ejection, accessLog: accessLog, logger: logger)
                 context.upgradeProtocols = config.upgradeProtocols
                 context.parking = parking

@@ -83,7 +83,7 @@ actor BackendMembership {
         await server.forEachLoop { loop in
             guard version > loop.routerVersion else { return }
             loop.routerVersion = version
-            loop.router = router
+            loop.router = router.replicatedForLoop()
             loop.timeouts = timeouts
             loop.limits = limits
             loop.http2 = http2
