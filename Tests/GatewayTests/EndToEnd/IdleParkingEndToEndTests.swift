@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import NIOHTTP1
 import Testing
 
@@ -79,6 +80,29 @@ struct IdleParkingEndToEndTests {
         // The client closed: the parked socket is closed and no longer counted.
         let stats = try await h.waitForStats("the parked connection to be gone") { Self.parked($0) == 0 }
         #expect(Self.http1(stats)["resumes"] as? Int == 0)
+    }
+
+    @Test func aConnectionParkedBeforeItsFirstRequestCanBecomeATunnel() async throws {
+        let h = try await GatewayHarness(yaml: Self.config())
+        let connection = try await StalledRequestEndToEndTests.connect(port: h.port)
+        try await connection.executeThenClose { inbound, outbound in
+            // Connected, silent: parked before it said anything.
+            try await h.waitForStats("the connection to be parked") { Self.parked($0) == 1 }
+            try await outbound.write(ByteBuffer(string: UpgradeEndToEndTests.handshake))
+            var reader = ByteReader(inbound.makeAsyncIterator())
+            let head = try await reader.readUntil("\r\n\r\n")
+            #expect(head.hasPrefix("HTTP/1.1 101"))
+            // The tunnel carries frames both ways, and is not parked while it lasts (it is no
+            // idle HTTP/1.1 connection).
+            for _ in 0..<3 {
+                try await outbound.write(ByteBuffer(bytes: UpgradeEndToEndTests.textFrame("ping")))
+                #expect(try await reader.read(count: 6) == [0x81, 0x04] + Array("ping".utf8))
+            }
+            try await Task.sleep(for: .milliseconds(400))
+            try await outbound.write(ByteBuffer(bytes: UpgradeEndToEndTests.textFrame("ping")))
+            #expect(try await reader.read(count: 6) == [0x81, 0x04] + Array("ping".utf8))
+            #expect(Self.http1(try await h.stats())["parks"] as? Int == 1)
+        }
     }
 
     @Test func parkingCanBeTurnedOff() async throws {
