@@ -11,7 +11,8 @@
 # each round, so drift in a shared machine's load falls on all alike. Per run it prints req/s,
 # p50 and p99 (wrk --latency), errors, and the proxy's CPU time per request: user + system of the
 # proxying process (the gateway's worker, nginx's worker, HAProxy itself; all threads) from
-# /proc/PID/stat before and after the run, divided by the requests wrk reports. The gateway's
+# /proc/PID/stat before and after the run, divided by the requests wrk reports, in all and split
+# into user and system time (the proxy's own code, and the kernel's work for it). The gateway's
 # keeper (with its `_watchdog` child) is reported separately when it used any CPU. At the end,
 # per connection count: the medians of each target, and the medians of the per-round paired
 # ratios gateway/nginx and gateway/haproxy for req/s and CPU per request (on a noisy machine
@@ -142,7 +143,7 @@ echo "load: wrk -t1 -c{$CONNS} -d$DURATION (after ${WARMUP}s warm-up), $ROUNDS r
 for t in "${TARGETS[@]}"; do echo "  $t: port ${PORT[$t]}, proxying pid(s) ${PIDS[$t]}(main ${MAIN[$t]})"; done
 has gateway && echo "  gateway keeper and its other children (CPU reported apart): $SUPERVISORS"
 echo
-printf '%-5s %-8s %5s %9s %9s %9s %9s %6s %10s  %s\n' round target conns 'req/s' 'p50 ms' 'p99 ms' requests errors 'CPU us/req' note
+printf '%-5s %-8s %5s %9s %9s %9s %9s %6s %10s %11s  %s\n' round target conns 'req/s' 'p50 ms' 'p99 ms' requests errors 'CPU us/req' 'user/sys us' note
 
 declare -A R   # R[target.conns.metric]="v v v"; R[ratio.conns.peer.metric]
 KEEPER_TICKS=0; KEEPER_REQUESTS=0
@@ -155,12 +156,12 @@ for round in $(seq 1 "$ROUNDS"); do
             kill -0 "${MAIN[$t]}" 2>/dev/null || die "$t (pid ${MAIN[$t]}) has exited"
             [ "$WARMUP" -gt 0 ] && run_wrk "${PORT[$t]}" "$conns" "$WARMUP" "$WORK/warm.txt"
             # shellcheck disable=SC2086
-            before=$(cpu_ticks ${PIDS[$t]})
+            read -r ubefore sbefore < <(cpu_split ${PIDS[$t]})
             # shellcheck disable=SC2086
             kbefore=0; [ "$t" = gateway ] && kbefore=$(cpu_ticks $SUPERVISORS)
             run_wrk "${PORT[$t]}" "$conns" "$DURATION" "$WORK/wrk.txt"
             # shellcheck disable=SC2086
-            after=$(cpu_ticks ${PIDS[$t]})
+            read -r uafter safter < <(cpu_split ${PIDS[$t]})
             read -r rps p50 p99 n err < <(parse_wrk "$WORK/wrk.txt")
             note=""
             if [ "$t" = gateway ]; then
@@ -169,10 +170,13 @@ for round in $(seq 1 "$ROUNDS"); do
                 KEEPER_TICKS=$((KEEPER_TICKS + kt)); KEEPER_REQUESTS=$((KEEPER_REQUESTS + n))
                 [ "$kt" -gt 0 ] && note="keeper+watchdog $((kt * TICK_US)) us"
             fi
-            cpu=$(ratio $(((after - before) * TICK_US)) "$n" %.2f)
+            cpu=$(ratio $(((uafter - ubefore + safter - sbefore) * TICK_US)) "$n" %.2f)
+            ucpu=$(ratio $(((uafter - ubefore) * TICK_US)) "$n" %.1f)
+            scpu=$(ratio $(((safter - sbefore) * TICK_US)) "$n" %.1f)
             [ "$n" -gt 0 ] || note="$note no requests (wrk output: $(tr '\n' ' ' < "$WORK/wrk.txt" | cut -c1-200))"
-            printf '%-5s %-8s %5s %9s %9s %9s %9s %6s %10s  %s\n' "$round" "$t" "$conns" "$rps" "$p50" "$p99" "$n" "$err" "$cpu" "$note"
+            printf '%-5s %-8s %5s %9s %9s %9s %9s %6s %10s %11s  %s\n' "$round" "$t" "$conns" "$rps" "$p50" "$p99" "$n" "$err" "$cpu" "$ucpu/$scpu" "$note"
             R[$t.$conns.rps]+="$rps "; R[$t.$conns.p50]+="$p50 "; R[$t.$conns.p99]+="$p99 "; R[$t.$conns.cpu]+="$cpu "
+            R[$t.$conns.ucpu]+="$ucpu "; R[$t.$conns.scpu]+="$scpu "
             THIS[$t.rps]=$rps; THIS[$t.cpu]=$cpu
         done
         if has gateway; then
@@ -188,11 +192,12 @@ done
 
 echo
 echo "medians over $ROUNDS rounds of ${DURATION}s:"
-printf '%-8s %5s %9s %9s %9s %10s\n' target conns 'req/s' 'p50 ms' 'p99 ms' 'CPU us/req'
+printf '%-8s %5s %9s %9s %9s %10s %11s\n' target conns 'req/s' 'p50 ms' 'p99 ms' 'CPU us/req' 'user/sys us'
 for conns in $CONNS; do
     for t in "${TARGETS[@]}"; do
-        printf '%-8s %5s %9s %9s %9s %10s\n' "$t" "$conns" "$(echo "${R[$t.$conns.rps]}" | median %.0f)" \
-            "$(echo "${R[$t.$conns.p50]}" | median %.3f)" "$(echo "${R[$t.$conns.p99]}" | median %.3f)" "$(echo "${R[$t.$conns.cpu]}" | median %.2f)"
+        printf '%-8s %5s %9s %9s %9s %10s %11s\n' "$t" "$conns" "$(echo "${R[$t.$conns.rps]}" | median %.0f)" \
+            "$(echo "${R[$t.$conns.p50]}" | median %.3f)" "$(echo "${R[$t.$conns.p99]}" | median %.3f)" "$(echo "${R[$t.$conns.cpu]}" | median %.2f)" \
+            "$(echo "${R[$t.$conns.ucpu]}" | median %.1f)/$(echo "${R[$t.$conns.scpu]}" | median %.1f)"
     done
 done
 if has gateway && { has nginx || has haproxy; }; then

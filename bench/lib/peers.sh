@@ -85,6 +85,16 @@ cpu_ticks() {
     done
     echo "$total"
 }
+# cpu_split PID...: the same, as "user system" clock ticks (where the time goes: the proxy's own
+# code, or the kernel's sockets and wake-ups).
+cpu_split() {
+    local pid u=0 s=0 pu ps
+    for pid in "$@"; do
+        read -r pu ps < <(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12, $13 }') || { pu=0; ps=0; }
+        u=$((u + ${pu:-0})); s=$((s + ${ps:-0}))
+    done
+    echo "$u $s"
+}
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 # status_kb PID FIELD: a kB value from /proc/PID/status (VmRSS, VmHWM, ...).
 status_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null; }
