@@ -41,7 +41,7 @@ final class ProxyServer: Sendable {
             parking = try IdleParking(
                 traffic: traffic,
                 resume: { descriptor, connection in resumer.resume(descriptor, connection) },
-                counted: { [openConnections = resumer] change in openConnections.counted(change) })
+                counted: { change in resumer.counted(change) })
         } catch {
             logger.warning("idle connections will not be parked", metadata: ["error": "\(error)"])
             parking = nil
@@ -90,7 +90,10 @@ final class ProxyServer: Sendable {
                 case .success(let channel):
                     channel.closeFuture.whenComplete { _ in self.openConnections.subtract(1, ordering: .relaxed) }
                 case .failure(let error):
-                    // NIO closed the descriptor with the channel it could not set up.
+                    // NIO closes the channel it could not set up, and the descriptor with it. (A
+                    // descriptor it could not even wrap, which takes a failing fcntl, is not
+                    // closed here either: whether NIO closed it cannot be told, and a second
+                    // close would hit whatever took the number meanwhile.)
                     openConnections.subtract(1, ordering: .relaxed)
                     logger.debug("a parked connection could not resume", metadata: ["error": "\(error)"])
                 }
