@@ -2,7 +2,7 @@
 # Memory per idle keep-alive connection: the gateway beside nginx and HAProxy, one worker each,
 # in front of the same origin (one nginx worker, fixed 100-byte body).
 #
-#   bench/idle-connections/run.sh [--rounds 3] [--conns 5000] [--settle 3] [--gateway PATH]
+#   bench/idle-connections/run.sh [--rounds 3] [--conns 5000] [--settle 8] [--gateway PATH]
 #                                 [--only gateway,nginx,haproxy]
 #
 # Each round starts every target afresh (the order rotating by one per round) and:
@@ -13,7 +13,7 @@
 #   3. opens --conns client connections, sends ONE complete GET on each and reads its whole
 #      response, so each is an idle keep-alive connection that has served a request, and holds
 #      them all open;
-#   4. waits --settle seconds (default 3: longer than the gateway's park_idle of 1 s plus the
+#   4. waits --settle seconds (default 8: longer than the gateway's park_idle of 5 s plus the
 #      second its memory trim waits after the last park; the same wait for all three), then until
 #      VmRSS is steady again, reads both again, and checks that the connections are still open
 #      (and that the process holds that many more file descriptors);
@@ -33,7 +33,7 @@ usage() {
     cat <<'EOF'
 
 Options:
-  --rounds N       rounds (default 3)
+  --rounds N       rounds (default 8)
   --conns N        idle connections to hold (default 5000)
   --settle S       seconds to wait after the connections are idle before reading (default 3)
   --gateway PATH   gateway binary (default: build .build-release/release/gateway once;
@@ -42,7 +42,7 @@ Options:
 EOF
 }
 
-ROUNDS=3; CONNS=5000; SETTLE=3; GATEWAY=""; ONLY=gateway,nginx,haproxy
+ROUNDS=3; CONNS=5000; SETTLE=8; GATEWAY=""; ONLY=gateway,nginx,haproxy
 need_value() { [ $# -ge 2 ] && [ -n "$2" ] || { echo "$BENCH: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
     case "$1" in

@@ -163,7 +163,7 @@ extension GatewayConfig {
         requestBody: .seconds(30),
         tunnelIdle: .seconds(3600)
     )
-    static let defaultParkIdle = Duration.seconds(1)
+    static let defaultParkIdle = Duration.seconds(5)
     static let defaultMaxHeaderBytes = 64 * 1024
     static let defaultRetries = 2
     static let defaultEjectAfter = 3
