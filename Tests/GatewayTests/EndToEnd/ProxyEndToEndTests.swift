@@ -1,5 +1,7 @@
 import Foundation
+import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Testing
 
 /// The HTTP/1.1 proxy seen from a client: real gateway process, real demo backends, real sockets.
@@ -31,6 +33,42 @@ struct ProxyEndToEndTests {
 
             let bytes = try await client.request(.GET, "/bytes?n=3000000")
             #expect(bytes.body.count == 3_000_000)
+        }
+    }
+
+    /// A client far slower than the backend, through a small window: the body arrives whole, the
+    /// request stays in flight while the gateway still holds part of it, and once it is written
+    /// the connection carries the next request.
+    @Test func aSlowReaderGetsItAllAndTheConnectionGoesOn() async throws {
+        let h = try await GatewayHarness(yaml: GatewayHarness.simpleConfig())
+        // More than the kernel buffers for a socket (4 MB at most here), a small receive buffer
+        // (set before the connect, so the window is small from the start) and slow reads.
+        let size = 16_000_000
+        let connection = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.socketOption(.so_rcvbuf), value: 4096)
+            .connect(host: "127.0.0.1", port: h.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        try await connection.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: "GET /bytes?n=\(size) HTTP/1.1\r\nHost: x\r\n\r\n"))
+            var reader = ByteReader(inbound.makeAsyncIterator())
+            let head = try await reader.readUntil("\r\n\r\n")
+            #expect(head.hasPrefix("HTTP/1.1 200"))
+            try await h.waitForActive(1)
+            var received = 0
+            while received < size {
+                let piece = try await reader.read(count: min(65_536, size - received))
+                received += piece.count
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            #expect(received == size)
+            try await h.waitForActive(0)
+            // The same connection carries the next request.
+            try await outbound.write(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+            let next = try await reader.readUntil("\r\n\r\n")
+            #expect(next.hasPrefix("HTTP/1.1 200"))
         }
     }
 
