@@ -8,10 +8,12 @@
 # so two binaries can be compared:
 #
 #   bench/profile.sh [--gateway PATH] [--conns 50] [--streams 10] [--duration 8] [--top 30]
-#                    [--h2c | --tls] [--callers SYMBOL] [--save FILE]
+#                    [--h2c | --tls] [--callers SYMBOL] [--save FILE] [--dwarf]
 # (without --gateway: the release build in .build-release, built if needed; --streams is
 # h2load -m; --callers prints the call chains into the functions matching SYMBOL as well;
-# --save keeps the perf data in FILE for more `perf report`s)
+# --save keeps the perf data in FILE for more `perf report`s; --dwarf unwinds with DWARF
+# (about 100 MB of data, 500 Hz) where frame pointers lose the callers, as in malloc and the
+# Swift runtime)
 #
 # Bounded (wrk -d, perf for a fixed time, every wait a bounded poll); loopback only; everything
 # started is stopped by PID; temporary files in a mktemp directory removed at exit.
@@ -26,6 +28,7 @@ MODE=http1
 STREAMS=10
 CALLERS=""
 SAVE=""
+CALLGRAPH=(-F 2000 -g)
 while [ $# -gt 0 ]; do
     case "$1" in
         --gateway) GATEWAY=$2; shift 2 ;;
@@ -37,7 +40,8 @@ while [ $# -gt 0 ]; do
         --tls) MODE=tls; shift ;;
         --callers) CALLERS=$2; shift 2 ;;
         --save) SAVE=$2; shift 2 ;;
-        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --dwarf) CALLGRAPH=(-F 500 --call-graph dwarf,16384); shift ;;
+        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "profile: unknown argument: $1" >&2; exit 1 ;;
     esac
 done
@@ -98,7 +102,7 @@ before=$(cpu_ticks "$WORKER")
 load "$DURATION" "$WORK/load.txt" &
 LOAD=$!; remember "$LOAD"
 sleep 1
-perf record -F 2000 -g -p "$WORKER" -o "$WORK/perf.data" -- sleep $((DURATION - 2)) > /dev/null 2>&1 \
+perf record "${CALLGRAPH[@]}" -p "$WORKER" -o "$WORK/perf.data" -- sleep $((DURATION - 2)) > /dev/null 2>&1 \
     || die "perf record failed (kernel.perf_event_paranoid?)"
 wait "$LOAD"
 after=$(cpu_ticks "$WORKER")

@@ -327,6 +327,17 @@ final class H2Session {
 
     // MARK: Responses
 
+    /// The response field whose value is new in every response: `x-request-id`.
+    ///
+    /// Why never indexed: nghttp2 adds every field it may to the HPACK dynamic table, and a value
+    /// seen once is worth nothing there. One request-id entry per response filled the 4 KiB table
+    /// with entries of the same name, which the encoder's lookup walks one by one (one hash
+    /// chain) for every field of every response, and pushed the entries that do repeat (server,
+    /// content-type, date) out of it. nghttp2 offers no "without indexing" flag; "never indexed"
+    /// (RFC 7541 6.2.3) is the literal it has, and it is right for a per-request value. The
+    /// fields the client decodes are the same.
+    static let neverIndexed = RequestID.headerName
+
     /// Starts the response; with `hasBody`, DATA follows from `sendBody`/`finishBody`.
     func submitResponse(streamID: Int32, status: Int, headers: HTTPHeaders, hasBody: Bool) -> Bool {
         var fields: [(String, String)] = [(":status", String(status))]
@@ -345,10 +356,20 @@ final class H2Session {
         fileprivate var nameValues: [nghttp2_nv]
 
         mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+            append(name: name, value: value, flags: NGHTTP2_NV_FLAG_NONE)
+        }
+
+        /// A field whose value differs in every response (the request id): encoded as a literal
+        /// never put in the HPACK dynamic table (see `H2Session.neverIndexed`).
+        mutating func appendNeverIndexed(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+            append(name: name, value: value, flags: NGHTTP2_NV_FLAG_NO_INDEX)
+        }
+
+        private mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: nghttp2_nv_flag) {
             nameValues.append(
                 nghttp2_nv(
                     name: Self.pointer(name), value: Self.pointer(value), namelen: name.count, valuelen: value.count,
-                    flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+                    flags: UInt8(flags.rawValue)))
         }
 
         private static let empty: StaticString = " "
@@ -599,19 +620,23 @@ final class H2Session {
         storage.reserveCapacity(fields.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count })
         var offsets: [(Int, Int, Int, Int)] = []
         offsets.reserveCapacity(fields.count)
+        var flags: [UInt8] = []
+        flags.reserveCapacity(fields.count)
         for (name, value) in fields {
             let nameStart = storage.count
             storage.append(contentsOf: name.utf8)
             let valueStart = storage.count
             storage.append(contentsOf: value.utf8)
             offsets.append((nameStart, valueStart - nameStart, valueStart, storage.count - valueStart))
+            flags.append(UInt8((name == neverIndexed ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE).rawValue))
         }
         if storage.isEmpty { storage.append(0) }
         return storage.withUnsafeMutableBufferPointer { bytes in
-            var nva = offsets.map { field in
-                nghttp2_nv(
+            var nva = offsets.indices.map { index in
+                let field = offsets[index]
+                return nghttp2_nv(
                     name: bytes.baseAddress! + field.0, value: bytes.baseAddress! + field.2,
-                    namelen: field.1, valuelen: field.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+                    namelen: field.1, valuelen: field.3, flags: flags[index])
             }
             return nva.withUnsafeMutableBufferPointer { body($0.baseAddress!, $0.count) }
         }

@@ -371,7 +371,7 @@ final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
                     for field in fields where ForwardedResponseHead.keeps(field, of: head, fields: fields, bytes: raw) {
                         list.append(name: UnsafeRawBufferPointer(rebasing: raw[field.name]), value: UnsafeRawBufferPointer(rebasing: raw[field.value]))
                     }
-                    list.append(name: UnsafeRawBufferPointer(Self.requestIDName), value: id)
+                    list.appendNeverIndexed(name: UnsafeRawBufferPointer(Self.requestIDName), value: id)
                 }
             }
         }
