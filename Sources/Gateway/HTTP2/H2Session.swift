@@ -135,9 +135,42 @@ final class H2Session {
         }
     }
 
+    /// Body buffers in order. Most responses have one, held inline: a `CircularBuffer` allocates
+    /// its storage (16 slots) as it is made, one allocation per response for nothing.
+    struct BufferQueue {
+        private var head: ByteBuffer?
+        /// The buffers after `head`, once there are any.
+        private var rest: CircularBuffer<ByteBuffer>?
+
+        var isEmpty: Bool { head == nil }
+
+        mutating func append(_ buffer: ByteBuffer) {
+            if head == nil {
+                head = buffer
+            } else if rest == nil {
+                rest = CircularBuffer(initialCapacity: 4)
+                rest!.append(buffer)
+            } else {
+                rest!.append(buffer)
+            }
+        }
+
+        /// Takes up to `length` bytes off the front of the first buffer (which goes once empty).
+        mutating func readSliceOfFirst(upTo length: Int) -> ByteBuffer? {
+            guard var first = head.take() else { return nil }
+            let slice = first.readSlice(length: min(length, first.readableBytes))!
+            if first.readableBytes > 0 {
+                head = first
+            } else if let next = rest?.popFirst() {
+                head = next
+            }
+            return slice
+        }
+    }
+
     /// A response body waiting for nghttp2 to pull it into DATA frames.
     private struct SendQueue {
-        var buffers = CircularBuffer<ByteBuffer>()
+        var buffers = BufferQueue()
         var bytes = 0
         var ended = false
         var trailers: HTTPHeaders?
@@ -598,16 +631,13 @@ final class H2Session {
             outputWriter!(output)
             output = allocator.buffer(capacity: 0)
         }
-        while remaining > 0 {
-            var first = queue.buffers.removeFirst()
-            let take = min(remaining, first.readableBytes)
+        while remaining > 0, let slice = queue.buffers.readSliceOfFirst(upTo: remaining) {
             if large {
-                outputWriter!(first.readSlice(length: take)!)
+                outputWriter!(slice)
             } else {
-                output.writeImmutableBuffer(first.readSlice(length: take)!)
+                output.writeImmutableBuffer(slice)
             }
-            remaining -= take
-            if first.readableBytes > 0 { queue.buffers.prepend(first) }
+            remaining -= slice.readableBytes
         }
     }
 
