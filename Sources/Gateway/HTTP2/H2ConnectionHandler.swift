@@ -205,10 +205,12 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection, TimerW
             var events = session.takeEvents()
             // Streams opened and reset in the same read (rapid reset) never reach a backend.
             closedNow.removeAll(keepingCapacity: true)
-            for event in events {
-                if case .streamClosed(let id, _) = event { closedNow.insert(id) }
+            // By index: `for event in events` copies each event (a retain and a release of every
+            // buffer and string in a request head).
+            for index in events.indices {
+                if case .streamClosed(let id, _) = events[index] { closedNow.insert(id) }
             }
-            for event in events { handle(event) }
+            for index in events.indices { handle(events[index]) }
             session.recycle(&events)
         }
     }
