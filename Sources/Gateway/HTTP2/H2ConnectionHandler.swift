@@ -75,6 +75,8 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection, TimerW
     private var unwritableSince: NIODeadline?
     /// Deployments this connection's streams went to: a drain of one of them sends GOAWAY.
     private var deployments: Set<String> = []
+    /// The deployment `deployments` took last.
+    private var lastDeployment: String?
     private(set) var allocator = ByteBufferAllocator()
 
     init(loop: LoopContext, scheme: String, options: Options) {
@@ -247,7 +249,11 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection, TimerW
                 startDrain()
             }
             stream.start(head, endStream: endStream, clientAddress: clientAddress, clientPort: clientPort, scheme: scheme)
-            if let name = stream.deploymentName { deployments.insert(name) }
+            // Most connections send every stream to one deployment: no hashing of its name again.
+            if let name = stream.deploymentName, name != lastDeployment {
+                deployments.insert(name)
+                lastDeployment = name
+            }
         case .data(let streamID, let buffer, _):
             if let stream = streams[streamID] {
                 stream.receiveBody(buffer)

@@ -49,7 +49,12 @@ final class H2Session {
     /// `X-Request-Id` are not passed on, cookie crumbs are joined again, `:authority` is the Host).
     ///
     /// For a trailer section `upstream` holds every field as a line.
-    struct RequestHead {
+    ///
+    /// A class: the head is filled in place by nghttp2's header callback, then travels in an
+    /// `Event` to the stream exchange. As a struct (some 240 bytes, three buffers and five
+    /// strings) it was copied on the way about five times per request, each copy retaining and
+    /// releasing every buffer in it; one allocation costs less than those.
+    final class RequestHead {
         var method = ""
         var path = ""
         var authority: String?
@@ -78,6 +83,8 @@ final class H2Session {
         var tooLarge = false
         /// A trailer section: every field goes to `upstream`.
         var isTrailers = false
+
+        init() {}
 
         /// The value at `range` of `upstream`, as a String.
         func string(_ range: Range<Int>?) -> String? {
@@ -194,6 +201,8 @@ final class H2Session {
     /// The header block being received. HEADERS and its CONTINUATIONs cannot interleave with
     /// another stream's (RFC 9113 6.10), so one is enough.
     private var head: (streamID: Int32, fields: RequestHead)?
+    /// Changed in place through `sendQueues.values[index]`: each `sendQueues[id]!.field = ...`
+    /// hashed the id again.
     private var sendQueues: [Int32: SendQueue] = [:]
     private let allocator: ByteBufferAllocator
     private var controlFrames: TokenBucket
@@ -349,11 +358,14 @@ final class H2Session {
     }
 
     /// Bytes of the stream's response waiting to go out.
-    func queuedBytes(streamID: Int32) -> Int { sendQueues[streamID]?.bytes ?? 0 }
+    func queuedBytes(streamID: Int32) -> Int {
+        guard let index = sendQueues.index(forKey: streamID) else { return 0 }
+        return sendQueues.values[index].bytes
+    }
 
     /// Whether the client's windows stop the stream's queued response bytes from going out.
     func isBlockedByPeerWindow(streamID: Int32) -> Bool {
-        guard let queue = sendQueues[streamID], queue.bytes > 0 else { return false }
+        guard let index = sendQueues.index(forKey: streamID), sendQueues.values[index].bytes > 0 else { return false }
         return nghttp2_session_get_stream_remote_window_size(session, streamID) <= 0
             || nghttp2_session_get_remote_window_size(session) <= 0
     }
@@ -450,22 +462,22 @@ final class H2Session {
     }
 
     func sendBody(streamID: Int32, _ buffer: ByteBuffer) {
-        guard buffer.readableBytes > 0, sendQueues[streamID] != nil else { return }
-        sendQueues[streamID]!.buffers.append(buffer)
-        sendQueues[streamID]!.bytes += buffer.readableBytes
-        resumeIfDeferred(streamID)
+        guard buffer.readableBytes > 0, let index = sendQueues.index(forKey: streamID) else { return }
+        sendQueues.values[index].buffers.append(buffer)
+        sendQueues.values[index].bytes += buffer.readableBytes
+        resumeIfDeferred(streamID, at: index)
     }
 
     func finishBody(streamID: Int32, trailers: HTTPHeaders?) {
-        guard sendQueues[streamID] != nil else { return }
-        sendQueues[streamID]!.ended = true
-        if let trailers, !trailers.isEmpty { sendQueues[streamID]!.trailers = trailers }
-        resumeIfDeferred(streamID)
+        guard let index = sendQueues.index(forKey: streamID) else { return }
+        sendQueues.values[index].ended = true
+        if let trailers, !trailers.isEmpty { sendQueues.values[index].trailers = trailers }
+        resumeIfDeferred(streamID, at: index)
     }
 
-    private func resumeIfDeferred(_ streamID: Int32) {
-        if sendQueues[streamID]!.deferred {
-            sendQueues[streamID]!.deferred = false
+    private func resumeIfDeferred(_ streamID: Int32, at index: Dictionary<Int32, SendQueue>.Index) {
+        if sendQueues.values[index].deferred {
+            sendQueues.values[index].deferred = false
             nghttp2_session_resume_data(session, streamID)
         }
     }
@@ -504,20 +516,20 @@ final class H2Session {
     // MARK: Callback bodies (record only)
 
     fileprivate func beginHeaders(streamID: Int32, isRequest: Bool) {
-        var fields = RequestHead()
+        let fields = RequestHead()
         fields.isTrailers = !isRequest
         fields.upstream = allocator.buffer(capacity: isRequest ? 512 : 128)
         head = (streamID, fields)
     }
 
     fileprivate func header(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
-        guard head?.streamID == streamID else { return }
-        head!.fields.size += name.count + value.count + 32
-        if head!.fields.size > Int(settings.maxHeaderListSize) {
-            head!.fields.tooLarge = true
+        guard let (id, fields) = head, id == streamID else { return }
+        fields.size += name.count + value.count + 32
+        if fields.size > Int(settings.maxHeaderListSize) {
+            fields.tooLarge = true
             return
         }
-        head!.fields.add(name: name, value: value)
+        fields.add(name: name, value: value)
     }
 
     fileprivate func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) {
@@ -525,7 +537,7 @@ final class H2Session {
         let endStream = hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         switch UInt32(hd.type) {
         case NGHTTP2_HEADERS.rawValue:
-            guard case (let streamID, var head)? = self.head.take(), streamID == hd.stream_id else { return }
+            guard case (let streamID, let head)? = self.head.take(), streamID == hd.stream_id else { return }
             if frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
                 head.writeRequestLineIfNeeded()
                 events.append(.request(streamID: hd.stream_id, head: head, endStream: endStream))
@@ -580,11 +592,11 @@ final class H2Session {
     /// nghttp2 asks for up to `length` bytes of the stream's body. They are not copied here
     /// (`NGHTTP2_DATA_FLAG_NO_COPY`): `sendData` writes them from the queue's buffers right after.
     fileprivate func readBody(streamID: Int32, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
-        guard sendQueues[streamID] != nil else {
+        guard let index = sendQueues.index(forKey: streamID) else {
             return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
-        // In place: a copy of the queue would copy its buffer ring on the first change.
-        return readBody(streamID: streamID, length: length, flags: flags, queue: &sendQueues[streamID]!)
+        // In place: a copy of the queue would copy its buffers on the first change.
+        return readBody(streamID: streamID, length: length, flags: flags, queue: &sendQueues.values[index])
     }
 
     private func readBody(streamID: Int32, length: Int, flags: UnsafeMutablePointer<UInt32>, queue: inout SendQueue) -> Int {
@@ -613,10 +625,10 @@ final class H2Session {
     /// (one copy, where nghttp2's own buffer made two); large ones go out as slices of the
     /// backend's buffers.
     fileprivate func sendData(streamID: Int32, header: UnsafePointer<UInt8>, length: Int) -> Int32 {
-        guard let committed = sendQueues[streamID]?.committed, committed >= length else {
+        guard let index = sendQueues.index(forKey: streamID), sendQueues.values[index].committed >= length else {
             return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
         }
-        sendData(header: header, length: length, queue: &sendQueues[streamID]!)
+        sendData(header: header, length: length, queue: &sendQueues.values[index])
         return 0
     }
 
@@ -780,7 +792,7 @@ struct TokenBucket {
 
 extension H2Session.RequestHead {
     /// Takes one field from nghttp2 (see `RequestHead`).
-    mutating func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+    func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         if isTrailers {
             writeLine(name, value)
             return
@@ -874,7 +886,7 @@ extension H2Session.RequestHead {
     }
 
     /// The request line and the Host from `:authority`, once the pseudo-header fields are over.
-    mutating func writeRequestLineIfNeeded() {
+    func writeRequestLineIfNeeded() {
         guard !requestLineWritten, !isTrailers else { return }
         requestLineWritten = true
         upstream.writeString(method)
@@ -890,7 +902,7 @@ extension H2Session.RequestHead {
 
     /// Writes `name: value\r\n`; returns where the value is.
     @discardableResult
-    private mutating func writeLine(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Range<Int> {
+    private func writeLine(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Range<Int> {
         upstream.writeBytes(name)
         upstream.writeStaticString(": ")
         let start = upstream.readableBytes
