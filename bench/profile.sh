@@ -12,7 +12,7 @@
 # (without --gateway: the release build in .build-release, built if needed; --streams is
 # h2load -m; --callers prints the call chains into the functions matching SYMBOL as well;
 # --save keeps the perf data in FILE for more `perf report`s; --dwarf unwinds with DWARF
-# (about 100 MB of data, 500 Hz) where frame pointers lose the callers, as in malloc and the
+# (some 100 MB of data, 1000 Hz) where frame pointers lose the callers, as in malloc and the
 # Swift runtime)
 #
 # Bounded (wrk -d, perf for a fixed time, every wait a bounded poll); loopback only; everything
@@ -40,7 +40,7 @@ while [ $# -gt 0 ]; do
         --tls) MODE=tls; shift ;;
         --callers) CALLERS=$2; shift 2 ;;
         --save) SAVE=$2; shift 2 ;;
-        --dwarf) CALLGRAPH=(-F 500 --call-graph dwarf,16384); shift ;;
+        --dwarf) CALLGRAPH=(-F 1000 --call-graph dwarf,16384); shift ;;
         -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "profile: unknown argument: $1" >&2; exit 1 ;;
     esac
