@@ -75,6 +75,8 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection, TimerW
     private var unwritableSince: NIODeadline?
     /// Deployments this connection's streams went to: a drain of one of them sends GOAWAY.
     private var deployments: Set<String> = []
+    /// The deployment `deployments` took last.
+    private var lastDeployment: String?
     private(set) var allocator = ByteBufferAllocator()
 
     init(loop: LoopContext, scheme: String, options: Options) {
@@ -205,10 +207,12 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection, TimerW
             var events = session.takeEvents()
             // Streams opened and reset in the same read (rapid reset) never reach a backend.
             closedNow.removeAll(keepingCapacity: true)
-            for event in events {
-                if case .streamClosed(let id, _) = event { closedNow.insert(id) }
+            // By index: `for event in events` copies each event (a retain and a release of every
+            // buffer and string in a request head).
+            for index in events.indices {
+                if case .streamClosed(let id, _) = events[index] { closedNow.insert(id) }
             }
-            for event in events { handle(event) }
+            for index in events.indices { handle(events[index]) }
             session.recycle(&events)
         }
     }
@@ -245,7 +249,11 @@ final class H2ConnectionHandler: ChannelInboundHandler, ClientConnection, TimerW
                 startDrain()
             }
             stream.start(head, endStream: endStream, clientAddress: clientAddress, clientPort: clientPort, scheme: scheme)
-            if let name = stream.deploymentName { deployments.insert(name) }
+            // Most connections send every stream to one deployment: no hashing of its name again.
+            if let name = stream.deploymentName, name != lastDeployment {
+                deployments.insert(name)
+                lastDeployment = name
+            }
         case .data(let streamID, let buffer, _):
             if let stream = streams[streamID] {
                 stream.receiveBody(buffer)

@@ -49,7 +49,12 @@ final class H2Session {
     /// `X-Request-Id` are not passed on, cookie crumbs are joined again, `:authority` is the Host).
     ///
     /// For a trailer section `upstream` holds every field as a line.
-    struct RequestHead {
+    ///
+    /// A class: the head is filled in place by nghttp2's header callback, then travels in an
+    /// `Event` to the stream exchange. As a struct (some 240 bytes, three buffers and five
+    /// strings) it was copied on the way about five times per request, each copy retaining and
+    /// releasing every buffer in it; one allocation costs less than those.
+    final class RequestHead {
         var method = ""
         var path = ""
         var authority: String?
@@ -78,6 +83,8 @@ final class H2Session {
         var tooLarge = false
         /// A trailer section: every field goes to `upstream`.
         var isTrailers = false
+
+        init() {}
 
         /// The value at `range` of `upstream`, as a String.
         func string(_ range: Range<Int>?) -> String? {
@@ -135,9 +142,42 @@ final class H2Session {
         }
     }
 
+    /// Body buffers in order. Most responses have one, held inline: a `CircularBuffer` allocates
+    /// its storage (16 slots) as it is made, one allocation per response for nothing.
+    struct BufferQueue {
+        private var head: ByteBuffer?
+        /// The buffers after `head`, once there are any.
+        private var rest: CircularBuffer<ByteBuffer>?
+
+        var isEmpty: Bool { head == nil }
+
+        mutating func append(_ buffer: ByteBuffer) {
+            if head == nil {
+                head = buffer
+            } else if rest == nil {
+                rest = CircularBuffer(initialCapacity: 4)
+                rest!.append(buffer)
+            } else {
+                rest!.append(buffer)
+            }
+        }
+
+        /// Takes up to `length` bytes off the front of the first buffer (which goes once empty).
+        mutating func readSliceOfFirst(upTo length: Int) -> ByteBuffer? {
+            guard var first = head.take() else { return nil }
+            let slice = first.readSlice(length: min(length, first.readableBytes))!
+            if first.readableBytes > 0 {
+                head = first
+            } else if let next = rest?.popFirst() {
+                head = next
+            }
+            return slice
+        }
+    }
+
     /// A response body waiting for nghttp2 to pull it into DATA frames.
     private struct SendQueue {
-        var buffers = CircularBuffer<ByteBuffer>()
+        var buffers = BufferQueue()
         var bytes = 0
         var ended = false
         var trailers: HTTPHeaders?
@@ -161,6 +201,8 @@ final class H2Session {
     /// The header block being received. HEADERS and its CONTINUATIONs cannot interleave with
     /// another stream's (RFC 9113 6.10), so one is enough.
     private var head: (streamID: Int32, fields: RequestHead)?
+    /// Changed in place through `sendQueues.values[index]`: each `sendQueues[id]!.field = ...`
+    /// hashed the id again.
     private var sendQueues: [Int32: SendQueue] = [:]
     private let allocator: ByteBufferAllocator
     private var controlFrames: TokenBucket
@@ -316,16 +358,30 @@ final class H2Session {
     }
 
     /// Bytes of the stream's response waiting to go out.
-    func queuedBytes(streamID: Int32) -> Int { sendQueues[streamID]?.bytes ?? 0 }
+    func queuedBytes(streamID: Int32) -> Int {
+        guard let index = sendQueues.index(forKey: streamID) else { return 0 }
+        return sendQueues.values[index].bytes
+    }
 
     /// Whether the client's windows stop the stream's queued response bytes from going out.
     func isBlockedByPeerWindow(streamID: Int32) -> Bool {
-        guard let queue = sendQueues[streamID], queue.bytes > 0 else { return false }
+        guard let index = sendQueues.index(forKey: streamID), sendQueues.values[index].bytes > 0 else { return false }
         return nghttp2_session_get_stream_remote_window_size(session, streamID) <= 0
             || nghttp2_session_get_remote_window_size(session) <= 0
     }
 
     // MARK: Responses
+
+    /// The response field whose value is new in every response: `x-request-id`.
+    ///
+    /// Why never indexed: nghttp2 adds every field it may to the HPACK dynamic table, and a value
+    /// seen once is worth nothing there. One request-id entry per response filled the 4 KiB table
+    /// with entries of the same name, which the encoder's lookup walks one by one (one hash
+    /// chain) for every field of every response, and pushed the entries that do repeat (server,
+    /// content-type, date) out of it. nghttp2 offers no "without indexing" flag; "never indexed"
+    /// (RFC 7541 6.2.3) is the literal it has, and it is right for a per-request value. The
+    /// fields the client decodes are the same.
+    static let neverIndexed = RequestID.headerName
 
     /// Starts the response; with `hasBody`, DATA follows from `sendBody`/`finishBody`.
     func submitResponse(streamID: Int32, status: Int, headers: HTTPHeaders, hasBody: Bool) -> Bool {
@@ -345,10 +401,20 @@ final class H2Session {
         fileprivate var nameValues: [nghttp2_nv]
 
         mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+            append(name: name, value: value, flags: NGHTTP2_NV_FLAG_NONE)
+        }
+
+        /// A field whose value differs in every response (the request id): encoded as a literal
+        /// never put in the HPACK dynamic table (see `H2Session.neverIndexed`).
+        mutating func appendNeverIndexed(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+            append(name: name, value: value, flags: NGHTTP2_NV_FLAG_NO_INDEX)
+        }
+
+        private mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: nghttp2_nv_flag) {
             nameValues.append(
                 nghttp2_nv(
                     name: Self.pointer(name), value: Self.pointer(value), namelen: name.count, valuelen: value.count,
-                    flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+                    flags: UInt8(flags.rawValue)))
         }
 
         private static let empty: StaticString = " "
@@ -396,22 +462,22 @@ final class H2Session {
     }
 
     func sendBody(streamID: Int32, _ buffer: ByteBuffer) {
-        guard buffer.readableBytes > 0, sendQueues[streamID] != nil else { return }
-        sendQueues[streamID]!.buffers.append(buffer)
-        sendQueues[streamID]!.bytes += buffer.readableBytes
-        resumeIfDeferred(streamID)
+        guard buffer.readableBytes > 0, let index = sendQueues.index(forKey: streamID) else { return }
+        sendQueues.values[index].buffers.append(buffer)
+        sendQueues.values[index].bytes += buffer.readableBytes
+        resumeIfDeferred(streamID, at: index)
     }
 
     func finishBody(streamID: Int32, trailers: HTTPHeaders?) {
-        guard sendQueues[streamID] != nil else { return }
-        sendQueues[streamID]!.ended = true
-        if let trailers, !trailers.isEmpty { sendQueues[streamID]!.trailers = trailers }
-        resumeIfDeferred(streamID)
+        guard let index = sendQueues.index(forKey: streamID) else { return }
+        sendQueues.values[index].ended = true
+        if let trailers, !trailers.isEmpty { sendQueues.values[index].trailers = trailers }
+        resumeIfDeferred(streamID, at: index)
     }
 
-    private func resumeIfDeferred(_ streamID: Int32) {
-        if sendQueues[streamID]!.deferred {
-            sendQueues[streamID]!.deferred = false
+    private func resumeIfDeferred(_ streamID: Int32, at index: Dictionary<Int32, SendQueue>.Index) {
+        if sendQueues.values[index].deferred {
+            sendQueues.values[index].deferred = false
             nghttp2_session_resume_data(session, streamID)
         }
     }
@@ -450,20 +516,20 @@ final class H2Session {
     // MARK: Callback bodies (record only)
 
     fileprivate func beginHeaders(streamID: Int32, isRequest: Bool) {
-        var fields = RequestHead()
+        let fields = RequestHead()
         fields.isTrailers = !isRequest
         fields.upstream = allocator.buffer(capacity: isRequest ? 512 : 128)
         head = (streamID, fields)
     }
 
     fileprivate func header(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
-        guard head?.streamID == streamID else { return }
-        head!.fields.size += name.count + value.count + 32
-        if head!.fields.size > Int(settings.maxHeaderListSize) {
-            head!.fields.tooLarge = true
+        guard let (id, fields) = head, id == streamID else { return }
+        fields.size += name.count + value.count + 32
+        if fields.size > Int(settings.maxHeaderListSize) {
+            fields.tooLarge = true
             return
         }
-        head!.fields.add(name: name, value: value)
+        fields.add(name: name, value: value)
     }
 
     fileprivate func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) {
@@ -471,7 +537,7 @@ final class H2Session {
         let endStream = hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         switch UInt32(hd.type) {
         case NGHTTP2_HEADERS.rawValue:
-            guard case (let streamID, var head)? = self.head.take(), streamID == hd.stream_id else { return }
+            guard case (let streamID, let head)? = self.head.take(), streamID == hd.stream_id else { return }
             if frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
                 head.writeRequestLineIfNeeded()
                 events.append(.request(streamID: hd.stream_id, head: head, endStream: endStream))
@@ -526,11 +592,11 @@ final class H2Session {
     /// nghttp2 asks for up to `length` bytes of the stream's body. They are not copied here
     /// (`NGHTTP2_DATA_FLAG_NO_COPY`): `sendData` writes them from the queue's buffers right after.
     fileprivate func readBody(streamID: Int32, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
-        guard sendQueues[streamID] != nil else {
+        guard let index = sendQueues.index(forKey: streamID) else {
             return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
-        // In place: a copy of the queue would copy its buffer ring on the first change.
-        return readBody(streamID: streamID, length: length, flags: flags, queue: &sendQueues[streamID]!)
+        // In place: a copy of the queue would copy its buffers on the first change.
+        return readBody(streamID: streamID, length: length, flags: flags, queue: &sendQueues.values[index])
     }
 
     private func readBody(streamID: Int32, length: Int, flags: UnsafeMutablePointer<UInt32>, queue: inout SendQueue) -> Int {
@@ -559,10 +625,10 @@ final class H2Session {
     /// (one copy, where nghttp2's own buffer made two); large ones go out as slices of the
     /// backend's buffers.
     fileprivate func sendData(streamID: Int32, header: UnsafePointer<UInt8>, length: Int) -> Int32 {
-        guard let committed = sendQueues[streamID]?.committed, committed >= length else {
+        guard let index = sendQueues.index(forKey: streamID), sendQueues.values[index].committed >= length else {
             return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
         }
-        sendData(header: header, length: length, queue: &sendQueues[streamID]!)
+        sendData(header: header, length: length, queue: &sendQueues.values[index])
         return 0
     }
 
@@ -577,16 +643,13 @@ final class H2Session {
             outputWriter!(output)
             output = allocator.buffer(capacity: 0)
         }
-        while remaining > 0 {
-            var first = queue.buffers.removeFirst()
-            let take = min(remaining, first.readableBytes)
+        while remaining > 0, let slice = queue.buffers.readSliceOfFirst(upTo: remaining) {
             if large {
-                outputWriter!(first.readSlice(length: take)!)
+                outputWriter!(slice)
             } else {
-                output.writeImmutableBuffer(first.readSlice(length: take)!)
+                output.writeImmutableBuffer(slice)
             }
-            remaining -= take
-            if first.readableBytes > 0 { queue.buffers.prepend(first) }
+            remaining -= slice.readableBytes
         }
     }
 
@@ -599,19 +662,23 @@ final class H2Session {
         storage.reserveCapacity(fields.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count })
         var offsets: [(Int, Int, Int, Int)] = []
         offsets.reserveCapacity(fields.count)
+        var flags: [UInt8] = []
+        flags.reserveCapacity(fields.count)
         for (name, value) in fields {
             let nameStart = storage.count
             storage.append(contentsOf: name.utf8)
             let valueStart = storage.count
             storage.append(contentsOf: value.utf8)
             offsets.append((nameStart, valueStart - nameStart, valueStart, storage.count - valueStart))
+            flags.append(UInt8((name == neverIndexed ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE).rawValue))
         }
         if storage.isEmpty { storage.append(0) }
         return storage.withUnsafeMutableBufferPointer { bytes in
-            var nva = offsets.map { field in
-                nghttp2_nv(
+            var nva = offsets.indices.map { index in
+                let field = offsets[index]
+                return nghttp2_nv(
                     name: bytes.baseAddress! + field.0, value: bytes.baseAddress! + field.2,
-                    namelen: field.1, valuelen: field.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+                    namelen: field.1, valuelen: field.3, flags: flags[index])
             }
             return nva.withUnsafeMutableBufferPointer { body($0.baseAddress!, $0.count) }
         }
@@ -725,7 +792,7 @@ struct TokenBucket {
 
 extension H2Session.RequestHead {
     /// Takes one field from nghttp2 (see `RequestHead`).
-    mutating func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+    func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         if isTrailers {
             writeLine(name, value)
             return
@@ -819,7 +886,7 @@ extension H2Session.RequestHead {
     }
 
     /// The request line and the Host from `:authority`, once the pseudo-header fields are over.
-    mutating func writeRequestLineIfNeeded() {
+    func writeRequestLineIfNeeded() {
         guard !requestLineWritten, !isTrailers else { return }
         requestLineWritten = true
         upstream.writeString(method)
@@ -835,7 +902,7 @@ extension H2Session.RequestHead {
 
     /// Writes `name: value\r\n`; returns where the value is.
     @discardableResult
-    private mutating func writeLine(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Range<Int> {
+    private func writeLine(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Range<Int> {
         upstream.writeBytes(name)
         upstream.writeStaticString(": ")
         let start = upstream.readableBytes

@@ -102,9 +102,12 @@ final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
         headRequest = head.method == "HEAD"
         requestIsIdempotent = HTTPMethod(rawValue: head.method).isIdempotent
         requestID = RequestID.resolve(given: head.requestID, count: head.requestIDCount, generator: &loop.requestIDs)
-        logRecord = loop.accessLog?.start(
-            requestID: requestID.string, clientIP: clientAddress, clientPort: clientPort, method: head.method, path: head.path,
-            httpVersion: "HTTP/2", referer: head.string(head.referer), userAgent: head.string(head.userAgent))
+        // Asked first: the id as a String is made only for a log that writes lines.
+        if let accessLog = loop.accessLog, accessLog.isWriting {
+            logRecord = accessLog.start(
+                requestID: requestID.string, clientIP: clientAddress, clientPort: clientPort, method: head.method,
+                path: head.path, httpVersion: "HTTP/2", referer: head.string(head.referer), userAgent: head.string(head.userAgent))
+        }
         if head.tooLarge {
             respondLocally(.requestHeaderFieldsTooLarge, reason: "request header fields too large")
             return
@@ -371,7 +374,7 @@ final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
                     for field in fields where ForwardedResponseHead.keeps(field, of: head, fields: fields, bytes: raw) {
                         list.append(name: UnsafeRawBufferPointer(rebasing: raw[field.name]), value: UnsafeRawBufferPointer(rebasing: raw[field.value]))
                     }
-                    list.append(name: UnsafeRawBufferPointer(Self.requestIDName), value: id)
+                    list.appendNeverIndexed(name: UnsafeRawBufferPointer(Self.requestIDName), value: id)
                 }
             }
         }

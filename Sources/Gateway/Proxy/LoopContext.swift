@@ -82,13 +82,13 @@ final class LoopContext {
         self.router = router
         self.timeouts = timeouts
         self.limits = limits
-        self.pool = UpstreamPool(eventLoop: eventLoop, connectTimeout: .init(timeouts.connect))
         if let timerClock {
             // Tests on an EmbeddedEventLoop: the wheel runs on the loop's own clock.
             self.timers = LoopTimers(eventLoop: eventLoop, resolution: .milliseconds(100), slotCount: 1024, clock: timerClock)
         } else {
             self.timers = LoopTimers(eventLoop: eventLoop)
         }
+        self.pool = UpstreamPool(eventLoop: eventLoop, connectTimeout: .init(timeouts.connect), timers: timers)
         self.logger = logger
     }
 

@@ -23,8 +23,11 @@ final class TLSConnection {
     private let writeBIO: OpaquePointer
     /// Keeps the `SSL_CTX`s, and the object their callbacks point to, alive as long as this `SSL`.
     private let context: TLSServerContext
-    /// A read buffer that received nothing last time, kept for the next read instead of
-    /// allocating 16 KiB again for every `SSL_read` that ends in "wants more input".
+    /// The buffer of the last read, kept for the next one instead of allocating 16 KiB again for
+    /// every record: after one that received nothing ("wants more input"), and after one whose
+    /// plaintext was handed out, since the handler above usually copies it and lets it go. Reused
+    /// only when nobody else holds it (`clear()` allocates afresh otherwise), as NIO's pooled
+    /// receive allocator does.
     private var spareReadBuffer: ByteBuffer?
 
     init(context: TLSServerContext) throws(TLSError) {
@@ -115,7 +118,13 @@ final class TLSConnection {
 
     /// Decrypts the next record held in the read BIO.
     func read(allocator: ByteBufferAllocator) -> ReadResult {
-        var buffer = self.spareReadBuffer.take() ?? allocator.buffer(capacity: Self.maximumRecordSize)
+        var buffer: ByteBuffer
+        if var spare = self.spareReadBuffer.take() {
+            spare.clear()
+            buffer = spare
+        } else {
+            buffer = allocator.buffer(capacity: Self.maximumRecordSize)
+        }
         var result: Int32 = 0
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.maximumRecordSize) { space in
             var read = 0
@@ -123,7 +132,10 @@ final class TLSConnection {
             result = SSL_read_ex(self.ssl, space.baseAddress, space.count, &read)
             return result == 1 ? read : 0
         }
-        if result == 1 { return .data(buffer) }
+        if result == 1 {
+            self.spareReadBuffer = buffer
+            return .data(buffer)
+        }
 
         let error = SSL_get_error(self.ssl, result)
         switch error {

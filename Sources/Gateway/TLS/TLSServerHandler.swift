@@ -41,6 +41,8 @@ final class TLSServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var connection: TLSConnection?
     private var machine = TLSServerStateMachine()
     private var bufferedWrites: [BufferedWrite] = []
+    /// The array `encryptBufferedWrites` took its writes in last time, kept with its capacity.
+    private var spareWrites: [BufferedWrite] = []
     /// Completed when the channel has closed after we started closing it; later `close` calls
     /// join it.
     private var closeCompletion: EventLoopPromise<Void>?
@@ -282,11 +284,18 @@ final class TLSServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// with it.
     private func encryptBufferedWrites(context: ChannelHandlerContext) {
         guard !self.bufferedWrites.isEmpty, let connection = self.connection else { return }
-        let writes = self.bufferedWrites
-        self.bufferedWrites.removeAll(keepingCapacity: true)
+        // Swapped with the spare array, not copied: `removeAll(keepingCapacity:)` on an array
+        // still shared with a copy allocates new storage, once per flush.
+        var writes: [BufferedWrite] = []
+        swap(&writes, &self.spareWrites)
+        swap(&writes, &self.bufferedWrites)
+        defer {
+            writes.removeAll(keepingCapacity: true)
+            self.spareWrites = writes
+        }
 
+        // Most writes carry no promise (HTTP/2 frames): no array is made for them.
         var promises: [EventLoopPromise<Void>] = []
-        promises.reserveCapacity(writes.count)
         // Failed only once the state machine knows: a promise's callback may call back in.
         var unwritten: [EventLoopPromise<Void>] = []
         var failure: TLSError?

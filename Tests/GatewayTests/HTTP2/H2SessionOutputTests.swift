@@ -57,3 +57,23 @@ import Testing
         #expect((joinedFrames.last { $0.stream == 1 }?.flags ?? 0) & 0x1 == 0x1, "the last frame ends the stream")
     }
 }
+
+/// The response body queue: buffers come out in order, a read may stop inside one.
+@Suite struct H2BufferQueueTests {
+    @Test func slicesComeOutInOrderAcrossAndWithinBuffers() {
+        var queue = H2Session.BufferQueue()
+        #expect(queue.isEmpty)
+        #expect(queue.readSliceOfFirst(upTo: 10) == nil)
+        for text in ["abc", "defgh", "i", "jk"] { queue.append(ByteBuffer(string: text)) }
+        var out: [String] = []
+        for length in [2, 5, 5, 1, 9] {
+            if let slice = queue.readSliceOfFirst(upTo: length) { out.append(String(buffer: slice)) }
+        }
+        // A slice never spans two buffers.
+        #expect(out == ["ab", "c", "defgh", "i", "jk"])
+        #expect(queue.isEmpty)
+        queue.append(ByteBuffer(string: "z"))
+        #expect(queue.readSliceOfFirst(upTo: 4).map { String(buffer: $0) } == "z")
+        #expect(queue.isEmpty)
+    }
+}
