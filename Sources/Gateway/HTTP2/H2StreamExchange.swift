@@ -138,20 +138,24 @@ final class H2StreamExchange: UpstreamDelegate, ExchangeCarrier {
             else if let declaredLength, !head.announcesTrailers { .length(declaredLength) }
             else { .chunked }
         chunkedUpload = body == .chunked
-        upstreamHead = Self.completeHead(head, body: body, clientAddress: clientAddress, scheme: scheme, requestID: requestID)
+        upstreamHead = Self.takeCompleteHead(head, body: body, clientAddress: clientAddress, scheme: scheme, requestID: requestID)
         core.connectUpstream()
     }
 
     /// The backend's head: the request line and fields the session wrote as they came, then
     /// the rest of `ForwardedRequestHead`'s rules: the joined cookie, `X-Forwarded-For` (the
     /// client's chain and the client), `-Proto`, `-Host`, `X-Request-Id`, and the framing.
-    static func completeHead(
+    ///
+    /// The session's bytes are taken out of `head` (which is read no more after this) and become
+    /// the backend's head: no longer shared, the buffer grows in place, where a copy into a second
+    /// buffer cost an allocation and a copy per request. Called once per head.
+    static func takeCompleteHead(
         _ head: H2Session.RequestHead, body: ForwardedRequest.Body, clientAddress: String, scheme: String,
         requestID: RequestIDValue
     ) -> ByteBuffer {
-        var out = head.upstream.getSlice(at: head.upstream.readerIndex, length: 0)!  // same allocator
-        out.reserveCapacity(head.upstream.readableBytes + 192 + (head.cookie?.readableBytes ?? 0))
-        out.writeImmutableBuffer(head.upstream)
+        var out = head.upstream
+        head.upstream = ByteBuffer()
+        out.reserveCapacity(out.writerIndex + 192 + (head.cookie?.readableBytes ?? 0))
         if let cookie = head.cookie {
             out.writeStaticString("cookie: ")
             out.writeImmutableBuffer(cookie)

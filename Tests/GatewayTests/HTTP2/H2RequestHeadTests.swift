@@ -9,7 +9,7 @@ import Testing
 @Suite struct H2RequestHeadTests {
     func head(_ fields: [(String, String)]) -> H2Session.RequestHead {
         var head = H2Session.RequestHead()
-        head.upstream = ByteBuffer()
+        head.upstream = ByteBufferAllocator().buffer(capacity: 512)  // as the session makes it
         for (name, value) in fields {
             var name = name
             var value = value
@@ -20,7 +20,7 @@ import Testing
     }
 
     func lines(_ head: H2Session.RequestHead, body: ForwardedRequest.Body, id: String = "id-1") -> [String] {
-        let bytes = H2StreamExchange.completeHead(
+        let bytes = H2StreamExchange.takeCompleteHead(
             head, body: body, clientAddress: "10.0.0.9", scheme: "https", requestID: RequestIDValue(given: id))
         return String(buffer: bytes).components(separatedBy: "\r\n")
     }
@@ -58,10 +58,22 @@ import Testing
     }
 
     @Test func bodilessPostSaysContentLengthZeroAndUnknownLengthGoesChunked() {
-        let post = head([(":method", "POST"), (":path", "/"), (":authority", "a")])
-        #expect(lines(post, body: .none).contains("content-length: 0"))
-        #expect(lines(post, body: .chunked).contains("transfer-encoding: chunked"))
+        let post = [(":method", "POST"), (":path", "/"), (":authority", "a")]
+        #expect(lines(head(post), body: .none).contains("content-length: 0"))
+        #expect(lines(head(post), body: .chunked).contains("transfer-encoding: chunked"))
         #expect(!lines(head([(":method", "GET"), (":path", "/"), (":authority", "a")]), body: .none).contains("content-length: 0"))
+    }
+
+    @Test func theBackendsHeadIsTheSessionsBufferTakenNotCopied() {
+        let taken = head([(":method", "GET"), (":path", "/"), (":authority", "a")])
+        let start = taken.upstream.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        let bytes = H2StreamExchange.takeCompleteHead(
+            taken, body: .none, clientAddress: "10.0.0.9", scheme: "http", requestID: RequestIDValue(given: "id-1"))
+        // The same memory, grown in place (its 512-byte capacity holds the additions), and the
+        // head keeps nothing of it.
+        #expect(bytes.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) } == start)
+        #expect(String(buffer: bytes).hasPrefix("GET / HTTP/1.1\r\nhost: a\r\n"))
+        #expect(taken.upstream.readableBytes == 0)
     }
 
     @Test func trailerSectionsKeepEveryField() {
