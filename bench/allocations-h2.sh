@@ -59,8 +59,7 @@ trap 'set +e; stop_started; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-LIB=$WORK/count-allocs.so
-cc -O2 -Wall -Wextra -shared -fPIC -o "$LIB" bench/allocations/count-allocs.c || die "could not build the counter library (cc)"
+LIB=$(build_alloc_counter "$WORK")
 
 read -r ORIGIN_PORT GATEWAY_PORT ADMIN_PORT < <(free_ports 3)
 start_origin "$WORK/origin" "$ORIGIN_PORT"   # not counted: no LD_PRELOAD
@@ -84,22 +83,11 @@ mkdir -p "$WORK/counts"
 ALLOC_COUNT_DIR=$WORK/counts LD_PRELOAD=$LIB "$GATEWAY" run --config "$WORK/gateway.yaml" --log-level warning \
     > "$WORK/gateway.log" 2>&1 &
 MAIN=$!; remember "$MAIN"
-for ((i = 0; i < 200; i++)); do
-    kill -0 "$MAIN" 2>/dev/null || { tail -n 20 "$WORK/gateway.log" >&2; die "the gateway exited before it was ready"; }
-    [ "$(curl -sk -o /dev/null --max-time 2 -w '%{http_code}' "$URL" 2>/dev/null || true)" = 200 ] && break
-    sleep 0.1
-done
+wait_http gateway "$MAIN" "$URL" "$WORK/gateway.log" 20
 WORKER=$(gateway_worker "$MAIN")
 [ -n "$WORKER" ] || die "no gateway worker found (keeper pid $MAIN)"
 COUNTS=$WORK/counts/$WORKER
 [ -s "$COUNTS" ] || die "the worker $WORKER has no counter file: LD_PRELOAD did not reach it"
-
-# counters FILE: "allocations bytes" (every allocating call; see count-allocs.c for the layout).
-counters() {
-    od -An -v -t u8 -w8 -N 88 "$1" | awk '{ w[NR - 1] = $1 } END {
-        if (w[0] != 4705219614009937492) { print "bad"; exit }
-        printf "%d %d\n", w[2] + w[3] + w[4] + w[5] + w[6] + w[7] + w[8], w[10] }'
-}
 
 echo "$BENCH  $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "machine: nproc $(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg); $(h2load --version 2>&1 | head -1)"
@@ -111,9 +99,9 @@ timeout 120 "${H2LOAD[@]}" -n 20000 -c 50 -m 10 -t 1 "$URL" > "$WORK/warm.txt" 2
 printf '%-5s %10s %12s %12s  %s\n' round requests 'allocs/req' 'bytes/req' note
 PER=""; BYTES=""
 for ((round = 1; round <= ROUNDS; round++)); do
-    read -r a0 b0 < <(counters "$COUNTS")
+    read -r a0 _ b0 _ < <(alloc_counters "$COUNTS")
     timeout 300 "${H2LOAD[@]}" -n "$REQUESTS" -c 50 -m 10 -t 1 "$URL" > "$WORK/h2load.txt" 2>&1 || true
-    read -r a1 b1 < <(counters "$COUNTS")
+    read -r a1 _ b1 _ < <(alloc_counters "$COUNTS")
     done_ok=$(awk '/^requests:/ { for (i = 1; i < NF; i++) if ($(i + 1) ~ /^succeeded/) print $i }' "$WORK/h2load.txt")
     if [ "${done_ok:-0}" != "$REQUESTS" ]; then
         printf '%-5s %10s %12s %12s  %s\n' "$round" "${done_ok:-0}" n/a n/a "not all succeeded: $(grep -m1 '^requests:' "$WORK/h2load.txt" || tail -n1 "$WORK/h2load.txt")"

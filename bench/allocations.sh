@@ -78,8 +78,7 @@ trap 'set +e; stop_started; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-LIB=$WORK/count-allocs.so
-cc -O2 -Wall -Wextra -shared -fPIC -o "$LIB" bench/allocations/count-allocs.c || die "could not build the counter library (cc)"
+LIB=$(build_alloc_counter "$WORK")
 
 read -r ORIGIN_PORT GATEWAY_PORT ADMIN_PORT NGINX_PORT HAPROXY_PORT < <(free_ports 5)
 declare -A PORT=([gateway]=$GATEWAY_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT) MAIN PID COUNTS
@@ -107,20 +106,12 @@ for t in "${TARGETS[@]}"; do
     [ -s "${COUNTS[$t]}" ] || die "$t: its proxying process ${PID[$t]} has no counter file (${COUNTS[$t]}): LD_PRELOAD did not reach it; files there: $(ls "$dir/counts" | tr '\n' ' ')"
 done
 
-# counters FILE: "allocations frees bytes malloc calloc realloc aligned" (aligned = posix_memalign
-# + aligned_alloc + memalign + valloc); see count-allocs.c for the layout.
-counters() {
-    od -An -v -t u8 -w8 -N 88 "$1" | awk '{ w[NR - 1] = $1 } END {
-        if (w[0] != 4705219614009937492) { print "bad"; exit }
-        printf "%d %d %d %d %d %d %d\n", w[2] + w[3] + w[4] + w[5] + w[6] + w[7] + w[8], w[9], w[10],
-            w[2], w[3], w[4], w[5] + w[6] + w[7] + w[8] }'
-}
 now() { date +%s.%N; }
 
 echo "$BENCH  $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "machine: nproc $(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "versions: $(nginx -v 2>&1 | sed 's/.*: //')$(has haproxy && echo "; $(haproxy -v | head -1 | cut -d' ' -f1-3)")$(has gateway && echo "; gateway $("$GATEWAY" --version 2>&1 | head -1) ($GATEWAY)")"
-for t in "${TARGETS[@]}"; do echo "  $t: port ${PORT[$t]}, counting pid ${PID[$t]} (main ${MAIN[$t]}); at start: $(counters "${COUNTS[$t]}" | cut -d' ' -f1) allocations"; done
+for t in "${TARGETS[@]}"; do echo "  $t: port ${PORT[$t]}, counting pid ${PID[$t]} (main ${MAIN[$t]}); at start: $(alloc_counters "${COUNTS[$t]}" | cut -d' ' -f1) allocations"; done
 echo "load: $REQUESTS GETs per run, keep-alive, one at a time per connection, connections {$CONNS}; $ROUNDS rounds; idle baseline ${IDLE}s"
 for t in "${TARGETS[@]}"; do   # warm-up: pools, caches, upstream connections
     timeout 120 python3 "$CLIENT" warm --port "${PORT[$t]}" --requests 2000 --conns 10 > "$WORK/warm.txt" 2>&1 \
@@ -136,15 +127,15 @@ for round in $(seq 1 "$ROUNDS"); do
     for ((i = 0; i < ${#TARGETS[@]}; i++)); do order+=("${TARGETS[$(((i + round - 1) % ${#TARGETS[@]}))]}"); done
     for t in "${order[@]}"; do
         kill -0 "${PID[$t]}" 2>/dev/null || die "$t (pid ${PID[$t]}) has exited"
-        read -r a0 _ < <(counters "${COUNTS[$t]}"); t0=$(now)
+        read -r a0 _ < <(alloc_counters "${COUNTS[$t]}"); t0=$(now)
         sleep "$IDLE"
-        read -r a1 _ < <(counters "${COUNTS[$t]}"); t1=$(now)
+        read -r a1 _ < <(alloc_counters "${COUNTS[$t]}"); t1=$(now)
         idle_rate=$(awk -v a=$((a1 - a0)) -v s="$t0" -v e="$t1" 'BEGIN { printf "%.2f", a / (e - s) }')
         for conns in $CONNS; do
-            read -r a0 f0 b0 m0 c0 r0 al0 < <(counters "${COUNTS[$t]}"); t0=$(now)
+            read -r a0 f0 b0 m0 c0 r0 al0 < <(alloc_counters "${COUNTS[$t]}"); t0=$(now)
             timeout 300 python3 "$CLIENT" warm --port "${PORT[$t]}" --requests "$REQUESTS" --conns "$conns" > "$WORK/run.txt" 2>&1 \
                 || die "$t: load failed: $(tail -n 3 "$WORK/run.txt")"
-            read -r a1 f1 b1 m1 c1 r1 al1 < <(counters "${COUNTS[$t]}"); t1=$(now)
+            read -r a1 f1 b1 m1 c1 r1 al1 < <(alloc_counters "${COUNTS[$t]}"); t1=$(now)
             grep -q ", 0 not 200" "$WORK/run.txt" || die "$t: not every response was a 200: $(cat "$WORK/run.txt")"
             per() { ratio "$1" "$REQUESTS" "${2:-%.2f}"; }
             net=$(awk -v a=$((a1 - a0)) -v r="$idle_rate" -v s="$t0" -v e="$t1" -v n="$REQUESTS" \

@@ -101,16 +101,35 @@ status_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/nul
 # pss_kb PID: Pss from /proc/PID/smaps_rollup, empty if it cannot be read.
 pss_kb() { awk '$1 == "Pss:" { print $2 }' "/proc/$1/smaps_rollup" 2>/dev/null || true; }
 
-# wait_http NAME PID URL LOG [SECONDS]: poll (bounded, default 10 s) until URL answers 200.
+# wait_http NAME PID URL LOG [SECONDS]: poll (bounded, default 10 s) until URL answers 200 (an
+# https URL may have a self-signed certificate: the benchmarks make their own).
 wait_http() {
     local name=$1 pid=$2 url=$3 log=$4 limit=${5:-10} i
     for ((i = 0; i < limit * 10; i++)); do
         kill -0 "$pid" 2>/dev/null || { tail -n 20 "$log" >&2 2>/dev/null || true; die "$name exited before it was ready (log above)"; }
-        [ "$(curl -s -o /dev/null --max-time 2 -w '%{http_code}' "$url" 2>/dev/null || true)" = 200 ] && return 0
+        [ "$(curl -sk -o /dev/null --max-time 2 -w '%{http_code}' "$url" 2>/dev/null || true)" = 200 ] && return 0
         sleep 0.1
     done
     tail -n 20 "$log" >&2 2>/dev/null || true
     die "$name not ready at $url after ${limit}s (log above)"
+}
+
+# --- allocation counting (bench/allocations.sh, bench/allocations-h2.sh) ---------------------
+# build_alloc_counter DIR: builds bench/allocations/count-allocs.c into DIR and prints its path
+# (to LD_PRELOAD with ALLOC_COUNT_DIR set; its header says what it counts and why).
+build_alloc_counter() {
+    cc -O2 -Wall -Wextra -shared -fPIC -o "$1/count-allocs.so" bench/allocations/count-allocs.c >&2 \
+        || die "could not build the counter library (cc)"
+    echo "$1/count-allocs.so"
+}
+# alloc_counters FILE: "allocations frees bytes malloc calloc realloc aligned" from one process's
+# counter file (aligned = posix_memalign + aligned_alloc + memalign + valloc; "bad" when the file
+# is not one); see count-allocs.c for the layout.
+alloc_counters() {
+    od -An -v -t u8 -w8 -N 88 "$1" | awk '{ w[NR - 1] = $1 } END {
+        if (w[0] != 4705219614009937492) { print "bad"; exit }
+        printf "%d %d %d %d %d %d %d\n", w[2] + w[3] + w[4] + w[5] + w[6] + w[7] + w[8], w[9], w[10],
+            w[2], w[3], w[4], w[5] + w[6] + w[7] + w[8] }'
 }
 
 # --- the gateway ----------------------------------------------------------------------------
