@@ -835,7 +835,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate, ClientConnecti
         let now = NIODeadline.now()
         if idleDeadline == .distantFuture { idleDeadline = now + limits.idle }
         if mayPark, loop.parking != nil, limits.parkIdle > .zero, now + limits.parkIdle < idleDeadline {
-            startClock(.park, limits.parkIdle)
+            // From the `now` already read: one clock read per request, not two.
+            clock = .park
+            loop.timers.schedule(self, deadline: now + limits.parkIdle)
         } else {
             clock = .idle
             loop.timers.schedule(self, deadline: idleDeadline)
