@@ -149,12 +149,16 @@ final class IdleParking: Sendable {
         // back to NIO or is closed, never reported twice.
         event.events = EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLONESHOT.rawValue
         event.data.u64 = UInt64(UInt32(bitPattern: descriptor)) | UInt64(generation) << 32
-        guard epoll_ctl(epoll, EPOLL_CTL_ADD, descriptor, &event) == 0 else {
-            state.withLock { state in _ = state.parked.removeValue(forKey: descriptor) }
-            return false
-        }
+        // Counted before epoll can report it: the thread may close it at once, and its count must
+        // not go below zero meanwhile.
         counted(1)
         traffic.http1Parked.add(1, ordering: .relaxed)
+        guard epoll_ctl(epoll, EPOLL_CTL_ADD, descriptor, &event) == 0 else {
+            state.withLock { state in _ = state.parked.removeValue(forKey: descriptor) }
+            counted(-1)
+            traffic.http1Parked.subtract(1, ordering: .relaxed)
+            return false
+        }
         traffic.http1ParkedTotal.add(1, ordering: .relaxed)
         if wakeThread { signal() }
         return true
