@@ -124,6 +124,17 @@ let package = Package(
             dependencies: ["RequestControl"],
             path: "bench/RequestControlBench"
         ),
+        // A byte-copying NIO proxy with nothing else in it: the CPU floor NIO puts under any proxy
+        // written on it, run beside the gateway and its peers by bench/proxy-vs-peers.sh.
+        .executableTarget(
+            name: "nio-floor",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "bench/NIOFloor",
+            swiftSettings: requestPathSettings
+        ),
         .testTarget(name: "RequestControlTests", dependencies: ["RequestControl"]),
         .testTarget(name: "SupervisorTests", dependencies: ["Supervisor"]),
         .testTarget(name: "KeeperTests", dependencies: ["Keeper", "Supervisor"]),

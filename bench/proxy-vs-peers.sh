@@ -5,7 +5,7 @@
 # body), driven by wrk -t1 with keep-alive connections, side by side in one run.
 #
 #   bench/proxy-vs-peers.sh [--rounds 5] [--duration 10] [--warmup 1] [--conns "50 200"]
-#                           [--gateway PATH] [--only gateway,nginx,haproxy] [--perf]
+#                           [--gateway PATH] [--only gateway,nginx,haproxy] [--floor] [--perf]
 #
 # Every round runs every target at every connection count; the targets' order rotates by one
 # each round, so drift in a shared machine's load falls on all alike. Per run it prints req/s,
@@ -17,6 +17,11 @@
 # per connection count: the medians of each target, and the medians of the per-round paired
 # ratios gateway/nginx and gateway/haproxy for req/s and CPU per request (on a noisy machine
 # the paired ratios and CPU per request are the figures to quote, not single runs).
+# --floor adds the target `floor`: bench/NIOFloor, a SwiftNIO proxy that only copies bytes
+# between a client connection and its own origin connection (no parsing, routing or limits), on
+# one event loop, built with the gateway's release settings: the CPU per request that NIO alone
+# costs, so the gateway's figures can be read against what any proxy on NIO must spend; its
+# paired ratios against nginx are printed too.
 # --perf adds one extra run per target (at the first connection count) under
 # `perf stat -e instructions -p PID` and prints instructions per request.
 #
@@ -27,7 +32,7 @@ set -euo pipefail
 BENCH=proxy-vs-peers
 
 usage() {
-    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'
     cat <<'EOF'
 
 Options:
@@ -38,7 +43,8 @@ Options:
   --gateway PATH   gateway binary (default: build .build-release/release/gateway once;
                    GATEWAY_SCRATCH=DIR builds into DIR instead)
   --workers N      gateway threads, nginx worker_processes, HAProxy nbthread (default 1)
-  --only LIST      comma-separated subset of gateway,nginx,haproxy
+  --only LIST      comma-separated subset of gateway,nginx,haproxy,floor
+  --floor          add the NIO floor (bench/NIOFloor) as a fourth target
   --perf           also count instructions per request with perf stat (one extra run each)
 EOF
 }
@@ -54,6 +60,7 @@ while [ $# -gt 0 ]; do
         --gateway) need_value "$@"; GATEWAY=$2; shift 2 ;;
         --workers) need_value "$@"; WORKERS=$2; shift 2 ;;
         --only) need_value "$@"; ONLY=$2; shift 2 ;;
+        --floor) ONLY=$ONLY,floor; shift ;;
         --perf) PERF=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; echo "$BENCH: unknown argument: $1" >&2; exit 2 ;;
@@ -71,8 +78,8 @@ done
 for c in $CONNS; do [[ $c =~ ^[1-9][0-9]*$ ]] && [ "$c" -le 10000 ] || die "--conns: '$c' is not a count from 1 to 10000"; done
 [ -n "${CONNS// /}" ] || die "--conns is empty"
 TARGETS=()
-for t in gateway nginx haproxy; do [[ ,$ONLY, == *,$t,* ]] && TARGETS+=("$t"); done
-for t in ${ONLY//,/ }; do case $t in gateway|nginx|haproxy) ;; *) die "--only: unknown target '$t'" ;; esac; done
+for t in gateway nginx haproxy floor; do [[ ,$ONLY, == *,$t,* ]] && TARGETS+=("$t"); done
+for t in ${ONLY//,/ }; do case $t in gateway|nginx|haproxy|floor) ;; *) die "--only: unknown target '$t'" ;; esac; done
 [ ${#TARGETS[@]} -gt 0 ] || die "--only names no target"
 has() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
 
@@ -81,17 +88,23 @@ has haproxy && tools+=(haproxy:haproxy)
 [ $PERF = 1 ] && tools+=(perf:linux-perf)
 need_tools "${tools[@]}"
 has gateway && GATEWAY=$(gateway_binary "$GATEWAY")
+if has floor; then
+    FLOOR_SCRATCH=${GATEWAY_SCRATCH:-$PWD/.build-release}
+    echo "$BENCH: building the NIO floor (swift build -c release --scratch-path $FLOOR_SCRATCH --product nio-floor)" >&2
+    swift build -c release --scratch-path "$FLOOR_SCRATCH" --product nio-floor >&2 || die "nio-floor did not build"
+    FLOOR=$FLOOR_SCRATCH/release/nio-floor
+fi
 
 WORK=$(mktemp -d /tmp/proxy-vs-peers.XXXXXX)
 trap 'set +e; stop_started; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-read -r ORIGIN_PORT GATEWAY_PORT ADMIN_PORT NGINX_PORT HAPROXY_PORT < <(free_ports 5)
+read -r ORIGIN_PORT GATEWAY_PORT ADMIN_PORT NGINX_PORT HAPROXY_PORT FLOOR_PORT < <(free_ports 6)
 start_origin "$WORK/origin" "$ORIGIN_PORT"
 
 declare -A PORT MAIN
-PORT=([gateway]=$GATEWAY_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT)
+PORT=([gateway]=$GATEWAY_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [floor]=$FLOOR_PORT)
 if has nginx; then
     mkdir -p "$WORK/nginx"
     nginx_proxy_conf "$WORK/nginx" "$WORKERS" 4096 "listen 127.0.0.1:$NGINX_PORT backlog=4096;"
@@ -106,6 +119,11 @@ if has haproxy; then
     haproxy -db -f "$WORK/haproxy/haproxy.cfg" > "$WORK/haproxy/out.log" 2>&1 &
     MAIN[haproxy]=$!; remember $!
     wait_http haproxy "${MAIN[haproxy]}" "http://127.0.0.1:$HAPROXY_PORT/" "$WORK/haproxy/out.log"
+fi
+if has floor; then
+    "$FLOOR" "$FLOOR_PORT" "$ORIGIN_PORT" > "$WORK/floor.log" 2>&1 &
+    MAIN[floor]=$!; remember $!
+    wait_http floor "${MAIN[floor]}" "http://127.0.0.1:$FLOOR_PORT/" "$WORK/floor.log"
 fi
 if has gateway; then
     gateway_proxy_conf "$WORK/gateway.yaml" "$WORKERS" "listen: 127.0.0.1:$GATEWAY_PORT"
@@ -179,13 +197,11 @@ for round in $(seq 1 "$ROUNDS"); do
             R[$t.$conns.ucpu]+="$ucpu "; R[$t.$conns.scpu]+="$scpu "
             THIS[$t.rps]=$rps; THIS[$t.cpu]=$cpu
         done
-        if has gateway; then
-            for peer in nginx haproxy; do
-                has $peer || continue
-                R[ratio.$conns.$peer.rps]+="$(ratio "${THIS[gateway.rps]}" "${THIS[$peer.rps]}") "
-                R[ratio.$conns.$peer.cpu]+="$(ratio "${THIS[gateway.cpu]}" "${THIS[$peer.cpu]}") "
-            done
-        fi
+        for pair in gateway/nginx gateway/haproxy floor/nginx gateway/floor; do
+            has "${pair%/*}" && has "${pair#*/}" || continue
+            R[ratio.$conns.$pair.rps]+="$(ratio "${THIS[${pair%/*}.rps]}" "${THIS[${pair#*/}.rps]}") "
+            R[ratio.$conns.$pair.cpu]+="$(ratio "${THIS[${pair%/*}.cpu]}" "${THIS[${pair#*/}.cpu]}") "
+        done
         unset THIS
     done
 done
@@ -200,17 +216,19 @@ for conns in $CONNS; do
             "$(echo "${R[$t.$conns.ucpu]}" | median %.1f)/$(echo "${R[$t.$conns.scpu]}" | median %.1f)"
     done
 done
-if has gateway && { has nginx || has haproxy; }; then
+if [ ${#TARGETS[@]} -gt 1 ]; then
     echo
-    echo "paired ratios (per round gateway/peer, then the median; req/s > 1 and CPU/req < 1 favour the gateway):"
+    echo "paired ratios (per round A/B, then the median; req/s > 1 and CPU/req < 1 favour A):"
     for conns in $CONNS; do
-        for peer in nginx haproxy; do
-            has $peer || continue
-            printf 'c=%-5s gateway/%-8s req/s %6s  CPU/req %6s   [per round: req/s %s, CPU/req %s]\n' "$conns" "$peer" \
-                "$(echo "${R[ratio.$conns.$peer.rps]}" | median %.3f)" "$(echo "${R[ratio.$conns.$peer.cpu]}" | median %.3f)" \
-                "${R[ratio.$conns.$peer.rps]% }" "${R[ratio.$conns.$peer.cpu]% }"
+        for pair in gateway/nginx gateway/haproxy floor/nginx gateway/floor; do
+            has "${pair%/*}" && has "${pair#*/}" || continue
+            printf 'c=%-5s %-16s req/s %6s  CPU/req %6s   [per round: req/s %s, CPU/req %s]\n' "$conns" "$pair" \
+                "$(echo "${R[ratio.$conns.$pair.rps]}" | median %.3f)" "$(echo "${R[ratio.$conns.$pair.cpu]}" | median %.3f)" \
+                "${R[ratio.$conns.$pair.rps]% }" "${R[ratio.$conns.$pair.cpu]% }"
         done
     done
+fi
+if has gateway; then
     [ "$KEEPER_TICKS" -gt 0 ] && echo "gateway keeper and watchdog: $((KEEPER_TICKS * TICK_US)) us of CPU over all gateway runs, $(ratio $((KEEPER_TICKS * TICK_US)) "$KEEPER_REQUESTS" %.3f) us per request (not in the worker's figures)"
 fi
 
