@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "gateway", targets: ["Gateway"]),
         .library(name: "RequestControl", targets: ["RequestControl"]),
         .library(name: "Supervisor", targets: ["Supervisor"]),
+        .library(name: "Membership", targets: ["Membership"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -39,6 +40,9 @@ let package = Package(
         // epoll, eventfd and malloc_trim, which Swift's Glibc module does not include (headers only).
         .systemLibrary(name: "CLinuxEvents"),
         .target(name: "RequestControl"),
+        // Backends registered in etcd (roadmap step 8): key layout, values, and the view a
+        // gateway keeps from a read and a watch. No NIO, no etcd client: the Gateway feeds it.
+        .target(name: "Membership"),
         // The keeper protocol (roadmap step 7): messages, framing and descriptor passing between
         // the keeper that owns sockets and instances and the worker that serves. No NIO.
         .target(
@@ -102,6 +106,7 @@ let package = Package(
                 "RequestControl",
                 "Keeper",
                 "Supervisor",
+                "Membership",
                 "ProxyRules",
                 "CNghttp2",
                 "COpenSSL",
@@ -137,6 +142,7 @@ let package = Package(
         ),
         .testTarget(name: "RequestControlTests", dependencies: ["RequestControl"]),
         .testTarget(name: "SupervisorTests", dependencies: ["Supervisor"]),
+        .testTarget(name: "MembershipTests", dependencies: ["Membership"]),
         .testTarget(name: "KeeperTests", dependencies: ["Keeper", "Supervisor"]),
         .testTarget(
             name: "GatewayTests",
