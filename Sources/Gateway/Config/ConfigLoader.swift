@@ -51,7 +51,7 @@ enum ConfigLoader {
     private static func gateway(_ node: ConfigNode) throws(ConfigError) -> GatewayConfig {
         let map = try node.mapping(known: [
             "listen", "listeners", "admin", "limits", "shutdown_timeout", "threads", "timeouts", "http2", "deployments",
-            "upgrade_protocols", "access_log",
+            "upgrade_protocols", "access_log", "membership",
         ])
         let (listeners, listenNode) = try Self.listeners(node, map)
         var admin = AdminConfig(listen: HostPort(host: "127.0.0.1", port: 9901))
@@ -83,7 +83,8 @@ enum ConfigLoader {
         if let http2Node = map.optional("http2") {
             http2 = try Self.http2(http2Node)
         }
-        let deployments = try Self.deployments(map.required("deployments"))
+        let membership = try map.optional("membership").map { node throws(ConfigError) in try Self.membership(node) }
+        let deployments = try Self.deployments(map.required("deployments"), registered: membership != nil)
         var upgradeProtocols = ["websocket"]
         if let node = map.optional("upgrade_protocols") { upgradeProtocols = try Self.upgradeProtocols(node) }
         var config = GatewayConfig(
@@ -98,6 +99,43 @@ enum ConfigLoader {
         )
         config.upgradeProtocols = upgradeProtocols
         if let node = map.optional("access_log") { config.accessLog = try Self.accessLog(node) }
+        config.membership = membership
+        return config
+    }
+
+    /// `membership: {etcd: {endpoints: [HOST:PORT or http://HOST:PORT, ...], prefix: /gateway/,
+    /// dial_timeout: 2s}}`.
+    private static func membership(_ node: ConfigNode) throws(ConfigError) -> MembershipConfig {
+        let map = try node.mapping(known: ["etcd"])
+        let etcdNode = try map.required("etcd")
+        let etcd = try etcdNode.mapping(known: ["endpoints", "prefix", "dial_timeout"])
+        let endpointsNode = try etcd.required("endpoints")
+        var endpoints: [HostPort] = []
+        for item in try endpointsNode.list() {
+            var text = try item.string(expected: "an etcd client address like 127.0.0.1:2379")
+            if text.hasPrefix("https://") {
+                throw item.error("etcd over TLS is not supported yet; give a http:// or HOST:PORT endpoint, got \(item.shown)")
+            }
+            if text.hasPrefix("http://") { text.removeFirst("http://".count) }
+            if text.hasSuffix("/") { text.removeLast() }
+            switch HostPort.parse(text) {
+            case .success(let address):
+                if endpoints.contains(address) { throw item.error("etcd endpoint \(address) is listed twice") }
+                endpoints.append(address)
+            case .failure(let problem):
+                throw item.error("expected an etcd client address like 127.0.0.1:2379: \(problem.message), got \(item.shown)")
+            }
+        }
+        guard !endpoints.isEmpty else { throw endpointsNode.error("expected at least one etcd endpoint") }
+        var config = MembershipConfig(endpoints: endpoints)
+        if let prefixNode = etcd.optional("prefix") {
+            let prefix = try prefixNode.string(expected: "a key prefix like /gateway/")
+            guard prefix.hasPrefix("/"), prefix.hasSuffix("/"), prefix.count > 1, !prefix.utf8.contains(0) else {
+                throw prefixNode.error("expected a key prefix that starts and ends with /, like /gateway/, got \(prefixNode.shown)")
+            }
+            config.prefix = prefix
+        }
+        if let timeoutNode = etcd.optional("dial_timeout") { config.dialTimeout = try timeoutNode.duration(allowZero: false) }
         return config
     }
 
@@ -267,7 +305,7 @@ enum ConfigLoader {
         return timeouts
     }
 
-    private static func deployments(_ node: ConfigNode) throws(ConfigError) -> [DeploymentConfig] {
+    private static func deployments(_ node: ConfigNode, registered: Bool) throws(ConfigError) -> [DeploymentConfig] {
         let items = try node.list()
         guard !items.isEmpty else {
             throw node.error("expected at least one deployment")
@@ -275,7 +313,7 @@ enum ConfigLoader {
         var result: [DeploymentConfig] = []
         var seen: [String: Int] = [:]
         for (index, item) in items.enumerated() {
-            let deployment = try Self.deployment(item)
+            let deployment = try Self.deployment(item, registered: registered)
             if let first = seen[deployment.name] {
                 throw try item.mapping(known: Self.deploymentKeys).required("name")
                     .error("duplicate deployment name \(ConfigNode.quoted(deployment.name)) (also deployments[\(first)])")
@@ -299,7 +337,9 @@ enum ConfigLoader {
         "retries", "eject_after", "eject_for", "tunnel_grace",
     ]
 
-    private static func deployment(_ node: ConfigNode) throws(ConfigError) -> DeploymentConfig {
+    /// `registered`: members may come from etcd, so `backends: []` is a deployment whose backends
+    /// are all registered ones.
+    private static func deployment(_ node: ConfigNode, registered: Bool) throws(ConfigError) -> DeploymentConfig {
         let map = try node.mapping(known: Self.deploymentKeys)
         let name = try Self.name(map.required("name"))
         var hosts: [String]?
@@ -327,8 +367,8 @@ enum ConfigLoader {
             break
         }
         let backendItems = try map.optional("backends")?.list() ?? []
-        if let backendsNode = map.optional("backends"), backendItems.isEmpty {
-            throw backendsNode.error("expected at least one backend address")
+        if let backendsNode = map.optional("backends"), backendItems.isEmpty, !registered {
+            throw backendsNode.error("expected at least one backend address (an empty list only with `membership`, whose registered backends fill it)")
         }
         var backends: [HostPort] = []
         for item in backendItems {

@@ -21,6 +21,8 @@ struct GatewayConfig: Sendable, Equatable {
     var deployments: [DeploymentConfig]
     /// One line per request, stream and tunnel; nil: no access log.
     var accessLog: AccessLogConfig?
+    /// Backends registered in etcd; nil: none.
+    var membership: MembershipConfig?
 }
 
 /// HTTP/2 limits announced in the server's SETTINGS and enforced on each connection.

@@ -217,6 +217,17 @@ final class GatewayService: Service {
         }
         defer { reloads.cancel() }
 
+        // Backends registered in etcd: read and watched until the worker stops. An etcd that
+        // cannot be reached delays nothing: the gateway serves its fixed and supervised backends.
+        let registered = config.membership.map { settings in
+            EtcdMembership(
+                config: settings,
+                client: EtcdClient(endpoints: settings.endpoints, group: group, dialTimeout: settings.dialTimeout),
+                membership: membership, prober: HealthProber(group: group), logger: logger)
+        }
+        let registeredTask = Task { await registered?.run() }
+        defer { registeredTask.cancel() }
+
         // Wait for SIGTERM/SIGINT (the ServiceGroup turns them into a graceful shutdown) or for
         // POST /shutdown, whichever comes first.
         enum Cause: Sendable {

@@ -14,6 +14,8 @@ actor BackendMembership {
     private let logger: Logger
     /// Ready supervised instances, in the order they joined.
     private var instances: [String: [HostPort]] = [:]
+    /// Backends registered in etcd that are serving and passed their check, per deployment.
+    private var registered: [String: [HostPort]] = [:]
     /// Numbers the published routers: publishing awaits the loops, so two publications can
     /// overlap, and a loop must never swap an older router in over a newer one.
     private var version = 0
@@ -34,7 +36,7 @@ actor BackendMembership {
                     name: d.name,
                     limit: d.maxRequests,
                     entryPoints: d.entryPoints.map { .init(name: $0.name, limit: $0.maxRequests) },
-                    backends: (d.backends + (instances[d.name] ?? [])).map(\.description)
+                    backends: (d.backends + (instances[d.name] ?? []).filter { !d.backends.contains($0) }).map(\.description)
                 )
             }
         )
@@ -51,6 +53,31 @@ actor BackendMembership {
         _ = try? await controller.resume(.backend(deployment: deployment, address: address.description))
     }
 
+    /// The registered backends in rotation now, per deployment (the whole set: ones left out are
+    /// taken out of rotation; requests already routed to them finish).
+    func setRegistered(_ members: [String: [HostPort]]) async {
+        let names = Set(config.deployments.map(\.name))
+        let kept = members.filter { names.contains($0.key) && !$0.value.isEmpty }
+        guard kept != registered else { return }
+        let joined = kept.flatMap { name, list in list.filter { !(registered[name] ?? []).contains($0) }.map { (name, $0) } }
+        registered = kept
+        await publish()
+        for (deployment, address) in joined {
+            _ = try? await controller.resume(.backend(deployment: deployment, address: address.description))
+        }
+    }
+
+    /// Supervised instances and registered backends, per deployment, without duplicates.
+    private var added: [String: [HostPort]] {
+        var all = instances
+        for (name, list) in registered {
+            var merged = all[name] ?? []
+            for address in list where !merged.contains(address) { merged.append(address) }
+            all[name] = merged
+        }
+        return all
+    }
+
     func remove(deployment: String, address: HostPort) async {
         guard var list = instances[deployment], list.contains(address) else { return }
         list.removeAll { $0 == address }
@@ -64,14 +91,16 @@ actor BackendMembership {
         config = newConfig
         let names = Set(newConfig.deployments.map(\.name))
         instances = instances.filter { names.contains($0.key) }
+        registered = registered.filter { names.contains($0.key) }
         await publish()
     }
 
     private func publish() async {
-        controller.reconcile(Self.requestControlConfiguration(config, instances: instances))
+        let added = self.added
+        controller.reconcile(Self.requestControlConfiguration(config, instances: added))
         var backends: [String: [HostPort]] = [:]
         for deployment in config.deployments {
-            backends[deployment.name] = deployment.backends + (instances[deployment.name] ?? [])
+            backends[deployment.name] = deployment.backends + (added[deployment.name] ?? []).filter { !deployment.backends.contains($0) }
         }
         let router = Router(config: config, controller: controller, backends: backends)
         let timeouts = config.timeouts
