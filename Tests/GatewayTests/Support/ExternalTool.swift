@@ -12,6 +12,7 @@ enum ExternalTool {
 
     static let packages = [
         "curl": "curl", "nghttp": "nghttp2-client", "h2load": "nghttp2-client", "openssl": "openssl", "python3": "python3",
+        "etcd": "etcd-server", "etcdctl": "etcd-client",
     ]
 
     static func path(_ name: String) throws -> String {

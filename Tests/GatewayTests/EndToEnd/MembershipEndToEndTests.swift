@@ -1,0 +1,109 @@
+import Foundation
+import Testing
+
+/// Backends registered in a real etcd (started by the test) joining and leaving a real gateway's
+/// deployment; demo backends as the registered apps.
+@Suite(.serialized) struct MembershipEndToEndTests {
+    static func config(etcd: String, fixed: String = "[]") -> String {
+        """
+        listen: {listen}
+        admin: {listen: {admin}}
+        membership:
+          etcd: {endpoints: [\(etcd)], prefix: /t/, dial_timeout: 1s}
+        deployments:
+          - name: web
+            backends: \(fixed)
+        """
+    }
+
+    static func key(_ port: Int) -> String { "/t/deployments/web/backends/127.0.0.1:\(port)" }
+
+    /// The names of the backends that answered `count` GETs in a row (a 503 counts as "503").
+    static func answers(_ harness: GatewayHarness, count: Int = 6) async throws -> [String] {
+        var names: [String] = []
+        for _ in 0..<count {
+            let response = try await TestHTTPClient.get(port: harness.port, path: "/", timeout: .seconds(5))
+            names.append(response.status.code == 200 ? String(response.bodyString.split(separator: " ").first ?? "") : "\(response.status.code)")
+        }
+        return names
+    }
+
+    /// Polls (every 50 ms, at most `timeout`) until `count` GETs in a row answer from exactly `expected`.
+    static func waitForAnswers(_ harness: GatewayHarness, _ expected: Set<String>, timeout: Duration = .seconds(5)) async throws -> Duration {
+        let start = ContinuousClock.now
+        var last: [String] = []
+        while ContinuousClock.now - start < timeout {
+            last = try await answers(harness)
+            if Set(last) == expected { return ContinuousClock.now - start }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestSupportError("still answering \(last), not only \(expected.sorted()), after \(timeout)\n\(harness.gateway.outputDescription)")
+    }
+
+    @Test func aRegisteredBackendJoinsDrainsAndLeaves() async throws {
+        let etcd = try await EtcdServer.start()
+        defer { etcd.stop() }
+        let harness = try await GatewayHarness(backends: 2, yaml: Self.config(etcd: etcd.endpoint))
+        let (b0, b1) = (harness.backendPorts[0], harness.backendPorts[1])
+        // Nothing registered yet: the deployment has no backend.
+        #expect(try await Self.answers(harness, count: 2) == ["503", "503"])
+
+        try await etcd.put(Self.key(b0), "serving")
+        let joined = try await Self.waitForAnswers(harness, ["b0"])
+        #expect(joined < .seconds(1), "a registered backend took \(joined) to be routed to")
+        // Starting is not in rotation; a value that means nothing changes nothing.
+        try await etcd.put(Self.key(b1), "starting")
+        try await etcd.put(Self.key(b0), "servng")
+        _ = try await harness.gateway.waitForOutput(containing: "registered backend ignored", timeout: .seconds(5))
+        #expect(Set(try await Self.answers(harness)) == ["b0"])
+
+        try await etcd.put(Self.key(b1), #"{"state":"serving","weight":1}"#)
+        _ = try await Self.waitForAnswers(harness, ["b0", "b1"])
+
+        try await etcd.put(Self.key(b0), "draining")
+        _ = try await Self.waitForAnswers(harness, ["b1"])
+        try await etcd.delete(Self.key(b1))
+        _ = try await Self.waitForAnswers(harness, ["503"])
+        #expect(harness.gateway.stderrLines.contains { $0.contains("registered backend left") && $0.contains("127.0.0.1:\(b1)") })
+    }
+
+    @Test func etcdLostKeepsTheLastMembershipAndAChangeAfterItReturnsApplies() async throws {
+        let etcd = try await EtcdServer.start()
+        defer { etcd.stop() }
+        let harness = try await GatewayHarness(backends: 2, yaml: Self.config(etcd: etcd.endpoint))
+        let (b0, b1) = (harness.backendPorts[0], harness.backendPorts[1])
+        try await etcd.put(Self.key(b0), "serving")
+        _ = try await Self.waitForAnswers(harness, ["b0"])
+
+        etcd.kill()
+        _ = try await harness.gateway.waitForOutput(containing: "etcd membership unreachable", timeout: .seconds(10))
+        #expect(Set(try await Self.answers(harness, count: 10)) == ["b0"])
+
+        try await etcd.restart()
+        try await etcd.put(Self.key(b1), "serving")
+        try await etcd.put(Self.key(b0), "draining")
+        // The gateway retries at most every 5 s.
+        _ = try await Self.waitForAnswers(harness, ["b1"], timeout: .seconds(15))
+        #expect(harness.gateway.stderrLines.contains { $0.contains("etcd membership reachable again") })
+    }
+
+    @Test func withoutEtcdTheFixedBackendsServe() async throws {
+        let refused = try RefusingPort()
+        let harness = try await GatewayHarness(
+            backends: 1, yaml: Self.config(etcd: "127.0.0.1:\(refused.port)", fixed: "[{backend0}]"))
+        #expect(try await Self.answers(harness, count: 3) == ["b0", "b0", "b0"])
+        _ = try await harness.gateway.waitForOutput(containing: "etcd membership unreachable", timeout: .seconds(10))
+    }
+
+    @Test func aBackendThatDoesNotAnswerStaysOutOfRotation() async throws {
+        let etcd = try await EtcdServer.start()
+        defer { etcd.stop() }
+        let refused = try RefusingPort()
+        let harness = try await GatewayHarness(backends: 1, yaml: Self.config(etcd: etcd.endpoint))
+        try await etcd.put(Self.key(refused.port), "serving")
+        _ = try await harness.gateway.waitForOutput(containing: "registered backend not reachable", timeout: .seconds(5))
+        #expect(try await Self.answers(harness, count: 2) == ["503", "503"])
+        try await etcd.put(Self.key(harness.backendPorts[0]), "serving")
+        _ = try await Self.waitForAnswers(harness, ["b0"])
+    }
+}
