@@ -120,3 +120,37 @@ import Testing
         }
     }
 }
+
+@Suite struct DrainProgressTests {
+    let member = MemberID(deployment: "web", address: "127.0.0.1:9001")
+
+    @Test func aDrainIsDoneWhenEveryLiveGatewaySawItAndLetGo() {
+        let key = member.description
+        func report(_ id: String, _ revision: Int64, _ backend: GatewayReport.Backend?) -> GatewayReport {
+            GatewayReport(gateway: id, revision: revision, backends: backend.map { [key: $0] } ?? [:])
+        }
+        let stillRouting = DrainProgress(member: member, drainRevision: 20, reports: [
+            report("a", 21, .init(routed: false, inFlight: 0)),
+            report("b", 21, .init(routed: true, inFlight: 3)),
+        ])
+        #expect(stillRouting.waitingOn.keys.sorted() == ["b"])
+        let behind = DrainProgress(member: member, drainRevision: 20, reports: [report("a", 19, nil)])
+        #expect(behind.waitingOn["a"]?.contains("has not seen") == true)
+        let inFlight = DrainProgress(member: member, drainRevision: 20, reports: [report("a", 20, .init(routed: false, inFlight: 2))])
+        #expect(inFlight.waitingOn["a"] == "2 request(s) in flight")
+        let done = DrainProgress(member: member, drainRevision: 20, reports: [
+            report("a", 20, .init(routed: false, inFlight: 0)), report("b", 25, nil),
+        ])
+        #expect(done.isDone)
+        #expect(DrainProgress(member: member, drainRevision: 20, reports: []).isDone)
+    }
+
+    @Test func reportsRoundTripAsJSON() {
+        let report = GatewayReport(gateway: "host-a", revision: 42, backends: ["web/127.0.0.1:9001": .init(routed: false, inFlight: 4)])
+        let text = report.encoded()
+        #expect(text.contains(#""in_flight":4"#))
+        #expect(GatewayReport.decode(Array(text.utf8)) == report)
+        #expect(GatewayReport.decode(Array("nonsense".utf8)) == nil)
+        #expect(GatewayReport.key(prefix: "/g/", gateway: "host-a") == "/g/gateways/host-a/routes")
+    }
+}

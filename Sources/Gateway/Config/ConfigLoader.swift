@@ -106,7 +106,7 @@ enum ConfigLoader {
     /// `membership: {etcd: {endpoints: [HOST:PORT or http://HOST:PORT, ...], prefix: /gateway/,
     /// dial_timeout: 2s}}`.
     private static func membership(_ node: ConfigNode) throws(ConfigError) -> MembershipConfig {
-        let map = try node.mapping(known: ["etcd"])
+        let map = try node.mapping(known: ["etcd", "gateway_id"])
         let etcdNode = try map.required("etcd")
         let etcd = try etcdNode.mapping(known: ["endpoints", "prefix", "dial_timeout"])
         let endpointsNode = try etcd.required("endpoints")
@@ -136,6 +136,16 @@ enum ConfigLoader {
             config.prefix = prefix
         }
         if let timeoutNode = etcd.optional("dial_timeout") { config.dialTimeout = try timeoutNode.duration(allowZero: false) }
+        if let idNode = map.optional("gateway_id") {
+            let id = try idNode.string(expected: "a name for this gateway in the fleet")
+            let allowed = id.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || "-_.:".utf8.contains(byte)
+            }
+            guard !id.isEmpty, id.count <= 128, allowed else {
+                throw idNode.error("expected a gateway id of letters, digits and - _ . : (at most 128), got \(idNode.shown)")
+            }
+            config.gatewayID = id
+        }
         return config
     }
 

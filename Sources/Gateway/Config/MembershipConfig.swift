@@ -1,3 +1,5 @@
+import Foundation
+
 /// `membership: {etcd: {endpoints, prefix, dial_timeout}}`: backends registered in etcd join the
 /// deployments beside the fixed and supervised ones (roadmap step 8).
 struct MembershipConfig: Sendable, Equatable {
@@ -7,4 +9,15 @@ struct MembershipConfig: Sendable, Equatable {
     var prefix = "/gateway/"
     /// How long one connection attempt to an endpoint may take.
     var dialTimeout: Duration = .seconds(2)
+    /// This gateway's name in the fleet (its report is `PREFIX/gateways/ID/routes`); nil: the
+    /// host name and the first listener's address.
+    var gatewayID: String?
+
+    /// The id the gateway reports under.
+    func resolvedGatewayID(listen: HostPort) -> String {
+        if let gatewayID { return gatewayID }
+        var name = [CChar](repeating: 0, count: 256)
+        let host = gethostname(&name, name.count) == 0 ? String(cString: name) : "gateway"
+        return "\(host)-\(listen)".replacingOccurrences(of: "/", with: "_")
+    }
 }

@@ -52,10 +52,21 @@ final class EtcdClient: Sendable {
         return (revision, entries)
     }
 
-    func put(key: String, value: String, lease: Int64 = 0) async throws {
+    /// Writes `value` under `lease` (0: none), or keeping the key's current lease with
+    /// `keepLease`; the revision of the write.
+    @discardableResult
+    func put(key: String, value: String, lease: Int64 = 0, keepLease: Bool = false) async throws -> Int64 {
         var body: [String: Any] = ["key": Self.base64(key), "value": Self.base64(value)]
         if lease != 0 { body["lease"] = String(lease) }
-        _ = try await call("/v3/kv/put", body)
+        if keepLease { body["ignore_lease"] = true }
+        let reply = try await call("/v3/kv/put", body)
+        return Self.int64(Self.object(reply["header"])["revision"])
+    }
+
+    /// One key's value and lease, nil when it does not exist.
+    func get(key: String) async throws -> MembershipView.KeyValue? {
+        let reply = try await call("/v3/kv/range", ["key": Self.base64(key)])
+        return (reply["kvs"] as? [Any] ?? []).compactMap { Self.keyValue($0) }.first
     }
 
     func delete(key: String) async throws {

@@ -1,5 +1,6 @@
 import Logging
 import Membership
+import RequestControl
 import Supervisor
 
 /// Keeps the deployments' registered backends in step with etcd (roadmap step 8): reads the
@@ -15,28 +16,58 @@ import Supervisor
 ///   doubling to 5 s, and the loss and the return are logged once each.
 /// - A compaction past the watch, or a lost watch: the prefix is read again and only what
 ///   differs is applied (`MembershipView`).
+/// - Its report (`GatewayReport`, under its own lease of `reportTTL`): the registered backends it
+///   routes to, and the ones it stopped routing to with its requests still in flight there, until
+///   they reach 0; written when it changes (at most every `reportInterval`), so an agent draining
+///   a backend can wait for every gateway to let go.
 actor EtcdMembership {
+    static let reportTTL = 5
+    static let reportInterval: Duration = .milliseconds(200)
+
     private let client: EtcdClient
     private let membership: BackendMembership
+    private let controller: RequestController
     private let prober: HealthProber
     private let logger: Logger
+    private let gatewayID: String
     private var view: MembershipView
+    /// The counters of the registered backends in rotation, and of the ones that left it while
+    /// requests were in flight there (kept until they reach 0: a counter a reconcile removed
+    /// still counts the requests that hold it).
+    private var counters: [MemberID: BackendCounter] = [:]
+    private var lastReport: GatewayReport?
+    private var lease: Int64 = 0
+    /// The view's revision once every loop routes by it: what the report says the gateway has
+    /// applied (a drain must not be acknowledged while a loop could still pick the backend).
+    private var appliedRevision: Int64 = 0
     /// Serving members whose connect check passed.
     private var checked: Set<MemberID> = []
     /// Serving members being checked now.
     private var checking: Set<MemberID> = []
     private var checks: [MemberID: Task<Void, Never>] = [:]
 
-    init(config: MembershipConfig, client: EtcdClient, membership: BackendMembership, prober: HealthProber, logger: Logger) {
+    init(
+        config: MembershipConfig, gatewayID: String, client: EtcdClient, membership: BackendMembership,
+        controller: RequestController, prober: HealthProber, logger: Logger
+    ) {
         self.client = client
         self.membership = membership
+        self.controller = controller
         self.prober = prober
         self.logger = logger
+        self.gatewayID = gatewayID
         self.view = MembershipView(prefix: config.prefix)
     }
 
-    /// Until cancelled.
+    /// Until cancelled: the watch, and the report beside it.
     func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.follow() }
+            group.addTask { await self.reportUntilCancelled() }
+        }
+    }
+
+    private func follow() async {
         var backoff: Duration = .milliseconds(200)
         var unreachableSince: ContinuousClock.Instant?
         while !Task.isCancelled {
@@ -52,6 +83,7 @@ actor EtcdMembership {
                     logger.info("etcd membership read", metadata: ["revision": "\(read.revision)", "members": "\(view.members.count)"])
                 }
                 await handle(outcome)
+                appliedRevision = view.revision
                 backoff = .milliseconds(200)
                 for try await message in client.watch(prefix: MemberRecord.membersPrefix(view.prefix), fromRevision: view.revision + 1) {
                     switch message {
@@ -63,6 +95,7 @@ actor EtcdMembership {
                         } else {
                             await handle(view.apply(events))
                         }
+                        appliedRevision = view.revision
                     case .compacted(let revision):
                         logger.info("etcd compacted past the membership watch; reading again", metadata: ["compact_revision": "\(revision)"])
                     }
@@ -147,6 +180,57 @@ actor EtcdMembership {
         await publish()
     }
 
+    // MARK: Report
+
+    private func reportUntilCancelled() async {
+        var lastKeepAlive = ContinuousClock.now
+        while !Task.isCancelled {
+            do {
+                if lease == 0 {
+                    lease = try await client.grantLease(ttl: Self.reportTTL)
+                    lastReport = nil
+                    lastKeepAlive = .now
+                } else if ContinuousClock.now - lastKeepAlive >= .seconds(Double(Self.reportTTL) / 3) {
+                    if try await client.keepAlive(lease: lease) <= 0 {
+                        lease = 0
+                        continue
+                    }
+                    lastKeepAlive = .now
+                }
+                let report = currentReport()
+                if report != lastReport {
+                    try await client.put(key: GatewayReport.key(prefix: view.prefix, gateway: gatewayID), value: report.encoded(), lease: lease)
+                    lastReport = report
+                    forgetDrained(report)
+                }
+            } catch {
+                // The watch logs etcd's absence; the lease is granted again once it is back.
+                lease = 0
+            }
+            try? await Task.sleep(for: Self.reportInterval)
+        }
+        if lease != 0 { try? await client.revoke(lease: lease) }
+    }
+
+    private func currentReport() -> GatewayReport {
+        var backends: [String: GatewayReport.Backend] = [:]
+        for id in checked {
+            backends[id.description] = .init(routed: true, inFlight: counters[id]?.active ?? 0)
+        }
+        for (id, counter) in counters where !checked.contains(id) {
+            backends[id.description] = .init(routed: false, inFlight: counter.active)
+        }
+        return GatewayReport(gateway: gatewayID, revision: appliedRevision, backends: backends)
+    }
+
+    /// Backends out of rotation whose last request ended: once that is written, they are no
+    /// longer reported.
+    private func forgetDrained(_ written: GatewayReport) {
+        for (id, counter) in counters where !checked.contains(id) && written.backends[id.description]?.inFlight == 0 && counter.active == 0 {
+            counters[id] = nil
+        }
+    }
+
     private func publish() async {
         var rotation: [String: [HostPort]] = [:]
         for id in checked.sorted() {
@@ -154,6 +238,10 @@ actor EtcdMembership {
             rotation[id.deployment, default: []].append(address)
         }
         await membership.setRegistered(rotation)
+        for id in checked {
+            guard case .success(let address) = HostPort.parse(id.address) else { continue }
+            counters[id] = controller.backend(deployment: id.deployment, address: address.description) ?? counters[id]
+        }
     }
 
     private static func metadata(_ member: Member) -> Logger.Metadata {

@@ -221,9 +221,9 @@ final class GatewayService: Service {
         // cannot be reached delays nothing: the gateway serves its fixed and supervised backends.
         let registered = config.membership.map { settings in
             EtcdMembership(
-                config: settings,
+                config: settings, gatewayID: settings.resolvedGatewayID(listen: config.listeners[0].listen),
                 client: EtcdClient(endpoints: settings.endpoints, group: group, dialTimeout: settings.dialTimeout),
-                membership: membership, prober: HealthProber(group: group), logger: logger)
+                membership: membership, controller: controller, prober: HealthProber(group: group), logger: logger)
         }
         let registeredTask = Task { await registered?.run() }
         defer { registeredTask.cancel() }
