@@ -24,6 +24,7 @@ struct GatewayCommand: AsyncParsableCommand {
             UpgradeCommand.self,
             EventsCommand.self,
             AdminTokenCommand.self,
+            AgentCommand.self,
             LaunchCommand.self, WatchdogCommand.self, WorkerCommand.self,
         ]
     )

@@ -103,9 +103,11 @@ final class MixedLoad: Sendable {
     private let state = Mutex(State())
     private let stopFlag = Atomic<Bool>(false)
     private let port: Int
+    private let host: String
 
-    init(port: Int) {
+    init(port: Int, host: String = "127.0.0.1") {
         self.port = port
+        self.host = host
     }
 
     var succeeded: Int { state.withLock { $0.ok } }
@@ -136,14 +138,14 @@ final class MixedLoad: Sendable {
             switch kind {
             case 0:
                 label = "GET /"
-                response = try await TestHTTPClient.get(port: port, path: "/", timeout: .seconds(20))
+                response = try await TestHTTPClient.get(port: port, path: "/", host: host, timeout: .seconds(20))
             case 1:
                 label = "GET /sleep?ms=300"
-                response = try await TestHTTPClient.get(port: port, path: "/sleep?ms=300", timeout: .seconds(20))
+                response = try await TestHTTPClient.get(port: port, path: "/sleep?ms=300", host: host, timeout: .seconds(20))
             default:
                 label = "POST /echo"
                 let body = Array("payload-\(iteration)-".utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: 4096)
-                response = try await TestHTTPClient.withConnection(port: port, timeout: .seconds(20)) { client in
+                response = try await TestHTTPClient.withConnection(port: port, host: host, timeout: .seconds(20)) { client in
                     try await client.request(.POST, "/echo", body: body)
                 }
                 if response.status == .ok && response.body != body {

@@ -15,6 +15,8 @@ final class GatewayHarness: Sendable {
     let listenerPorts: [Int]
     let adminPort: Int
     let directory: URL
+    /// The loopback address the gateway listens on.
+    let host: String
     /// Held for the harness's lifetime so the dead backends' ports stay dead.
     let refusingPorts: [RefusingPort]
 
@@ -23,7 +25,8 @@ final class GatewayHarness: Sendable {
     ///   - deadBackends: extra backend ports that nothing listens on.
     ///   - yaml: the config; `{listen}`, `{admin}`, `{backends}` (a YAML flow list of every
     ///     backend address, live ones first) and `{backend0}`... are substituted.
-    init(backends count: Int = 1, deadBackends: Int = 0, yaml: String) async throws {
+    ///   - host: the loopback address the gateway listens on (127.0.0.2, ... stand for other hosts).
+    init(backends count: Int = 1, deadBackends: Int = 0, yaml: String, host: String = "127.0.0.1") async throws {
         // Every server binds port 0 and says which port it got, so parallel tests never race
         // for a port that an outgoing connection might take in the meantime.
         var processes: [ChildProcess] = []
@@ -38,8 +41,8 @@ final class GatewayHarness: Sendable {
         ports += refusingPorts.map(\.port)
 
         var text = TestAdmin.withAdminUser(yaml)
-            .replacingOccurrences(of: "{listen}", with: "127.0.0.1:0")
-            .replacingOccurrences(of: "{admin}", with: "127.0.0.1:0")
+            .replacingOccurrences(of: "{listen}", with: "\(host):0")
+            .replacingOccurrences(of: "{admin}", with: "\(host):0")
             .replacingOccurrences(of: "{backends}", with: "[" + ports.map { "127.0.0.1:\($0)" }.joined(separator: ", ") + "]")
         for (index, backendPort) in ports.enumerated() {
             text = text.replacingOccurrences(of: "{backend\(index)}", with: "127.0.0.1:\(backendPort)")
@@ -51,11 +54,11 @@ final class GatewayHarness: Sendable {
 
         let gateway = try ChildProcess.gateway(["run", "--config", configPath.path])
         let line = try await gateway.waitForOutput(containing: "gateway listening", timeout: .seconds(20))
-        let port = try Self.port(in: line, after: "listen=127.0.0.1:")
-        let adminPort = try Self.port(in: line, after: "admin=127.0.0.1:")
+        let port = try Self.port(in: line, after: "listen=\(host):")
+        let adminPort = try Self.port(in: line, after: "admin=\(host):")
         // Logged one per listener before "gateway listening".
         let listenerPorts = try gateway.stderrLines.filter { $0.contains("listener ready") }.map {
-            try Self.port(in: $0, after: "listen=127.0.0.1:")
+            try Self.port(in: $0, after: "listen=\(host):")
         }
 
         self.listenerPorts = listenerPorts
@@ -66,6 +69,7 @@ final class GatewayHarness: Sendable {
         self.port = port
         self.adminPort = adminPort
         self.directory = directory
+        self.host = host
     }
 
     deinit {

@@ -22,7 +22,7 @@ import Testing
     static func answers(_ harness: GatewayHarness, count: Int = 6) async throws -> [String] {
         var names: [String] = []
         for _ in 0..<count {
-            let response = try await TestHTTPClient.get(port: harness.port, path: "/", timeout: .seconds(5))
+            let response = try await TestHTTPClient.get(port: harness.port, path: "/", host: harness.host, timeout: .seconds(5))
             names.append(response.status.code == 200 ? String(response.bodyString.split(separator: " ").first ?? "") : "\(response.status.code)")
         }
         return names

@@ -78,10 +78,11 @@ final class TestHTTPClient {
     static func get(
         port: Int,
         path: String,
+        host: String = "127.0.0.1",
         headers: [(String, String)] = [],
         timeout: Duration = .seconds(30)
     ) async throws -> TestHTTPResponse {
-        try await withConnection(port: port, timeout: timeout) { client in
+        try await withConnection(port: port, host: host, timeout: timeout) { client in
             try await client.request(.GET, path, headers: headers)
         }
     }
