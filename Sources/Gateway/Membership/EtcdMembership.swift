@@ -12,8 +12,9 @@ import Supervisor
 /// - `draining`, a deleted key or an expired lease leave the rotation at once; requests already
 ///   routed to the backend finish there.
 /// - etcd unreachable (at start or later): the last membership known keeps serving, never an
-///   empty rotation because etcd blinked; reads and watches are retried with a backoff of 0.2 s
-///   doubling to 5 s, and the loss and the return are logged once each.
+///   empty rotation because etcd blinked; reads and watches are retried every 0.2 s for the
+///   first `quietOutage` (a lost member, a leader election), then with a backoff doubling to 5 s,
+///   and an outage longer than that is logged once when it starts and once when it ends.
 /// - A compaction past the watch, or a lost watch: the prefix is read again and only what
 ///   differs is applied (`MembershipView`).
 /// - Its report (`GatewayReport`, under its own lease of `reportTTL`): the registered backends it
@@ -23,6 +24,8 @@ import Supervisor
 actor EtcdMembership {
     static let reportTTL = 5
     static let reportInterval: Duration = .milliseconds(200)
+    /// How long etcd may fail before it is logged as unreachable: longer than a leader election.
+    static let quietOutage: Duration = .seconds(3)
 
     private let client: EtcdClient
     private let membership: BackendMembership
@@ -70,6 +73,7 @@ actor EtcdMembership {
     private func follow() async {
         var backoff: Duration = .milliseconds(200)
         var unreachableSince: ContinuousClock.Instant?
+        var failingSince: ContinuousClock.Instant?
         while !Task.isCancelled {
             do {
                 let read = try await client.range(prefix: MemberRecord.membersPrefix(view.prefix))
@@ -85,6 +89,7 @@ actor EtcdMembership {
                 await handle(outcome)
                 appliedRevision = view.revision
                 backoff = .milliseconds(200)
+                failingSince = nil
                 for try await message in client.watch(prefix: MemberRecord.membersPrefix(view.prefix), fromRevision: view.revision + 1) {
                     switch message {
                     case .created:
@@ -102,8 +107,17 @@ actor EtcdMembership {
                 }
             } catch {
                 if Task.isCancelled { break }
+                // A watch that ends because its member went away is read again at once from the
+                // next member, and a cluster that lost its leader answers again once it elected
+                // another (a second or two): neither is an outage worth a warning.
+                let firstFailure = failingSince ?? .now
+                failingSince = firstFailure
+                if ContinuousClock.now - firstFailure < Self.quietOutage {
+                    try? await Task.sleep(for: .milliseconds(200))
+                    continue
+                }
                 if unreachableSince == nil {
-                    unreachableSince = .now
+                    unreachableSince = firstFailure
                     logger.warning("etcd membership unreachable; the last membership known keeps serving", metadata: [
                         "error": "\(error)", "members": "\(view.members.count)", "revision": "\(view.revision)",
                     ])

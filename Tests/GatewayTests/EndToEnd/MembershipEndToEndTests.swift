@@ -107,3 +107,38 @@ import Testing
         _ = try await Self.waitForAnswers(harness, ["b0"])
     }
 }
+
+@Suite(.serialized) struct MembershipClusterEndToEndTests {
+    @Test func twoGatewaysOnAThreeMemberClusterRideOutLostMembers() async throws {
+        let etcd = try await EtcdServer.start(members: 3)
+        defer { etcd.stop() }
+        let yaml = MembershipEndToEndTests.config(etcd: etcd.endpoint)
+        let g2 = try await GatewayHarness(backends: 2, yaml: yaml, host: "127.0.0.2")
+        let g3 = try await GatewayHarness(backends: 0, yaml: yaml, host: "127.0.0.3")
+        let gateways = [g2, g3]
+        let (b0, b1) = (g2.backendPorts[0], g2.backendPorts[1])
+        try await etcd.put(MembershipEndToEndTests.key(b0), "serving")
+        for gateway in gateways { _ = try await MembershipEndToEndTests.waitForAnswers(gateway, ["b0"]) }
+
+        // One member of three lost: nothing changes, and changes still arrive.
+        etcd.kill(0)
+        #expect(Set(try await MembershipEndToEndTests.answers(g2)) == ["b0"])
+        try await etcd.put(MembershipEndToEndTests.key(b1), "serving")
+        for gateway in gateways { _ = try await MembershipEndToEndTests.waitForAnswers(gateway, ["b0", "b1"]) }
+        for gateway in gateways {
+            #expect(!gateway.gateway.stderrLines.contains { $0.contains("etcd membership unreachable") }, "\(gateway.host)")
+        }
+
+        // Every member lost: both keep serving the last membership.
+        etcd.kill()
+        for gateway in gateways {
+            _ = try await gateway.gateway.waitForOutput(containing: "etcd membership unreachable", timeout: .seconds(10))
+            #expect(Set(try await MembershipEndToEndTests.answers(gateway, count: 10)) == ["b0", "b1"])
+        }
+
+        // Back: a change made now reaches both.
+        try await etcd.restart()
+        try await etcd.put(MembershipEndToEndTests.key(b0), "draining")
+        for gateway in gateways { _ = try await MembershipEndToEndTests.waitForAnswers(gateway, ["b1"], timeout: .seconds(15)) }
+    }
+}

@@ -1,73 +1,113 @@
 import Foundation
 import Synchronization
 
-/// A real etcd (Debian's etcd-server) for one test: a single member on free loopback ports, its
-/// data in a temporary directory, killed and reaped by `stop()` or when it goes away. `restart()`
-/// starts it again on the same ports and data, as after an outage.
+/// A real etcd (Debian's etcd-server) for one test: one member, or a cluster of several, on free
+/// loopback ports, its data in a temporary directory, killed and reaped by `stop()` or when it
+/// goes away. Members can be killed (SIGKILL, as a crash) and started again on the same ports and
+/// data, as after an outage.
 final class EtcdServer: Sendable {
-    let clientPort: Int
-    let peerPort: Int
+    struct Member: Sendable {
+        var name: String
+        var clientPort: Int
+        var peerPort: Int
+    }
+
+    let members: [Member]
     let directory: URL
-    private let process: Mutex<ChildProcess?>
+    private let processes: Mutex<[ChildProcess?]>
 
-    var endpoint: String { "127.0.0.1:\(clientPort)" }
+    /// Every member's client address, comma-separated (etcdctl's `--endpoints`, and a YAML flow
+    /// list's items).
+    var endpoint: String { members.map { "127.0.0.1:\($0.clientPort)" }.joined(separator: ",") }
 
-    static func start() async throws -> EtcdServer {
-        let server = try EtcdServer()
-        try await server.launch()
+    static func start(members count: Int = 1) async throws -> EtcdServer {
+        let server = try EtcdServer(count: count)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<count { group.addTask { try await server.launch(index) } }
+            try await group.waitForAll()
+        }
+        try await server.waitUntilServing()
         return server
     }
 
-    private init() throws {
-        clientPort = try freePort()
-        peerPort = try freePort()
+    private init(count: Int) throws {
+        members = try (0..<count).map { Member(name: "m\($0)", clientPort: try freePort(), peerPort: try freePort()) }
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("gateway-test-etcd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        process = Mutex(nil)
+        processes = Mutex(Array(repeating: nil, count: count))
     }
 
-    private func launch() async throws {
-        let client = "http://127.0.0.1:\(clientPort)"
-        let peer = "http://127.0.0.1:\(peerPort)"
+    private func launch(_ index: Int) async throws {
+        let member = members[index]
+        let client = "http://127.0.0.1:\(member.clientPort)"
+        let peer = "http://127.0.0.1:\(member.peerPort)"
+        let cluster = members.map { "\($0.name)=http://127.0.0.1:\($0.peerPort)" }.joined(separator: ",")
         let child = try ExternalTool.start("etcd", [
-            "--name", "m1", "--data-dir", directory.appendingPathComponent("data").path,
+            "--name", member.name, "--data-dir", directory.appendingPathComponent(member.name).path,
             "--listen-client-urls", client, "--advertise-client-urls", client,
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", "m1=\(peer)", "--log-level", "warn",
+            "--initial-cluster", cluster, "--initial-cluster-state", "new", "--log-level", "warn",
         ])
-        process.withLock { $0 = child }
-        try await waitForPort(clientPort, timeout: .seconds(20))
-        // The port opens before the member has a leader; a write proves it serves.
+        processes.withLock { $0[index] = child }
+        try await waitForPort(member.clientPort, timeout: .seconds(20))
+    }
+
+    /// The ports open before the cluster has a leader; a write proves it serves.
+    private func waitUntilServing() async throws {
         let deadline = ContinuousClock.now + .seconds(20)
         while true {
             let result = try await ExternalTool.run("etcdctl", ["--endpoints", endpoint, "put", "/etcd-server-ready", "1"], timeout: .seconds(10))
             if result.status == 0 { return }
-            guard ContinuousClock.now < deadline else { throw TestSupportError("etcd did not serve within 20 s: \(result.output)\n\(child.outputDescription)") }
+            guard ContinuousClock.now < deadline else { throw TestSupportError("etcd did not serve within 20 s: \(result.output)") }
             try await Task.sleep(for: .milliseconds(100))
         }
     }
 
+    /// The client addresses of the members running now.
+    var liveEndpoint: String {
+        let up = processes.withLock { list in list.indices.filter { list[$0] != nil } }
+        return up.map { "127.0.0.1:\(members[$0].clientPort)" }.joined(separator: ",")
+    }
+
     func put(_ key: String, _ value: String) async throws {
-        let result = try await ExternalTool.run("etcdctl", ["--endpoints", endpoint, "put", key, value])
-        guard result.status == 0 else { throw TestSupportError("etcdctl put \(key) failed: \(result.output)") }
+        try await etcdctl(["put", key, value])
     }
 
     func delete(_ key: String) async throws {
-        let result = try await ExternalTool.run("etcdctl", ["--endpoints", endpoint, "del", key])
-        guard result.status == 0 else { throw TestSupportError("etcdctl del \(key) failed: \(result.output)") }
+        try await etcdctl(["del", key])
     }
 
-    /// SIGKILL, as a crash; the data stays for `restart()`.
-    func kill() {
-        process.withLock { child in
-            child?.killAndReap()
-            child = nil
+    /// Through the members that run; retried (at most 10 s) while a cluster that lost its leader
+    /// elects another.
+    private func etcdctl(_ arguments: [String]) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            let result = try await ExternalTool.run(
+                "etcdctl", ["--endpoints", liveEndpoint, "--command-timeout", "2s"] + arguments, timeout: .seconds(10))
+            if result.status == 0 { return }
+            guard ContinuousClock.now < deadline else { throw TestSupportError("etcdctl \(arguments) failed: \(result.output)") }
+            try await Task.sleep(for: .milliseconds(100))
         }
     }
 
+    /// SIGKILL one member (all of them without an index), as a crash; the data stays.
+    func kill(_ index: Int? = nil) {
+        processes.withLock { list in
+            for i in list.indices where index == nil || index == i {
+                list[i]?.killAndReap()
+                list[i] = nil
+            }
+        }
+    }
+
+    /// Starts the members that are down again, on their ports and data.
     func restart() async throws {
-        kill()
-        try await launch()
+        let down = processes.withLock { list in list.indices.filter { list[$0] == nil } }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in down { group.addTask { try await self.launch(index) } }
+            try await group.waitForAll()
+        }
+        try await waitUntilServing()
     }
 
     func stop() {
@@ -76,7 +116,7 @@ final class EtcdServer: Sendable {
     }
 
     deinit {
-        process.withLock { $0?.killAndReap() }
+        processes.withLock { list in list.forEach { $0?.killAndReap() } }
         try? FileManager.default.removeItem(at: directory)
     }
 }
