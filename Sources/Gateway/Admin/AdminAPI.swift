@@ -112,6 +112,8 @@ struct AdminAPI: Sendable {
     var events = GatewayEventLog()
     /// The periodic `state` of `/events`, shared by every page that is open.
     var stateCache = StateDocumentCache()
+    /// `/fleet`: the fleet as etcd has it; nil without `membership`.
+    var fleet: FleetDirectory? = nil
 
     /// Authorizes, answers, and writes the audit line of a state-changing call.
     func handle(_ request: AdminRequest) async -> AdminResponse {
@@ -159,6 +161,13 @@ struct AdminAPI: Sendable {
             return await resume(request)
         case ("GET", "/processes"):
             return await processes()
+        case ("GET", "/fleet"):
+            guard let fleet else { return .error(404, "no fleet: this gateway has no `membership` (membership.etcd) in its configuration") }
+            do {
+                return .json(200, try await fleet.document())
+            } catch {
+                return .error(503, "etcd did not answer: \(error)")
+            }
         case ("POST", "/reload"):
             return await reload()
         case ("POST", "/shutdown"):
@@ -169,7 +178,7 @@ struct AdminAPI: Sendable {
             return await deploymentOperation(request)
         case (_, "/health"), (_, "/ready"), (_, "/stats"), (_, "/metrics"), (_, "/suspend"), (_, "/resume"),
             (_, "/processes"), (_, "/reload"), (_, "/shutdown"), (_, "/upgrade"), (_, "/"), (_, "/session"), (_, "/session/end"),
-            (_, "/events"):
+            (_, "/events"), (_, "/fleet"):
             return .error(405, "method \(request.method) not allowed on \(request.path)")
         default:
             return .error(404, "no admin endpoint \(request.path)")

@@ -141,13 +141,23 @@ final class GatewayService: Service {
         let admin: Channel
         var adminSocket: Channel?
         let adminConnections = AdminConnections(maxConnections: config.admin.maxConnections, logger: logger)
-        let api = AdminAPI(
+        // Backends registered in etcd, and the fleet they belong to (read below, once listening).
+        let etcdClient = config.membership.map { EtcdClient(endpoints: $0.endpoints, group: group, dialTimeout: $0.dialTimeout) }
+        var gatewayID = ""
+        var api = AdminAPI(
             controller: controller, defaultSuspendTimeout: config.shutdownTimeout, operations: operations, traffic: traffic,
             tls: tls.counters, connections: adminConnections, accessControl: access, events: events)
         do {
             for (index, listener) in config.listeners.enumerated() {
                 let socket = try hello.map { try Self.socket(for: listener.listen, role: "proxy", index: index, in: $0) }
                 listeners.append(try await server.bind(listener, index: index, tls: tls, socket: socket, paused: keeper != nil))
+            }
+            if let etcdClient, let settings = config.membership {
+                // Named by the address it listens on (the port the system gave, for port 0).
+                var listen = config.listeners[0].listen
+                if let port = listeners.first?.localAddress?.port { listen.port = port }
+                gatewayID = settings.resolvedGatewayID(listen: listen)
+                api.fleet = FleetDirectory(client: etcdClient, prefix: settings.prefix, gatewayID: gatewayID)
             }
             admin = try await AdminServer.bind(
                 config: config.admin,
@@ -219,11 +229,12 @@ final class GatewayService: Service {
 
         // Backends registered in etcd: read and watched until the worker stops. An etcd that
         // cannot be reached delays nothing: the gateway serves its fixed and supervised backends.
-        let registered = config.membership.map { settings in
-            EtcdMembership(
-                config: settings, gatewayID: settings.resolvedGatewayID(listen: config.listeners[0].listen),
-                client: EtcdClient(endpoints: settings.endpoints, group: group, dialTimeout: settings.dialTimeout),
-                membership: membership, controller: controller, prober: HealthProber(group: group), logger: logger)
+        let registered = config.membership.flatMap { [gatewayID] settings in
+            etcdClient.map { client in
+                EtcdMembership(
+                    config: settings, gatewayID: gatewayID, client: client, membership: membership, controller: controller,
+                    prober: HealthProber(group: group), logger: logger)
+            }
         }
         let registeredTask = Task { await registered?.run() }
         defer { registeredTask.cancel() }

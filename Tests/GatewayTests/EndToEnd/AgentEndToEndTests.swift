@@ -77,6 +77,43 @@ import Glibc
         #expect(try await a2.waitForExit(timeout: .seconds(30)) == 0)
     }
 
+    @Test func statusFleetListsEveryGatewayAndRegisteredBackend() async throws {
+        let etcd = try await EtcdServer.start()
+        defer { etcd.stop() }
+        let gateways = try await Self.gateways(etcd)
+        let (a1, p1) = try Self.agent(etcd, name: "a1")
+        _ = try await a1.waitForOutput(containing: "state=serving", timeout: .seconds(15))
+        for gateway in gateways { _ = try await MembershipEndToEndTests.waitForAnswers(gateway, ["a1"]) }
+        try await etcd.put(MembershipEndToEndTests.key(1), "nonsense")
+
+        // The reports follow the routing within a report interval; poll the table until both
+        // gateways route to a1 (bounded).
+        let admin = "http://\(gateways[0].host):\(gateways[0].adminPort)"
+        var lines: [String] = []
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline {
+            let status = try ChildProcess.gateway(["status", "--fleet", "--admin", admin], environment: ["GATEWAY_TOKEN": TestAdmin.token])
+            #expect(try await status.waitForExit(timeout: .seconds(20)) == 0, "\(status.outputDescription)")
+            try await status.waitForOutputToEnd()
+            lines = status.stdoutLines
+            if lines.contains(where: { $0.hasPrefix("web") && $0.contains("127.0.0.1:\(p1)") && $0.contains(", ") }) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let row = try #require(lines.first { $0.hasPrefix("web") && $0.contains("127.0.0.1:\(p1)") }, "\(lines)")
+        #expect(row.contains("serving"))
+        for gateway in gateways { #expect(row.contains("\(gateway.host):\(gateway.port)"), "\(row)") }
+        #expect(lines.contains { $0.contains("(this)") && $0.contains("\(gateways[0].host):\(gateways[0].port)") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("ignored:") && $0.contains("unknown state") }, "\(lines)")
+
+        // Without membership: a clear 404.
+        let plain = try await GatewayHarness(backends: 1, yaml: GatewayHarness.simpleConfig())
+        let status = try ChildProcess.gateway(
+            ["status", "--fleet", "--admin", "http://127.0.0.1:\(plain.adminPort)"], environment: ["GATEWAY_TOKEN": TestAdmin.token])
+        #expect(try await status.waitForExit(timeout: .seconds(20)) != 0)
+        try await status.waitForOutputToEnd()
+        #expect(status.outputDescription.contains("no `membership`"), "\(status.outputDescription)")
+    }
+
     @Test func aKilledAgentLeavesEveryRotationAfterItsLease() async throws {
         let etcd = try await EtcdServer.start()
         defer { etcd.stop() }

@@ -14,7 +14,8 @@ struct StatusCommand: AsyncParsableCommand {
             (resident, the instance's whole process tree), CPU (same tree), and REASON / LAST EXIT \
             when the terminal is wide enough; '-' where the gateway does not know. Below the \
             table, the command each instance runs, $PORT expanded. --json prints the gateway's \
-            JSON unchanged.
+            JSON unchanged. --fleet lists every gateway and registered backend of the fleet from \
+            etcd instead (GET /fleet; a gateway with `membership`).
 
             \(AdminExitCode.discussion)
             """
@@ -25,9 +26,22 @@ struct StatusCommand: AsyncParsableCommand {
     @Flag(help: "Print the gateway's JSON answer unchanged.")
     var json = false
 
+    @Flag(help: "List every gateway and registered backend of the fleet, as etcd has them (GET /fleet).")
+    var fleet = false
+
     func run() async throws {
         try await AdminCommandRunner.run {
             let client = try self.connection.client()
+            if self.fleet {
+                let response = try await client.send(.GET, "/fleet", timeout: AdminCommandRunner.queryTimeout)
+                if self.json {
+                    try response.requireSuccess()
+                    AdminOutput.raw(response.body)
+                } else {
+                    AdminOutput.lines(FleetTable.render(try response.decoded(FleetTable.Fleet.self, from: client.endpoint)))
+                }
+                return
+            }
             let response = try await client.send(.GET, "/processes", timeout: AdminCommandRunner.queryTimeout)
             if self.json {
                 try response.requireSuccess()

@@ -1,0 +1,73 @@
+import Membership
+
+/// `GET /fleet` and `gateway status --fleet`: every gateway and registered backend of the fleet,
+/// read from etcd at the moment of asking (not this gateway's view of it).
+struct FleetDirectory: Sendable {
+    let client: EtcdClient
+    let prefix: String
+    /// This gateway's id, marked in the answer.
+    let gatewayID: String
+
+    struct Document: Encodable, Sendable {
+        struct Gateway: Encodable, Sendable {
+            var id: String
+            var revision: Int64
+            var this: Bool
+            /// Registered backends it routes to.
+            var routes: [String]
+            /// Backends it stopped routing to, with its requests still in flight there.
+            var letting_go: [LettingGo]
+        }
+
+        struct LettingGo: Encodable, Sendable {
+            var backend: String
+            var in_flight: Int
+        }
+
+        struct Backend: Encodable, Sendable {
+            var deployment: String
+            var address: String
+            var state: String
+            var weight: Int
+            var lease: String
+            var revision: Int64
+            /// The gateways that route to it now.
+            var routed_by: [String]
+            /// Requests in flight at it, summed over the gateways' reports.
+            var in_flight: Int
+        }
+
+        var prefix: String
+        var revision: Int64
+        var gateways: [Gateway]
+        var backends: [Backend]
+        /// Keys under the members' prefix that are not members (a value that cannot be read).
+        var problems: [String]
+    }
+
+    func document() async throws -> Document {
+        let read = try await client.range(prefix: prefix)
+        var view = MembershipView(prefix: prefix)
+        let outcome = view.resync(revision: read.revision, entries: read.entries)
+        let reports = read.entries.compactMap { entry in
+            entry.key.hasPrefix(GatewayReport.reportsPrefix(prefix)) && entry.key.hasSuffix("/routes") ? GatewayReport.decode(entry.value) : nil
+        }.sorted { $0.gateway < $1.gateway }
+        let backends = view.members.values.sorted { $0.id < $1.id }.map { member in
+            let key = member.id.description
+            return Document.Backend(
+                deployment: member.deployment, address: member.address, state: member.state.rawValue, weight: member.weight,
+                lease: member.lease == 0 ? "none" : String(member.lease, radix: 16), revision: member.modRevision,
+                routed_by: reports.filter { $0.backends[key]?.routed == true }.map(\.gateway),
+                in_flight: reports.reduce(0) { $0 + ($1.backends[key]?.inFlight ?? 0) })
+        }
+        let gateways = reports.map { report in
+            Document.Gateway(
+                id: report.gateway, revision: report.revision, this: report.gateway == gatewayID,
+                routes: report.backends.filter(\.value.routed).map(\.key).sorted(),
+                letting_go: report.backends.filter { !$0.value.routed }.sorted { $0.key < $1.key }.map {
+                    Document.LettingGo(backend: $0.key, in_flight: $0.value.inFlight)
+                })
+        }
+        return Document(prefix: prefix, revision: read.revision, gateways: gateways, backends: backends, problems: outcome.problems.map(\.description))
+    }
+}
