@@ -50,5 +50,27 @@ import Testing
         #expect(message(config("membership: {etcd: {endpoints: [127.0.0.1:2379], dial_timeout: 0s}}")).contains("greater than zero"))
         #expect(message(config("membership: {etcd: {endpoint: [127.0.0.1:2379]}}")).contains("endpoint"))
         #expect(message(config("membership: {consul: {}}")).contains("consul"))
+        #expect(message(config("membership: {gateway_id: 'a/b', etcd: {endpoints: [127.0.0.1:2379]}}")).contains("gateway id"))
+    }
+
+    @Test func publishNeedsMembershipAndAProcess() throws {
+        let supervised = """
+            listen: 127.0.0.1:8080
+            %@
+            deployments:
+              - name: shop
+                publish: true
+                %@
+            """
+        func yaml(_ membership: String, _ backends: String) -> String {
+            supervised.replacingOccurrences(of: "%@\ndeployments", with: membership + "\ndeployments")
+                .replacingOccurrences(of: "    %@", with: "    " + backends)
+        }
+        let process = "process: {command: [app], ports: 9000-9010}"
+        let parsed = try parse(yaml("membership: {gateway_id: host-a, etcd: {endpoints: [127.0.0.1:2379]}}", process))
+        #expect(parsed.deployments[0].publish)
+        #expect(parsed.membership?.gatewayID == "host-a")
+        #expect(message(yaml("", process)).contains("publish needs `membership`"))
+        #expect(message(yaml("membership: {etcd: {endpoints: [127.0.0.1:2379]}}", "backends: [127.0.0.1:9001]")).contains("give the deployment a `process`"))
     }
 }

@@ -145,6 +145,9 @@ struct DeploymentConfig: Sendable, Equatable {
     /// A planned stop of an instance gives its upgraded tunnels (WebSocket) this long, then
     /// closes them (1001 Going Away), so a roll is not held for the whole drain_timeout.
     var tunnelGrace = GatewayConfig.defaultTunnelGrace
+    /// Register the deployment's ready supervised instances in etcd (`membership`), so other
+    /// hosts' gateways route to them too; their planned stops drain there first.
+    var publish = false
 }
 
 struct EntryPointConfig: Sendable, Equatable {

@@ -99,11 +99,17 @@ final class GatewayService: Service {
         let output = keeper == nil ? OutputLog(logger: logger) : nil
         let spawner: any ProcessLaunching = keeper
             ?? ProcessSpawner(launcher: [executable, "_launch", "--"], relay: .standard(log: output), watchdog: watchdog)
+        // Backends registered in etcd, the fleet they belong to, and this gateway's published
+        // instances (read, reported and written once it listens).
+        let etcdClient = config.membership.map { EtcdClient(endpoints: $0.endpoints, group: group, dialTimeout: $0.dialTimeout) }
+        let publisher = config.membership.flatMap { settings in
+            etcdClient.map { InstancePublisher(client: $0, prefix: settings.prefix, logger: logger) }
+        }
         let supervisor = ProcessSupervisor(
             spawner: spawner,
             delegate: SupervisedBackends(
                 membership: membership, controller: controller, prober: HealthProber(group: group), server: server, logger: logger,
-                keeper: keeper),
+                keeper: keeper, publisher: publisher),
             logger: logger,
             environment: ProcessInfo.processInfo.environment.filter { $0.key != AdminSessions.keyVariable },
             events: { [events] event in SupervisorEvents.publish(event, to: events) }
@@ -141,8 +147,6 @@ final class GatewayService: Service {
         let admin: Channel
         var adminSocket: Channel?
         let adminConnections = AdminConnections(maxConnections: config.admin.maxConnections, logger: logger)
-        // Backends registered in etcd, and the fleet they belong to (read below, once listening).
-        let etcdClient = config.membership.map { EtcdClient(endpoints: $0.endpoints, group: group, dialTimeout: $0.dialTimeout) }
         var gatewayID = ""
         var api = AdminAPI(
             controller: controller, defaultSuspendTimeout: config.shutdownTimeout, operations: operations, traffic: traffic,
@@ -238,6 +242,9 @@ final class GatewayService: Service {
         }
         let registeredTask = Task { await registered?.run() }
         defer { registeredTask.cancel() }
+        await publisher?.identify(gatewayID)
+        let publisherTask = Task { await publisher?.run() }
+        defer { publisherTask.cancel() }
 
         // Wait for SIGTERM/SIGINT (the ServiceGroup turns them into a graceful shutdown) or for
         // POST /shutdown, whichever comes first.
@@ -295,6 +302,7 @@ final class GatewayService: Service {
         var shutdownTimeout = await membership.config.shutdownTimeout
         if case .request(let requested?) = cause { shutdownTimeout = requested }
         if case .replaced = cause {
+            await publisher?.handOver()
             // The pages watching this worker reconnect, to the new one.
             events.finish()
             try await drainAfterReplacement(

@@ -15,11 +15,21 @@ struct SupervisedBackends: SupervisorDelegate {
     let logger: Logger
     /// The keeper keeps each instance's last state for the next worker's log.
     var keeper: WorkerLink? = nil
+    /// Registers the instances of deployments with `publish: true` in etcd.
+    var publisher: InstancePublisher? = nil
+
+    private func publishes(_ deployment: String) async -> Bool {
+        guard publisher != nil else { return false }
+        return await membership.config.deployments.first { $0.name == deployment }?.publish ?? false
+    }
 
     func instanceReady(_ instance: InstanceEndpoint) async {
         await membership.add(deployment: instance.deployment, address: Self.address(instance))
         keeper?.reportState(pid: instance.pid, state: "READY")
         logger.info("backend joined the rotation", metadata: ["instance": "\(instance.name)", "backend": "\(instance.address)"])
+        if await publishes(instance.deployment) {
+            await publisher?.publish(deployment: instance.deployment, address: Self.address(instance))
+        }
     }
 
     func instanceGone(_ instance: InstanceEndpoint) async {
@@ -27,6 +37,7 @@ struct SupervisedBackends: SupervisorDelegate {
         await membership.remove(deployment: instance.deployment, address: address)
         await server.forEachLoop { $0.pool.closeIdle(backend: address) }
         logger.info("backend left the rotation", metadata: ["instance": "\(instance.name)", "backend": "\(instance.address)"])
+        await publisher?.remove(deployment: instance.deployment, address: address)
     }
 
     func drain(_ instance: InstanceEndpoint, timeout: Duration) async -> DrainReport {
@@ -34,6 +45,10 @@ struct SupervisedBackends: SupervisorDelegate {
         let clock = ContinuousClock()
         let started = clock.now
         let address = Self.address(instance)
+        // Published: the other hosts' gateways let go first, while this one still serves it.
+        // Half the drain's time at most, so this gateway's own drain keeps the other half.
+        await publisher?.withdraw(deployment: instance.deployment, address: address, timeout: timeout / 2)
+        let remaining = max(timeout - (clock.now - started), timeout / 2)
         let scope = SuspendScope.backend(deployment: instance.deployment, address: address.description)
         // Tunnels (WebSocket) never end by themselves: after the deployment's tunnel_grace they
         // are closed with 1001, their clients reconnect to another instance, and the drain goes
@@ -54,7 +69,7 @@ struct SupervisedBackends: SupervisorDelegate {
         }
         defer { closer.cancel() }
         do {
-            let result = try await controller.suspend(scope, timeout: .after(timeout))
+            let result = try await controller.suspend(scope, timeout: .after(remaining))
             return DrainReport(drained: result.drained, active: result.active, duration: clock.now - started)
         } catch {
             // Not counted (never joined the rotation): nothing can be in flight to it.

@@ -98,14 +98,14 @@ final class GatewayHarness: Sendable {
     // MARK: Requests
 
     func get(_ path: String, headers: [(String, String)] = []) async throws -> TestHTTPResponse {
-        try await TestHTTPClient.get(port: port, path: path, headers: headers)
+        try await TestHTTPClient.get(port: port, path: path, host: host, headers: headers)
     }
 
     /// An admin request as the harness's `admin` user (`TestAdmin.token`).
     func admin(_ method: HTTPMethod, _ path: String, token: String? = TestAdmin.token, headers: [(String, String)] = []) async throws
         -> TestHTTPResponse
     {
-        try await TestHTTPClient.withConnection(port: adminPort) { client in
+        try await TestHTTPClient.withConnection(port: adminPort, host: host) { client in
             try await client.request(method, path, headers: (token.map { [("authorization", "Bearer \($0)")] } ?? []) + headers)
         }
     }

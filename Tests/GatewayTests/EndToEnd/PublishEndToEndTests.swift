@@ -1,0 +1,67 @@
+import Foundation
+import Testing
+
+/// `publish: true`: one gateway's supervised instances registered in a real etcd, routed to by
+/// another gateway (127.0.0.2 and 127.0.0.3 stand for two hosts), and rolled with neither
+/// gateway failing a request.
+@Suite(.serialized) struct PublishEndToEndTests {
+    @Test func aRollOfPublishedInstancesFailsNothingAtEitherGateway() async throws {
+        let etcd = try await EtcdServer.start()
+        defer { etcd.stop() }
+        let owner = try await GatewayHarness(backends: 0, yaml: """
+            listen: {listen}
+            admin:
+              listen: {admin}
+            shutdown_timeout: 10s
+            membership:
+              etcd: {endpoints: [\(etcd.endpoint)], prefix: /t/}
+            deployments:
+              - name: shop
+                publish: true
+                process:
+                  command: ["gateway", "demo-backend"]
+                  instances: 2
+                  ports: \(GatewayHarness.portRange())
+                  stop_timeout: 5s
+                  health: {http: /health, interval: 200ms, timeout: 500ms, failures: 2}
+                  ready_timeout: 15s
+            """, host: "127.0.0.2")
+        let other = try await GatewayHarness(backends: 0, yaml: """
+            listen: {listen}
+            admin: {listen: {admin}}
+            membership:
+              etcd: {endpoints: [\(etcd.endpoint)], prefix: /t/}
+            deployments:
+              - name: shop
+                backends: []
+            """, host: "127.0.0.3")
+        let ready = try await owner.waitForReady(2)
+        let names = Set(ready.compactMap { $0["instance"] as? String })
+        #expect(names.count == 2, "\(ready)")
+        _ = try await MembershipEndToEndTests.waitForAnswers(other, names, timeout: .seconds(10))
+
+        let loads = [owner, other].map { MixedLoad(port: $0.port, host: $0.host) }
+        let running = loads.map { load in Task { await load.run(workers: 4, limit: .seconds(90)) } }
+        let started = ContinuousClock.now
+        while loads.contains(where: { $0.succeeded < 20 }), ContinuousClock.now - started < .seconds(20) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let restart = try await owner.adminJSON(.POST, "/deployments/shop/restart")
+        #expect(restart.status == 200, "\(restart.json)")
+        let after = loads.map(\.succeeded)
+        while zip(loads, after).contains(where: { $0.succeeded < $1 + 10 }), ContinuousClock.now - started < .seconds(60) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        loads.forEach { $0.stop() }
+        for task in running { await task.value }
+        for (gateway, load) in zip([owner, other], loads) {
+            #expect(load.failures.isEmpty, "\(gateway.host): \(load.failures.prefix(5)) of \(load.failures.count) failed, \(load.succeeded) ok")
+        }
+        // Each old instance was released by the other gateway before this one drained it.
+        let released = owner.gateway.stderrLines.filter { $0.contains("published instance released by every other gateway") }
+        #expect(released.count == 2, "\(owner.gateway.stderrLines.suffix(30))")
+        // And the other gateway let go of both old instances and routes to the new ones.
+        #expect(other.gateway.stderrLines.filter { $0.contains("registered backend left") }.count == 2, "\(other.gateway.stderrLines.suffix(30))")
+        _ = try await MembershipEndToEndTests.waitForAnswers(other, names, timeout: .seconds(10))
+    }
+}
