@@ -154,3 +154,30 @@ import Testing
         #expect(GatewayReport.key(prefix: "/g/", gateway: "host-a") == "/g/gateways/host-a/routes")
     }
 }
+
+@Suite struct FleetRollTests {
+    @Test func aRollIsFinishedWhenEveryLiveParticipantIsDoneAndTheDeadAreLost() {
+        typealias S = FleetRoll.Status
+        let participants: Set<String> = ["a", "b", "c"]
+        let rolling = FleetRoll.Progress(id: "r1", participants: participants, live: participants, statuses: [
+            S(id: "r1", gateway: "a", state: .done), S(id: "r1", gateway: "b", state: .rolling), S(id: "r0", gateway: "c", state: .done),
+        ])
+        #expect(rolling.pending == ["b", "c"])
+        #expect(!rolling.finished)
+        // b died mid-roll (status and report gone with its lease); c skips the deployment.
+        let after = FleetRoll.Progress(id: "r1", participants: participants, live: ["a", "c"], statuses: [
+            S(id: "r1", gateway: "a", state: .done), S(id: "r1", gateway: "c", state: .skipped),
+        ])
+        #expect(after.finished)
+        #expect(after.lost == ["b"])
+    }
+
+    @Test func keysAndValuesRoundTrip() {
+        #expect(FleetRoll.requestKey(prefix: "/g/", deployment: "shop") == "/g/rolls/shop/request")
+        #expect(FleetRoll.split(key: "/g/rolls/shop/status/host-a:8080", prefix: "/g/")! == ("shop", "status/host-a:8080"))
+        #expect(FleetRoll.split(key: "/g/other", prefix: "/g/") == nil)
+        let request = FleetRoll.Request(id: "x", maxUnavailable: 2)
+        #expect(FleetRoll.encode(request) == #"{"id":"x","max_unavailable":2}"#)
+        #expect(FleetRoll.decode(FleetRoll.Request.self, Array(FleetRoll.encode(request).utf8)) == request)
+    }
+}

@@ -127,6 +127,9 @@ extension AdminAPI {
         if action == "logs" { return await logs(request, deployment: deployment, index: index) }
         guard ["restart", "stop", "start"].contains(action) else { return .error(404, "no admin endpoint \(request.path); \(usage)") }
         guard request.method == "POST" else { return .error(405, "method \(request.method) not allowed on \(request.path); use POST") }
+        if action == "restart", index == nil, request.query["fleet"] != nil {
+            return await fleetRestart(request, deployment: deployment)
+        }
         guard let operations else { return .error(409, "the gateway supervises no processes") }
         let config = await operations.membership.config
         guard let configured = config.deployments.first(where: { $0.name == deployment }) else {
@@ -156,6 +159,37 @@ extension AdminAPI {
             case .conflict: return .error(409, error.message)
             case .failed: return .error(500, error.message)
             }
+        }
+    }
+
+    /// `POST /deployments/D/restart?fleet=1[&max_unavailable=N][&timeout=S]`: every gateway of
+    /// the fleet rolls its own instances of D, at most N hosts at once (the deployment's
+    /// `fleet_max_unavailable`, 1 by default).
+    private func fleetRestart(_ request: AdminRequest, deployment: String) async -> AdminResponse {
+        guard let fleet else { return .error(409, "no fleet: this gateway has no `membership` (membership.etcd) in its configuration") }
+        if let unknown = request.query.keys.sorted().first(where: { !["fleet", "max_unavailable", "timeout"].contains($0) }) {
+            return .error(400, "unknown parameter '\(unknown)'; a fleet restart takes fleet, max_unavailable and timeout")
+        }
+        let configured = await operations?.membership.config.deployments.first { $0.name == deployment }
+        var maxUnavailable = configured?.fleetMaxUnavailable ?? 1
+        if let raw = request.query["max_unavailable"] {
+            guard let value = Int(raw), (1...1000).contains(value) else {
+                return .error(400, "max_unavailable must be a number of hosts from 1 to 1000, got '\(raw)'")
+            }
+            maxUnavailable = value
+        }
+        var timeout: Duration = .seconds(900)
+        if let raw = request.query["timeout"] {
+            guard let seconds = Double(raw), seconds > 0, seconds <= 86_400 else {
+                return .error(400, "timeout must be a number of seconds from 0 to 86400, got '\(raw)'")
+            }
+            timeout = .milliseconds(Int64(seconds * 1000))
+        }
+        do {
+            let answer = try await fleet.roll(deployment: deployment, maxUnavailable: maxUnavailable, timeout: timeout)
+            return .json(answer.ok ? 200 : 500, answer)
+        } catch {
+            return .error(503, "etcd did not answer: \(error)")
         }
     }
 

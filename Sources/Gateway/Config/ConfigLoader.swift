@@ -344,7 +344,7 @@ enum ConfigLoader {
 
     private static let deploymentKeys = [
         "name", "hosts", "path_prefix", "max_requests", "entry_points", "backends", "process",
-        "retries", "eject_after", "eject_for", "tunnel_grace", "publish",
+        "retries", "eject_after", "eject_for", "tunnel_grace", "publish", "fleet_max_unavailable",
     ]
 
     /// `registered`: members may come from etcd, so `backends: []` is a deployment whose backends
@@ -404,6 +404,9 @@ enum ConfigLoader {
         if let value = map.optional("eject_for") { deployment.ejectFor = try value.duration(allowZero: false) }
         // Zero is meaningful: close the tunnels as soon as the drain starts.
         if let value = map.optional("tunnel_grace") { deployment.tunnelGrace = try value.duration(allowZero: true) }
+        if let value = map.optional("fleet_max_unavailable") {
+            deployment.fleetMaxUnavailable = try value.positiveInt(max: 1000)
+        }
         if let value = map.optional("publish") {
             deployment.publish = try value.bool()
             if deployment.publish, !registered {

@@ -148,6 +148,8 @@ struct DeploymentConfig: Sendable, Equatable {
     /// Register the deployment's ready supervised instances in etcd (`membership`), so other
     /// hosts' gateways route to them too; their planned stops drain there first.
     var publish = false
+    /// Hosts that may roll this deployment at once in a fleet roll (`gateway restart D --fleet`).
+    var fleetMaxUnavailable = 1
 }
 
 struct EntryPointConfig: Sendable, Equatable {

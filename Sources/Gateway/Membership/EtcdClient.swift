@@ -63,6 +63,17 @@ final class EtcdClient: Sendable {
         return Self.int64(Self.object(reply["header"])["revision"])
     }
 
+    /// Writes `value` under `lease` only if the key does not exist (a transaction comparing its
+    /// create revision with 0): whether it was written. A lock or a slot taken this way is held
+    /// until it is deleted or the lease ends.
+    func createIfAbsent(key: String, value: String, lease: Int64) async throws -> Bool {
+        let reply = try await call("/v3/kv/txn", [
+            "compare": [["key": Self.base64(key), "target": "CREATE", "result": "EQUAL", "create_revision": "0"]],
+            "success": [["request_put": ["key": Self.base64(key), "value": Self.base64(value), "lease": String(lease)]]],
+        ])
+        return reply["succeeded"] as? Bool ?? false
+    }
+
     /// One key's value and lease, nil when it does not exist.
     func get(key: String) async throws -> MembershipView.KeyValue? {
         let reply = try await call("/v3/kv/range", ["key": Self.base64(key)])

@@ -1,3 +1,4 @@
+import Foundation
 import Membership
 
 /// `GET /fleet` and `gateway status --fleet`: every gateway and registered backend of the fleet,
@@ -69,5 +70,61 @@ struct FleetDirectory: Sendable {
                 })
         }
         return Document(prefix: prefix, revision: read.revision, gateways: gateways, backends: backends, problems: outcome.problems.map(\.description))
+    }
+
+    // MARK: Fleet rolls
+
+    struct RollAnswer: Encodable, Sendable {
+        struct Part: Encodable, Sendable {
+            var gateway: String
+            var state: String
+            var detail: String?
+        }
+
+        var ok: Bool
+        var roll: String
+        var deployment: String
+        var max_unavailable: Int
+        var gateways: [Part]
+        /// Gateways that vanished (lease expired) before finishing their part.
+        var lost: [String]
+        /// Gateways still at it when the wait ended.
+        var pending: [String]
+    }
+
+    /// Asks every gateway of the fleet to roll `deployment`, at most `maxUnavailable` at once, and
+    /// waits (at most `timeout`) until each gateway alive at the start has done its part or is gone.
+    func roll(deployment: String, maxUnavailable: Int, timeout: Duration) async throws -> RollAnswer {
+        let participants = Set(try await liveGateways())
+        let request = FleetRoll.Request(id: UUID().uuidString.lowercased(), maxUnavailable: maxUnavailable)
+        try await client.put(key: FleetRoll.requestKey(prefix: prefix, deployment: deployment), value: FleetRoll.encode(request))
+        let deadline = ContinuousClock.now + timeout
+        var progress = FleetRoll.Progress(id: request.id, participants: participants, live: participants, statuses: [])
+        while true {
+            let read = try await client.range(prefix: FleetRoll.rollsPrefix(prefix))
+            let statuses = read.entries.compactMap { entry -> FleetRoll.Status? in
+                guard let (name, rest) = FleetRoll.split(key: entry.key, prefix: prefix), name == deployment, rest.hasPrefix("status/") else { return nil }
+                return FleetRoll.decode(FleetRoll.Status.self, entry.value)
+            }
+            progress = FleetRoll.Progress(id: request.id, participants: participants, live: Set(try await liveGateways()), statuses: statuses)
+            if progress.finished || ContinuousClock.now >= deadline { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let parts = participants.sorted().map { gateway in
+            let status = progress.statuses[gateway]
+            return RollAnswer.Part(
+                gateway: gateway, state: status?.state.rawValue ?? (progress.lost.contains(gateway) ? "lost" : "unseen"), detail: status?.detail)
+        }
+        let ok = progress.finished && progress.statuses.values.allSatisfy { $0.state != .failed }
+        return RollAnswer(
+            ok: ok, roll: request.id, deployment: deployment, max_unavailable: maxUnavailable, gateways: parts, lost: progress.lost,
+            pending: progress.pending)
+    }
+
+    /// The gateways whose reports exist now (their leases are alive).
+    private func liveGateways() async throws -> [String] {
+        try await client.range(prefix: GatewayReport.reportsPrefix(prefix)).entries.compactMap {
+            $0.key.hasSuffix("/routes") ? GatewayReport.decode($0.value)?.gateway : nil
+        }
     }
 }

@@ -245,6 +245,12 @@ final class GatewayService: Service {
         await publisher?.identify(gatewayID)
         let publisherTask = Task { await publisher?.run() }
         defer { publisherTask.cancel() }
+        let roller = config.membership.flatMap { settings in
+            etcdClient.map { FleetRoller(client: $0, prefix: settings.prefix, supervisor: supervisor, membership: membership, logger: logger) }
+        }
+        await roller?.identify(gatewayID)
+        let rollerTask = Task { await roller?.run() }
+        defer { rollerTask.cancel() }
 
         // Wait for SIGTERM/SIGINT (the ServiceGroup turns them into a graceful shutdown) or for
         // POST /shutdown, whichever comes first.
