@@ -146,6 +146,13 @@ final class GatewayOperations: Sendable {
             changes.append("threads take a restart; still \(old.threads.map(String.init) ?? "one per core")")
             new.threads = old.threads
         }
+        if new.membership != old.membership {
+            // The watch, the reports and the leases belong to the worker: a new one (gateway
+            // upgrade) starts with the new settings, without dropping a connection.
+            let still = old.membership.map { "etcd \($0.endpoints.map(\.description).joined(separator: ",")) prefix \($0.prefix)" } ?? "none"
+            changes.append("membership takes a new worker (gateway upgrade); still \(still)")
+            new.membership = old.membership
+        }
         if new.limits != old.limits || new.timeouts != old.timeouts || new.shutdownTimeout != old.shutdownTimeout {
             changes.append("limits and timeouts updated in place")
         }

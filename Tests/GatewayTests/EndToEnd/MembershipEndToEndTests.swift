@@ -95,6 +95,18 @@ import Testing
         _ = try await harness.gateway.waitForOutput(containing: "etcd membership unreachable", timeout: .seconds(10))
     }
 
+    @Test func aReloadThatChangesMembershipSaysItTakesANewWorker() async throws {
+        let refused = try RefusingPort()
+        let harness = try await GatewayHarness(
+            backends: 1, yaml: Self.config(etcd: "127.0.0.1:\(refused.port)", fixed: "[{backend0}]"))
+        let path = harness.directory.appendingPathComponent("gateway.yaml")
+        let text = try String(contentsOf: path, encoding: .utf8).replacingOccurrences(of: "prefix: /t/", with: "prefix: /other/")
+        try text.write(to: path, atomically: true, encoding: .utf8)
+        let reload = try await harness.admin(.POST, "/reload")
+        #expect(reload.status == .ok, "\(reload.bodyString)")
+        #expect(reload.bodyString.contains("membership takes a new worker (gateway upgrade); still etcd 127.0.0.1:\(refused.port) prefix /t/"), "\(reload.bodyString)")
+    }
+
     @Test func aBackendThatDoesNotAnswerStaysOutOfRotation() async throws {
         let etcd = try await EtcdServer.start()
         defer { etcd.stop() }
