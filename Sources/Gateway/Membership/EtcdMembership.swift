@@ -19,8 +19,9 @@ import Supervisor
 ///   differs is applied (`MembershipView`).
 /// - Its report (`GatewayReport`, under its own lease of `reportTTL`): the registered backends it
 ///   routes to, and the ones it stopped routing to with its requests still in flight there, until
-///   they reach 0; written when it changes (at most every `reportInterval`), so an agent draining
-///   a backend can wait for every gateway to let go.
+///   they reach 0; written at once after each membership change reached every loop, and when the
+///   in-flight counts changed (looked at every `reportInterval`), so an agent draining a backend
+///   can wait for every gateway to let go.
 actor EtcdMembership {
     static let reportTTL = 5
     static let reportInterval: Duration = .milliseconds(200)
@@ -43,6 +44,8 @@ actor EtcdMembership {
     /// The view's revision once every loop routes by it: what the report says the gateway has
     /// applied (a drain must not be acknowledged while a loop could still pick the backend).
     private var appliedRevision: Int64 = 0
+    private var writingReport = false
+    private var reportDirty = false
     /// Serving members whose connect check passed.
     private var checked: Set<MemberID> = []
     /// Serving members being checked now.
@@ -101,6 +104,7 @@ actor EtcdMembership {
                             await handle(view.apply(events))
                         }
                         appliedRevision = view.revision
+                        await writeReport()
                     case .compacted(let revision):
                         logger.info("etcd compacted past the membership watch; reading again", metadata: ["compact_revision": "\(revision)"])
                     }
@@ -211,19 +215,41 @@ actor EtcdMembership {
                     }
                     lastKeepAlive = .now
                 }
-                let report = currentReport()
-                if report != lastReport {
-                    try await client.put(key: GatewayReport.key(prefix: view.prefix, gateway: gatewayID), value: report.encoded(), lease: lease)
-                    lastReport = report
-                    forgetDrained(report)
-                }
             } catch {
                 // The watch logs etcd's absence; the lease is granted again once it is back.
                 lease = 0
             }
+            await writeReport()
             try? await Task.sleep(for: Self.reportInterval)
         }
         if lease != 0 { try? await client.revoke(lease: lease) }
+    }
+
+    /// Writes the report if it changed. Called on the report's rhythm (in-flight counts) and at
+    /// once when a membership change has reached every loop, so a drain is acknowledged without
+    /// waiting for the next tick. One write at a time: a call during a write makes the writer
+    /// look again when it is done, so an older report never lands after a newer one.
+    private func writeReport() async {
+        guard !writingReport else {
+            reportDirty = true
+            return
+        }
+        writingReport = true
+        defer { writingReport = false }
+        repeat {
+            reportDirty = false
+            guard lease != 0 else { return }
+            let report = currentReport()
+            guard report != lastReport else { continue }
+            do {
+                try await client.put(key: GatewayReport.key(prefix: view.prefix, gateway: gatewayID), value: report.encoded(), lease: lease)
+                lastReport = report
+                forgetDrained(report)
+            } catch {
+                lease = 0
+                return
+            }
+        } while reportDirty
     }
 
     private func currentReport() -> GatewayReport {
