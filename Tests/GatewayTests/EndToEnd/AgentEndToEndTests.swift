@@ -28,7 +28,7 @@ import Glibc
     }
 
     @Test func aDrainUnderLoadFailsNothingAtEitherGatewayAndTheAppStopsLast() async throws {
-        let etcd = try await EtcdServer.start()
+        let etcd = try await EtcdServer.start(members: 3)
         defer { etcd.stop() }
         let gateways = try await Self.gateways(etcd)
         let (a1, p1) = try Self.agent(etcd, name: "a1")
@@ -112,6 +112,35 @@ import Glibc
         #expect(try await status.waitForExit(timeout: .seconds(20)) != 0)
         try await status.waitForOutputToEnd()
         #expect(status.outputDescription.contains("no `membership`"), "\(status.outputDescription)")
+    }
+
+    @Test func failingHealthChecksDrainTheBackendUntilTheyPassAgain() async throws {
+        let etcd = try await EtcdServer.start()
+        defer { etcd.stop() }
+        let gateways = try await Self.gateways(etcd)
+        let port = try freePort()
+        var app = try ChildProcess.gateway(["demo-backend", "--port", "\(port)", "--name", "solo"])
+        _ = try await app.waitForOutput(containing: "listening on", timeout: .seconds(20))
+        // No command: the agent only registers and checks an app it does not run.
+        let agent = try ChildProcess.gateway([
+            "agent", "--etcd", etcd.endpoint, "--prefix", "/t/", "--deployment", "web", "--address", "127.0.0.1:\(port)",
+            "--health", "/health", "--check-interval", "0.2", "--failures", "2",
+        ])
+        _ = try await agent.waitForOutput(containing: "state=serving", timeout: .seconds(15))
+        for gateway in gateways { _ = try await MembershipEndToEndTests.waitForAnswers(gateway, ["solo"]) }
+
+        app.killAndReap()
+        _ = try await agent.waitForOutput(containing: "health checks failing; draining", timeout: .seconds(10))
+        for gateway in gateways {
+            _ = try await gateway.gateway.waitForOutput(containing: "state=draining", timeout: .seconds(10))
+        }
+
+        app = try ChildProcess.gateway(["demo-backend", "--port", "\(port)", "--name", "solo"])
+        _ = try await app.waitForOutput(containing: "listening on", timeout: .seconds(20))
+        for gateway in gateways { _ = try await MembershipEndToEndTests.waitForAnswers(gateway, ["solo"], timeout: .seconds(10)) }
+        #expect(agent.stderrLines.filter { $0.contains("state=serving") }.count == 2, "\(agent.outputDescription)")
+        agent.terminate()
+        #expect(try await agent.waitForExit(timeout: .seconds(30)) == 0)
     }
 
     @Test func aKilledAgentLeavesEveryRotationAfterItsLease() async throws {
