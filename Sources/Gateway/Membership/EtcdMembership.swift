@@ -44,6 +44,7 @@ actor EtcdMembership {
     /// The view's revision once every loop routes by it: what the report says the gateway has
     /// applied (a drain must not be acknowledged while a loop could still pick the backend).
     private var appliedRevision: Int64 = 0
+    private var publishedWeights: [String: [HostPort: Int]] = [:]
     private var writingReport = false
     private var reportDirty = false
     /// Serving members whose connect check passed.
@@ -152,6 +153,7 @@ actor EtcdMembership {
         guard !outcome.changes.isEmpty else { return }
         let serving = Set(view.members.values.filter { $0.state == .serving }.map(\.id))
         let before = checked
+        let weightsBefore = publishedWeights
         checked.formIntersection(serving)
         for id in checks.keys where !serving.contains(id) {
             checks.removeValue(forKey: id)?.cancel()
@@ -160,7 +162,7 @@ actor EtcdMembership {
         for id in serving where !checked.contains(id) && !checking.contains(id) {
             startCheck(id)
         }
-        if checked != before { await publish() }
+        if checked != before || rotationWeights() != weightsBefore { await publish() }
     }
 
     /// Connects to a serving member until it answers (once a second), then puts it in rotation.
@@ -271,13 +273,24 @@ actor EtcdMembership {
         }
     }
 
+    /// The weights (other than 1) of the members in rotation.
+    private func rotationWeights() -> [String: [HostPort: Int]] {
+        var weights: [String: [HostPort: Int]] = [:]
+        for id in checked {
+            guard let member = view.members[id], member.weight != 1, case .success(let address) = HostPort.parse(id.address) else { continue }
+            weights[id.deployment, default: [:]][address] = member.weight
+        }
+        return weights
+    }
+
     private func publish() async {
         var rotation: [String: [HostPort]] = [:]
         for id in checked.sorted() {
             guard case .success(let address) = HostPort.parse(id.address) else { continue }
             rotation[id.deployment, default: []].append(address)
         }
-        await membership.setRegistered(rotation)
+        publishedWeights = rotationWeights()
+        await membership.setRegistered(rotation, weights: publishedWeights)
         for id in checked {
             guard case .success(let address) = HostPort.parse(id.address) else { continue }
             counters[id] = controller.backend(deployment: id.deployment, address: address.description) ?? counters[id]

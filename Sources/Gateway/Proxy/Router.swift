@@ -81,7 +81,9 @@ struct Router: Sendable {
     ///
     /// - Parameter backends: the addresses in rotation per deployment (the configured ones, and
     ///   the supervised instances that are ready); every one must be counted by `controller`.
-    init(config: GatewayConfig, controller: RequestController, backends: [String: [HostPort]]) {
+    /// - Parameter weights: per deployment, the weights of backends that have one (registered
+    ///   backends); every other backend weighs 1.
+    init(config: GatewayConfig, controller: RequestController, backends: [String: [HostPort]], weights: [String: [HostPort: Int]] = [:]) {
         var routes: [DeploymentRoute] = []
         for deployment in config.deployments {
             let entryPoints = deployment.entryPoints.compactMap { ep -> EntryPointRoute? in
@@ -97,7 +99,7 @@ struct Router: Sendable {
                     hosts: deployment.hosts.map(Set.init),
                     pathPrefix: deployment.pathPrefix,
                     entryPoints: entryPoints,
-                    balancer: LoadBalancer(backends: members),
+                    balancer: LoadBalancer(backends: members, weights: weights[deployment.name] ?? [:]),
                     failover: Failover(
                         retries: deployment.retries, ejectAfter: deployment.ejectAfter, ejectFor: deployment.ejectFor,
                         fixedBackends: Set(deployment.backends))

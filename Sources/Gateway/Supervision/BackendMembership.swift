@@ -16,6 +16,8 @@ actor BackendMembership {
     private var instances: [String: [HostPort]] = [:]
     /// Backends registered in etcd that are serving and passed their check, per deployment.
     private var registered: [String: [HostPort]] = [:]
+    /// Their weights, where not 1.
+    private var registeredWeights: [String: [HostPort: Int]] = [:]
     /// Numbers the published routers: publishing awaits the loops, so two publications can
     /// overlap, and a loop must never swap an older router in over a newer one.
     private var version = 0
@@ -55,12 +57,14 @@ actor BackendMembership {
 
     /// The registered backends in rotation now, per deployment (the whole set: ones left out are
     /// taken out of rotation; requests already routed to them finish).
-    func setRegistered(_ members: [String: [HostPort]]) async {
+    func setRegistered(_ members: [String: [HostPort]], weights: [String: [HostPort: Int]] = [:]) async {
         let names = Set(config.deployments.map(\.name))
         let kept = members.filter { names.contains($0.key) && !$0.value.isEmpty }
-        guard kept != registered else { return }
+        let keptWeights = weights.filter { names.contains($0.key) && !$0.value.isEmpty }
+        guard kept != registered || keptWeights != registeredWeights else { return }
         let joined = kept.flatMap { name, list in list.filter { !(registered[name] ?? []).contains($0) }.map { (name, $0) } }
         registered = kept
+        registeredWeights = keptWeights
         await publish()
         for (deployment, address) in joined {
             _ = try? await controller.resume(.backend(deployment: deployment, address: address.description))
@@ -102,7 +106,7 @@ actor BackendMembership {
         for deployment in config.deployments {
             backends[deployment.name] = deployment.backends + (added[deployment.name] ?? []).filter { !deployment.backends.contains($0) }
         }
-        let router = Router(config: config, controller: controller, backends: backends)
+        let router = Router(config: config, controller: controller, backends: backends, weights: registeredWeights)
         let timeouts = config.timeouts
         let limits = config.limits
         let http2 = config.http2

@@ -67,6 +67,23 @@ import Testing
         #expect(harness.gateway.stderrLines.contains { $0.contains("registered backend left") && $0.contains("127.0.0.1:\(b1)") })
     }
 
+    @Test func weightsShareTheRequests() async throws {
+        let etcd = try await EtcdServer.start()
+        defer { etcd.stop() }
+        let harness = try await GatewayHarness(backends: 2, yaml: Self.config(etcd: etcd.endpoint))
+        try await etcd.put(Self.key(harness.backendPorts[0]), #"{"state":"serving","weight":3}"#)
+        try await etcd.put(Self.key(harness.backendPorts[1]), "serving")
+        _ = try await Self.waitForAnswers(harness, ["b0", "b1"])
+        let names = try await Self.answers(harness, count: 80)
+        let heavy = names.filter { $0 == "b0" }.count
+        #expect((52...68).contains(heavy), "b0 (weight 3) answered \(heavy) of 80")
+        // A new weight applies without a leave.
+        try await etcd.put(Self.key(harness.backendPorts[0]), #"{"state":"serving","weight":1}"#)
+        _ = try await harness.gateway.waitForOutput(containing: "registered backend changed", timeout: .seconds(5))
+        let even = try await Self.answers(harness, count: 80).filter { $0 == "b0" }.count
+        #expect((32...48).contains(even), "b0 (weight 1) answered \(even) of 80")
+    }
+
     @Test func etcdLostKeepsTheLastMembershipAndAChangeAfterItReturnsApplies() async throws {
         let etcd = try await EtcdServer.start()
         defer { etcd.stop() }
