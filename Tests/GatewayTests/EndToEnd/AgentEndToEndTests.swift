@@ -144,7 +144,7 @@ import Glibc
     }
 
     @Test func aKilledAgentLeavesEveryRotationAfterItsLease() async throws {
-        let etcd = try await EtcdServer.start()
+        let etcd = try await EtcdServer.start(members: 3)
         defer { etcd.stop() }
         let gateways = try await Self.gateways(etcd)
         let (a1, p1) = try Self.agent(etcd, name: "a1", ttl: 2)

@@ -46,7 +46,7 @@ import Glibc
     }
 
     @Test func aFleetRollUnderLoadFailsNothingAndNeverRollsTwoHostsAtOnce() async throws {
-        let etcd = try await EtcdServer.start()
+        let etcd = try await EtcdServer.start(members: 3)
         defer { etcd.stop() }
         let gateways = [
             try await GatewayHarness(backends: 0, yaml: Self.supervised(etcd), host: "127.0.0.2"),
@@ -89,7 +89,7 @@ import Glibc
     }
 
     @Test func aGatewayKilledMidRollLosesItsSlotAndTheRollCompletes() async throws {
-        let etcd = try await EtcdServer.start()
+        let etcd = try await EtcdServer.start(members: 3)
         defer { etcd.stop() }
         let rolling = [
             try await GatewayHarness(backends: 0, yaml: Self.supervised(etcd, instances: 3), host: "127.0.0.2"),
