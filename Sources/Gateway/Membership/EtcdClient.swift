@@ -168,13 +168,17 @@ final class EtcdClient: Sendable {
                     .connect(host: endpoint.host, port: endpoint.port)
                     .get()
                 preferred.store(index, ordering: .relaxed)
+                var timer: Scheduled<Void>?
                 if !streaming {
                     let timeout = requestTimeout
-                    channel.eventLoop.scheduleTask(in: timeout) {
+                    timer = channel.eventLoop.scheduleTask(in: timeout) {
                         receiver.fail(Failure(description: "etcd at \(endpoint) did not answer \(path) within \(timeout)"), channel: channel)
                     }
                 }
-                continuation.onTermination = { _ in channel.close(promise: nil) }
+                continuation.onTermination = { [timer] _ in
+                    timer?.cancel()
+                    channel.close(promise: nil)
+                }
                 var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path)
                 head.headers.add(name: "Host", value: endpoint.description)
                 head.headers.add(name: "Content-Type", value: "application/json")
