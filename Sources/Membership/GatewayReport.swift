@@ -50,6 +50,14 @@ public struct GatewayReport: Sendable, Equatable, Codable {
     public static func decode(_ bytes: [UInt8]) -> GatewayReport? {
         try? JSONDecoder().decode(GatewayReport.self, from: Data(bytes))
     }
+
+    /// The reports among keys read from etcd (other keys, and values that are not reports, are
+    /// left out), in gateway order.
+    public static func reports(in entries: [MembershipView.KeyValue], prefix: String) -> [GatewayReport] {
+        entries.compactMap { entry in
+            entry.key.hasPrefix(reportsPrefix(prefix)) && entry.key.hasSuffix("/routes") ? decode(entry.value) : nil
+        }.sorted { $0.gateway < $1.gateway }
+    }
 }
 
 /// Whether every live gateway has let go of a draining backend.

@@ -44,11 +44,7 @@ struct AgentTarget: ParsableArguments {
         let items = etcd.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !items.isEmpty else { throw ValidationError("--etcd needs at least one address") }
         return try items.map { item in
-            var text = item
-            if text.hasPrefix("https://") { throw ValidationError("--etcd: TLS is not supported yet, got \(item)") }
-            if text.hasPrefix("http://") { text.removeFirst("http://".count) }
-            if text.hasSuffix("/") { text.removeLast() }
-            switch HostPort.parse(text) {
+            switch HostPort.parseEtcdEndpoint(item) {
             case .success(let address): return address
             case .failure(let problem): throw ValidationError("--etcd: \(problem.message), got \(item)")
             }

@@ -112,18 +112,13 @@ enum ConfigLoader {
         let endpointsNode = try etcd.required("endpoints")
         var endpoints: [HostPort] = []
         for item in try endpointsNode.list() {
-            var text = try item.string(expected: "an etcd client address like 127.0.0.1:2379")
-            if text.hasPrefix("https://") {
-                throw item.error("etcd over TLS is not supported yet; give a http:// or HOST:PORT endpoint, got \(item.shown)")
-            }
-            if text.hasPrefix("http://") { text.removeFirst("http://".count) }
-            if text.hasSuffix("/") { text.removeLast() }
-            switch HostPort.parse(text) {
+            let text = try item.string(expected: "an etcd client address like 127.0.0.1:2379")
+            switch HostPort.parseEtcdEndpoint(text) {
             case .success(let address):
                 if endpoints.contains(address) { throw item.error("etcd endpoint \(address) is listed twice") }
                 endpoints.append(address)
             case .failure(let problem):
-                throw item.error("expected an etcd client address like 127.0.0.1:2379: \(problem.message), got \(item.shown)")
+                throw item.error("\(problem.message), got \(item.shown)")
             }
         }
         guard !endpoints.isEmpty else { throw endpointsNode.error("expected at least one etcd endpoint") }

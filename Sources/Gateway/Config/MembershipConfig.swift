@@ -21,3 +21,15 @@ struct MembershipConfig: Sendable, Equatable {
         return "\(host)-\(listen)".replacingOccurrences(of: "/", with: "_")
     }
 }
+
+extension HostPort {
+    /// An etcd client address as the configuration and `gateway agent --etcd` take it:
+    /// `HOST:PORT` or `http://HOST:PORT` (a trailing `/` allowed); TLS is not supported yet.
+    static func parseEtcdEndpoint(_ text: String) -> Result<HostPort, ConfigValueProblem> {
+        var rest = text
+        if rest.hasPrefix("https://") { return .failure(ConfigValueProblem("etcd over TLS is not supported yet; give a http:// or HOST:PORT endpoint")) }
+        if rest.hasPrefix("http://") { rest.removeFirst("http://".count) }
+        if rest.hasSuffix("/") { rest.removeLast() }
+        return parse(rest).mapError { ConfigValueProblem("expected an etcd client address like 127.0.0.1:2379: \($0.message)") }
+    }
+}

@@ -215,35 +215,25 @@ actor Agent {
                 try? await Task.sleep(for: .milliseconds(200))
             }
         }
-        var lastWaiting: [String: String] = [:]
-        var acknowledged = false
-        while drainRevision != 0, ContinuousClock.now < deadline {
-            do {
-                _ = try await client.keepAlive(lease: lease)
-                let reports = try await client.range(prefix: GatewayReport.reportsPrefix(settings.prefix)).entries.compactMap {
-                    $0.key.hasSuffix("/routes") ? GatewayReport.decode($0.value) : nil
-                }
-                let progress = DrainProgress(member: memberID, drainRevision: drainRevision, reports: reports)
-                if progress.isDone {
-                    acknowledged = true
-                    logger.info("agent: every gateway let go", metadata: metadata([
-                        "gateways": "\(reports.count)", "after": "\(ContinuousClock.now - started)",
-                    ]))
-                    break
-                }
-                if progress.waitingOn != lastWaiting {
-                    logger.info("agent: waiting for gateways", metadata: metadata(["waiting_on": "\(progress.waitingOn)"]))
-                    lastWaiting = progress.waitingOn
-                }
-            } catch {
-                logger.warning("agent: etcd unreachable while draining", metadata: metadata(["error": "\(error)"]))
+        if drainRevision != 0 {
+            let outcome = await DrainWait(client: client, prefix: settings.prefix).wait(
+                member: memberID, revision: drainRevision, timeout: deadline - ContinuousClock.now,
+                everyPoll: { [client, lease] in _ = try? await client.keepAlive(lease: lease) },
+                waiting: { waitingOn in
+                    self.logger.info("agent: waiting for gateways", metadata: self.metadata(["waiting_on": "\(waitingOn)"]))
+                })
+            switch outcome {
+            case .released(let gateways):
+                logger.info("agent: every gateway let go", metadata: metadata([
+                    "gateways": "\(gateways)", "after": "\(ContinuousClock.now - started)",
+                ]))
+            case .timedOut(let waitingOn):
+                logger.warning("agent: drain timeout; leaving anyway", metadata: metadata([
+                    "drain_timeout": "\(settings.drainTimeout)", "waiting_on": "\(waitingOn)",
+                ]))
             }
-            try? await Task.sleep(for: .milliseconds(100))
-        }
-        if !acknowledged {
-            logger.warning("agent: drain timeout; leaving anyway", metadata: metadata([
-                "drain_timeout": "\(settings.drainTimeout)", "waiting_on": "\(lastWaiting)",
-            ]))
+        } else {
+            logger.warning("agent: etcd took no draining write; leaving anyway", metadata: metadata(["drain_timeout": "\(settings.drainTimeout)"]))
         }
         try? await client.delete(key: memberKey)
         try? await client.delete(key: drainKey)

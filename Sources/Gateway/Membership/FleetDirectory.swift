@@ -50,9 +50,7 @@ struct FleetDirectory: Sendable {
         let read = try await client.range(prefix: prefix)
         var view = MembershipView(prefix: prefix)
         let outcome = view.resync(revision: read.revision, entries: read.entries)
-        let reports = read.entries.compactMap { entry in
-            entry.key.hasPrefix(GatewayReport.reportsPrefix(prefix)) && entry.key.hasSuffix("/routes") ? GatewayReport.decode(entry.value) : nil
-        }.sorted { $0.gateway < $1.gateway }
+        let reports = GatewayReport.reports(in: read.entries, prefix: prefix)
         let backends = view.members.values.sorted { $0.id < $1.id }.map { member in
             let key = member.id.description
             return Document.Backend(
@@ -123,8 +121,6 @@ struct FleetDirectory: Sendable {
 
     /// The gateways whose reports exist now (their leases are alive).
     private func liveGateways() async throws -> [String] {
-        try await client.range(prefix: GatewayReport.reportsPrefix(prefix)).entries.compactMap {
-            $0.key.hasSuffix("/routes") ? GatewayReport.decode($0.value)?.gateway : nil
-        }
+        GatewayReport.reports(in: try await client.range(prefix: GatewayReport.reportsPrefix(prefix)).entries, prefix: prefix).map(\.gateway)
     }
 }

@@ -72,29 +72,18 @@ actor InstancePublisher {
         published[id] = .draining
         guard let revision = await write(id, .draining) else { return }
         let started = ContinuousClock.now
-        while ContinuousClock.now - started < timeout {
-            do {
-                let reports = try await client.range(prefix: GatewayReport.reportsPrefix(prefix)).entries.compactMap {
-                    $0.key.hasSuffix("/routes") ? GatewayReport.decode($0.value) : nil
-                }.filter { $0.gateway != gatewayID }
-                if DrainProgress(member: id, drainRevision: revision, reports: reports).isDone {
-                    logger.info("published instance released by every other gateway", metadata: [
-                        "deployment": "\(deployment)", "address": "\(address)", "gateways": "\(reports.count)",
-                        "after": "\(ContinuousClock.now - started)",
-                    ])
-                    return
-                }
-            } catch {
-                logger.warning("etcd unreachable while withdrawing a published instance", metadata: [
-                    "deployment": "\(deployment)", "address": "\(address)", "error": "\(error)",
-                ])
-                return
-            }
-            try? await Task.sleep(for: .milliseconds(100))
+        let outcome = await DrainWait(client: client, prefix: prefix).wait(member: id, revision: revision, excluding: gatewayID, timeout: timeout)
+        switch outcome {
+        case .released(let gateways):
+            logger.info("published instance released by every other gateway", metadata: [
+                "deployment": "\(deployment)", "address": "\(address)", "gateways": "\(gateways)",
+                "after": "\(ContinuousClock.now - started)",
+            ])
+        case .timedOut(let waitingOn):
+            logger.warning("other gateways did not release a published instance in time; stopping it anyway", metadata: [
+                "deployment": "\(deployment)", "address": "\(address)", "timeout": "\(timeout)", "waiting_on": "\(waitingOn)",
+            ])
         }
-        logger.warning("other gateways did not release a published instance in time; stopping it anyway", metadata: [
-            "deployment": "\(deployment)", "address": "\(address)", "timeout": "\(timeout)",
-        ])
     }
 
     func remove(deployment: String, address: HostPort) async {
