@@ -11,7 +11,10 @@ import Supervisor
 /// host takes the slot.
 actor FleetRoller {
     static let ttl = 5
-    static let pollInterval: Duration = .milliseconds(250)
+    /// How often it looks for roll requests: one read of the rolls' prefix; a roll starts within it.
+    static let requestPollInterval: Duration = .seconds(1)
+    /// How often a host waiting for a slot tries again.
+    static let slotPollInterval: Duration = .milliseconds(250)
 
     private let client: EtcdClient
     private let prefix: String
@@ -67,7 +70,7 @@ actor FleetRoller {
                     await take(part: request, in: deployment)
                 }
             }
-            try? await Task.sleep(for: Self.pollInterval)
+            try? await Task.sleep(for: Self.requestPollInterval)
         }
     }
 
@@ -116,7 +119,7 @@ actor FleetRoller {
                 }
                 if slot == nil {
                     try await setStatus(.waiting, request, deployment)  // again, in case the lease was renewed
-                    try await Task.sleep(for: Self.pollInterval)
+                    try await Task.sleep(for: Self.slotPollInterval)
                 }
             }
             guard let slot else { return }
