@@ -8,7 +8,8 @@ import Supervisor
 /// take requests.
 ///
 /// - `serving` joins the rotation once a TCP connect to it succeeds (checked again every second
-///   until it does); `starting` never does.
+///   until it does), and is checked every second while in it: 3 failures in a row take it out
+///   until a connect succeeds again; `starting` never does.
 /// - `draining`, a deleted key or an expired lease leave the rotation at once; requests already
 ///   routed to the backend finish there.
 /// - etcd unreachable (at start or later): the last membership known keeps serving, never an
@@ -25,6 +26,10 @@ import Supervisor
 actor EtcdMembership {
     static let reportTTL = 5
     static let reportInterval: Duration = .milliseconds(200)
+    /// Between two checks of the members in rotation.
+    static let checkInterval: Duration = .seconds(1)
+    /// Failed checks in a row that take a member out of rotation.
+    static let failuresToLeave = 3
     /// How long etcd may fail before it is logged as unreachable: longer than a leader election.
     static let quietOutage: Duration = .seconds(3)
 
@@ -52,6 +57,8 @@ actor EtcdMembership {
     /// Serving members being checked now.
     private var checking: Set<MemberID> = []
     private var checks: [MemberID: Task<Void, Never>] = [:]
+    /// Failed checks in a row of members in rotation.
+    private var failedChecks: [MemberID: Int] = [:]
 
     init(
         config: MembershipConfig, gatewayID: String, client: EtcdClient, membership: BackendMembership,
@@ -71,6 +78,7 @@ actor EtcdMembership {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.follow() }
             group.addTask { await self.reportUntilCancelled() }
+            group.addTask { await self.checkUntilCancelled() }
         }
     }
 
@@ -163,6 +171,47 @@ actor EtcdMembership {
             startCheck(id)
         }
         if checked != before || rotationWeights() != weightsBefore { await publish() }
+    }
+
+    /// Members in rotation are checked (a TCP connect) every `checkInterval`; after
+    /// `failuresToLeave` failures in a row one leaves the rotation, and joins again once a
+    /// connect succeeds, as a new member does. Their lease may outlive a host that crashed.
+    private func checkUntilCancelled() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: Self.checkInterval)
+            let members = checked
+            let prober = self.prober
+            let results = await withTaskGroup(of: (MemberID, HealthProbeResult?).self) { group in
+                for id in members {
+                    group.addTask {
+                        guard case .success(let address) = HostPort.parse(id.address) else { return (id, nil) }
+                        let endpoint = InstanceEndpoint(deployment: id.deployment, index: 0, host: address.host, port: address.port, pid: 0)
+                        return (id, await prober.probe(endpoint, check: HealthCheckSpec(kind: .tcp, timeout: .seconds(1))))
+                    }
+                }
+                var all: [(MemberID, HealthProbeResult?)] = []
+                for await result in group { all.append(result) }
+                return all
+            }
+            var left = false
+            for (id, result) in results where checked.contains(id) {
+                guard case .failed(let why) = result else {
+                    failedChecks[id] = nil
+                    continue
+                }
+                failedChecks[id, default: 0] += 1
+                guard failedChecks[id, default: 0] >= Self.failuresToLeave else { continue }
+                failedChecks[id] = nil
+                checked.remove(id)
+                left = true
+                logger.warning("registered backend failed its checks; out of rotation until one passes", metadata: [
+                    "deployment": "\(id.deployment)", "address": "\(id.address)", "error": "\(why)",
+                ])
+                startCheck(id)
+            }
+            failedChecks = failedChecks.filter { checked.contains($0.key) }
+            if left { await publish() }
+        }
     }
 
     /// Connects to a serving member until it answers (once a second), then puts it in rotation.

@@ -112,6 +112,25 @@ import Testing
         _ = try await harness.gateway.waitForOutput(containing: "etcd membership unreachable", timeout: .seconds(10))
     }
 
+    @Test func aRegisteredBackendThatStopsAnsweringLeavesUntilItIsBack() async throws {
+        let etcd = try await EtcdServer.start()
+        defer { etcd.stop() }
+        let harness = try await GatewayHarness(backends: 2, yaml: Self.config(etcd: etcd.endpoint))
+        let (b0, b1) = (harness.backendPorts[0], harness.backendPorts[1])
+        try await etcd.put(Self.key(b0), "serving")
+        try await etcd.put(Self.key(b1), "serving")
+        _ = try await Self.waitForAnswers(harness, ["b0", "b1"])
+
+        // Its host "crashed": the key stays (its lease would outlive it), the checks take it out.
+        harness.backends[0].killAndReap()
+        _ = try await harness.gateway.waitForOutput(containing: "registered backend failed its checks", timeout: .seconds(10))
+        #expect(Set(try await Self.answers(harness, count: 10)) == ["b1"])
+
+        let again = try ChildProcess.gateway(["demo-backend", "--port", "\(b0)", "--name", "b0"])
+        _ = try await again.waitForOutput(containing: "listening on", timeout: .seconds(20))
+        _ = try await Self.waitForAnswers(harness, ["b0", "b1"], timeout: .seconds(10))
+    }
+
     @Test func aReloadThatChangesMembershipSaysItTakesANewWorker() async throws {
         let refused = try RefusingPort()
         let harness = try await GatewayHarness(
