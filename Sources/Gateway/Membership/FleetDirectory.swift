@@ -2,15 +2,16 @@ import Foundation
 import Membership
 
 /// `GET /fleet` and `gateway status --fleet`: every gateway and registered backend of the fleet,
-/// read from etcd at the moment of asking (not this gateway's view of it).
+/// read from etcd at the moment of asking (not this gateway's view of it). The answers are
+/// Codable: the server encodes them and the CLI decodes the same types.
 struct FleetDirectory: Sendable {
     let client: EtcdClient
     let prefix: String
     /// This gateway's id, marked in the answer.
     let gatewayID: String
 
-    struct Document: Encodable, Sendable {
-        struct Gateway: Encodable, Sendable {
+    struct Document: Codable, Sendable {
+        struct Gateway: Codable, Sendable {
             var id: String
             var revision: Int64
             var this: Bool
@@ -20,12 +21,12 @@ struct FleetDirectory: Sendable {
             var letting_go: [LettingGo]
         }
 
-        struct LettingGo: Encodable, Sendable {
+        struct LettingGo: Codable, Sendable {
             var backend: String
             var in_flight: Int
         }
 
-        struct Backend: Encodable, Sendable {
+        struct Backend: Codable, Sendable {
             var deployment: String
             var address: String
             var state: String
@@ -72,8 +73,8 @@ struct FleetDirectory: Sendable {
 
     // MARK: Fleet rolls
 
-    struct RollAnswer: Encodable, Sendable {
-        struct Part: Encodable, Sendable {
+    struct RollAnswer: Codable, Sendable {
+        struct Part: Codable, Sendable {
             var gateway: String
             var state: String
             var detail: String?

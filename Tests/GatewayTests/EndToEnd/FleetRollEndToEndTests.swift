@@ -8,26 +8,6 @@ import Glibc
 /// `gateway restart D --fleet` across gateways on 127.0.0.2, .3 and .4 (standing for hosts), one
 /// real etcd started by the test.
 @Suite(.serialized) struct FleetRollEndToEndTests {
-    static func supervised(_ etcd: EtcdServer, instances: Int = 2) -> String {
-        """
-        listen: {listen}
-        admin:
-          listen: {admin}
-        shutdown_timeout: 10s
-        membership:
-          etcd: {endpoints: [\(etcd.endpoint)], prefix: /t/}
-        deployments:
-          - name: shop
-            process:
-              command: ["gateway", "demo-backend"]
-              instances: \(instances)
-              ports: \(GatewayHarness.portRange())
-              stop_timeout: 5s
-              health: {http: /health, interval: 200ms, timeout: 500ms, failures: 2}
-              ready_timeout: 15s
-        """
-    }
-
     /// This roll's statuses as etcd has them now: gateway → state.
     static func statuses(_ etcd: EtcdServer) async throws -> [String: String] {
         let result = try await ExternalTool.run("etcdctl", ["--endpoints", etcd.liveEndpoint, "get", "--prefix", "/t/rolls/shop/status/", "--print-value-only"])
@@ -49,8 +29,8 @@ import Glibc
         let etcd = try await EtcdServer.start(members: 3)
         defer { etcd.stop() }
         let gateways = [
-            try await GatewayHarness(backends: 0, yaml: Self.supervised(etcd), host: "127.0.0.2"),
-            try await GatewayHarness(backends: 0, yaml: Self.supervised(etcd), host: "127.0.0.3"),
+            try await GatewayHarness(backends: 0, yaml: GatewayHarness.etcdSupervisedConfig(etcd), host: "127.0.0.2"),
+            try await GatewayHarness(backends: 0, yaml: GatewayHarness.etcdSupervisedConfig(etcd), host: "127.0.0.3"),
         ]
         for gateway in gateways { try await gateway.waitForReady(2) }
         let pidsBefore = try await gateways.asyncMap { Set(try await $0.waitForReady(2).compactMap { $0["pid"] as? Int }) }
@@ -92,8 +72,8 @@ import Glibc
         let etcd = try await EtcdServer.start(members: 3)
         defer { etcd.stop() }
         let rolling = [
-            try await GatewayHarness(backends: 0, yaml: Self.supervised(etcd, instances: 3), host: "127.0.0.2"),
-            try await GatewayHarness(backends: 0, yaml: Self.supervised(etcd, instances: 3), host: "127.0.0.3"),
+            try await GatewayHarness(backends: 0, yaml: GatewayHarness.etcdSupervisedConfig(etcd, instances: 3), host: "127.0.0.2"),
+            try await GatewayHarness(backends: 0, yaml: GatewayHarness.etcdSupervisedConfig(etcd, instances: 3), host: "127.0.0.3"),
         ]
         // The one asked runs no instances of shop: it only waits for the others.
         let asked = try await GatewayHarness(backends: 1, yaml: """

@@ -36,6 +36,29 @@ extension GatewayHarness {
         return "\(base)-\(base + size - 1)"
     }
 
+    /// A gateway in a fleet (membership in `etcd`, prefix /t/) running `instances` demo backends
+    /// as deployment shop, published in etcd with `publish`.
+    static func etcdSupervisedConfig(_ etcd: EtcdServer, instances: Int = 2, publish: Bool = false) -> String {
+        """
+        listen: {listen}
+        admin:
+          listen: {admin}
+        shutdown_timeout: 10s
+        membership:
+          etcd: {endpoints: [\(etcd.endpoint)], prefix: /t/}
+        deployments:
+          - name: shop
+            publish: \(publish)
+            process:
+              command: ["gateway", "demo-backend"]
+              instances: \(instances)
+              ports: \(portRange())
+              stop_timeout: 5s
+              health: {http: /health, interval: 200ms, timeout: 500ms, failures: 2}
+              ready_timeout: 15s
+        """
+    }
+
     /// A supervised deployment running the demo backend.
     static func supervisedConfig(
         instances: Int, ports: String = portRange(), extraProcess: String = "", extraTop: String = "",

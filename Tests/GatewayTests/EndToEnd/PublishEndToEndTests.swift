@@ -8,24 +8,7 @@ import Testing
     @Test func aRollOfPublishedInstancesFailsNothingAtEitherGateway() async throws {
         let etcd = try await EtcdServer.start()
         defer { etcd.stop() }
-        let owner = try await GatewayHarness(backends: 0, yaml: """
-            listen: {listen}
-            admin:
-              listen: {admin}
-            shutdown_timeout: 10s
-            membership:
-              etcd: {endpoints: [\(etcd.endpoint)], prefix: /t/}
-            deployments:
-              - name: shop
-                publish: true
-                process:
-                  command: ["gateway", "demo-backend"]
-                  instances: 2
-                  ports: \(GatewayHarness.portRange())
-                  stop_timeout: 5s
-                  health: {http: /health, interval: 200ms, timeout: 500ms, failures: 2}
-                  ready_timeout: 15s
-            """, host: "127.0.0.2")
+        let owner = try await GatewayHarness(backends: 0, yaml: GatewayHarness.etcdSupervisedConfig(etcd, publish: true), host: "127.0.0.2")
         let other = try await GatewayHarness(backends: 0, yaml: """
             listen: {listen}
             admin: {listen: {admin}}

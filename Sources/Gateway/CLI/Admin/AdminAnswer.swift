@@ -58,23 +58,6 @@ enum AdminAnswer {
     }
 
     /// `POST /deployments/D/restart`, as 200 (`ok` true) or 500 (`ok` false).
-    /// `POST /deployments/D/restart?fleet=1`.
-    struct FleetRestart: Decodable, Sendable, Equatable {
-        struct Part: Decodable, Sendable, Equatable {
-            var gateway: String
-            var state: String
-            var detail: String?
-        }
-
-        var ok: Bool
-        var roll: String
-        var deployment: String
-        var maxUnavailable: Int
-        var gateways: [Part]
-        var lost: [String]
-        var pending: [String]
-    }
-
     struct Restart: Decodable, Sendable, Equatable {
         var deployment: String?
         var ok: Bool

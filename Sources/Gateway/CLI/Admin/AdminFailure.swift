@@ -1,3 +1,4 @@
+import Foundation
 /// The gateway answered, and the answer means the operation did not happen (or not wholly):
 /// exit code 1 with `message` on stderr.
 struct AdminFailure: Error, Sendable, CustomStringConvertible {
@@ -26,15 +27,20 @@ extension AdminHTTPResponse {
 
     /// Decodes a 2xx answer as `T`. A non-2xx answer is `AdminFailure` (exit 1); a 2xx answer
     /// that is not `T` means something other than the admin API answered (exit 2).
-    func decoded<T: Decodable>(_ type: T.Type, from endpoint: AdminEndpoint) throws -> T {
+    /// `decoder`: the default turns the answer's snake_case keys into camelCase properties; an
+    /// answer type the server itself encodes (with its snake_case property names) is read with a
+    /// plain `JSONDecoder()`.
+    func decoded<T: Decodable>(_ type: T.Type, from endpoint: AdminEndpoint, decoder: JSONDecoder = AdminJSON.decoder) throws -> T {
         try self.requireSuccess()
-        return try self.decodedBody(type, from: endpoint)
+        return try self.decodedBody(type, from: endpoint, decoder: decoder)
     }
 
     /// Decodes the body as `T` whatever the status.
-    func decodedBody<T: Decodable>(_ type: T.Type, from endpoint: AdminEndpoint) throws(AdminClientError) -> T {
+    func decodedBody<T: Decodable>(
+        _ type: T.Type, from endpoint: AdminEndpoint, decoder: JSONDecoder = AdminJSON.decoder
+    ) throws(AdminClientError) -> T {
         do {
-            return try AdminJSON.decoder.decode(T.self, from: self.body)
+            return try decoder.decode(T.self, from: self.body)
         } catch {
             throw .notAdminAPI(endpoint, reason: "HTTP \(self.status) with unexpected JSON: \(AdminJSON.describe(error))")
         }

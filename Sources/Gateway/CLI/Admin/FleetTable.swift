@@ -1,36 +1,11 @@
+import Foundation
+
 /// `gateway status --fleet`: the answer of `GET /fleet` as two tables, gateways and backends.
 enum FleetTable {
-    struct Fleet: Decodable {
-        struct Gateway: Decodable {
-            var id: String
-            var revision: Int64
-            var this: Bool
-            var routes: [String]
-            var lettingGo: [LettingGo]
-        }
+    /// The answer as the server encodes it (snake_case property names, so no key conversion).
+    static let decoder = JSONDecoder()
 
-        struct LettingGo: Decodable {
-            var backend: String
-            var inFlight: Int
-        }
-
-        struct Backend: Decodable {
-            var deployment: String
-            var address: String
-            var state: String
-            var weight: Int
-            var routedBy: [String]
-            var inFlight: Int
-        }
-
-        var prefix: String
-        var revision: Int64
-        var gateways: [Gateway]
-        var backends: [Backend]
-        var problems: [String]
-    }
-
-    static func render(_ fleet: Fleet) -> [String] {
+    static func render(_ fleet: FleetDirectory.Document) -> [String] {
         var lines = ["fleet \(fleet.prefix) at etcd revision \(fleet.revision)", ""]
         if fleet.gateways.isEmpty {
             lines.append("no gateway reports (none running with this prefix, or their leases expired)")
@@ -40,7 +15,7 @@ enum FleetTable {
                 fleet.gateways.map { gateway in
                     [
                         gateway.id + (gateway.this ? " (this)" : ""), String(gateway.revision), String(gateway.routes.count),
-                        gateway.lettingGo.isEmpty ? "-" : gateway.lettingGo.map { "\($0.backend): \($0.inFlight) in flight" }.joined(separator: ", "),
+                        gateway.letting_go.isEmpty ? "-" : gateway.letting_go.map { "\($0.backend): \($0.in_flight) in flight" }.joined(separator: ", "),
                     ]
                 })
         }
@@ -52,8 +27,8 @@ enum FleetTable {
                 ["DEPLOYMENT", "ADDRESS", "STATE", "WEIGHT", "IN FLIGHT", "ROUTED BY"],
                 fleet.backends.map { backend in
                     [
-                        backend.deployment, backend.address, backend.state, String(backend.weight), String(backend.inFlight),
-                        backend.routedBy.isEmpty ? "-" : backend.routedBy.joined(separator: ", "),
+                        backend.deployment, backend.address, backend.state, String(backend.weight), String(backend.in_flight),
+                        backend.routed_by.isEmpty ? "-" : backend.routed_by.joined(separator: ", "),
                     ]
                 })
         }

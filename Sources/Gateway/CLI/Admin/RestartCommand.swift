@@ -49,15 +49,16 @@ struct RestartCommand: AsyncParsableCommand {
                 if let maxUnavailable = self.maxUnavailable { path += "&max_unavailable=\(maxUnavailable)" }
                 if let timeout = self.timeout { path += "&timeout=\(timeout)" }
                 let response = try await client.send(.POST, path, timeout: (wait ?? .seconds(900)) + .seconds(30))
-                let answer: AdminAnswer.FleetRestart
-                if response.status == 500, let report = try? AdminJSON.decoder.decode(AdminAnswer.FleetRestart.self, from: response.body) {
+                // A roll that did not complete is a 500 that still carries the answer.
+                let answer: FleetDirectory.RollAnswer
+                if response.status == 500, let report = try? FleetTable.decoder.decode(FleetDirectory.RollAnswer.self, from: response.body) {
                     answer = report
                 } else {
-                    answer = try response.decoded(AdminAnswer.FleetRestart.self, from: client.endpoint)
+                    answer = try response.decoded(FleetDirectory.RollAnswer.self, from: client.endpoint, decoder: FleetTable.decoder)
                 }
                 AdminOutput.lines(answer.gateways.map { "\($0.gateway): \($0.state)\($0.detail.map { " (\($0))" } ?? "")" })
                 let summary = answer.ok
-                    ? "fleet roll of \(self.deployment) done on \(answer.gateways.count) gateway(s), at most \(answer.maxUnavailable) at once"
+                    ? "fleet roll of \(self.deployment) done on \(answer.gateways.count) gateway(s), at most \(answer.max_unavailable) at once"
                         + (answer.lost.isEmpty ? "" : "; lost mid-roll: \(answer.lost.joined(separator: ", "))")
                     : "fleet roll of \(self.deployment) did not complete"
                         + (answer.pending.isEmpty ? "" : "; still pending: \(answer.pending.joined(separator: ", "))")

@@ -38,7 +38,8 @@ struct StatusCommand: AsyncParsableCommand {
                     try response.requireSuccess()
                     AdminOutput.raw(response.body)
                 } else {
-                    AdminOutput.lines(FleetTable.render(try response.decoded(FleetTable.Fleet.self, from: client.endpoint)))
+                    AdminOutput.lines(FleetTable.render(
+                        try response.decoded(FleetDirectory.Document.self, from: client.endpoint, decoder: FleetTable.decoder)))
                 }
                 return
             }
