@@ -48,7 +48,8 @@ actor Agent {
     private let prober: HealthProber
     private let logger: Logger
     private var phase: Phase = .starting
-    private var lease: Int64 = 0
+    /// The agent's own lease, which the member key is bound to.
+    private let lease: EtcdLease
     private var app: SpawnedProcess?
     private var failedInARow = 0
     /// What ends serving: a signal, the app's exit, a drain request.
@@ -65,6 +66,7 @@ actor Agent {
     init(settings: Settings, group: any EventLoopGroup, logger: Logger) {
         self.settings = settings
         self.client = EtcdClient(endpoints: settings.endpoints, group: group, dialTimeout: .seconds(2))
+        self.lease = EtcdLease(client: client, ttl: settings.ttl, logger: logger)
         self.prober = HealthProber(group: group)
         self.logger = logger
     }
@@ -100,6 +102,8 @@ actor Agent {
         defer { appTask.cancel() }
 
         // Register, check and keep the lease until something says stop.
+        let leaseTask = Task { [lease] in await lease.run() }
+        defer { leaseTask.cancel() }
         let loop = Task { await self.serveUntilCancelled() }
         let reason = await Self.first(stop.stream) ?? "stream ended"
         loop.cancel()
@@ -108,7 +112,7 @@ actor Agent {
         if let app, app.hasExited {
             logger.error("agent: the app exited on its own; deregistering", metadata: metadata(["reason": "\(reason)"]))
             try? await client.delete(key: memberKey)
-            if lease != 0 { try? await client.revoke(lease: lease) }
+            await lease.revoke()
             return 1
         }
         await drain(reason: reason)
@@ -123,8 +127,8 @@ actor Agent {
     // MARK: Serving
 
     private func serveUntilCancelled() async {
-        var lastKeepAlive = ContinuousClock.now
         var lastWritten: MemberState?
+        var writtenGeneration = 0
         var etcdDown = false
         while !Task.isCancelled {
             let result = await check()
@@ -150,26 +154,23 @@ actor Agent {
             case .unhealthy, .leaving: .draining
             }
             do {
-                if lease == 0 {
-                    lease = try await client.grantLease(ttl: settings.ttl)
-                    lastWritten = nil
-                    lastKeepAlive = .now
-                } else if ContinuousClock.now - lastKeepAlive >= .seconds(Double(settings.ttl) / 3) {
-                    if try await client.keepAlive(lease: lease) <= 0 {
-                        logger.warning("agent: lease expired; registering again", metadata: metadata())
-                        lease = 0
-                        continue
-                    }
-                    lastKeepAlive = .now
-                }
+                // A new grant of the lease: the key bound to the lost one goes with it.
+                let current = try await lease.current()
+                if current.generation != writtenGeneration { lastWritten = nil }
                 // The key may have gone with a lease that expired while etcd was away.
                 let missing = state == lastWritten ? try await client.get(key: memberKey) == nil : true
                 if state != lastWritten || missing {
-                    try await client.put(key: memberKey, value: MemberRecord.value(state: state), lease: lease)
+                    do {
+                        try await client.put(key: memberKey, value: MemberRecord.value(state: state), lease: current.id)
+                    } catch {
+                        await lease.lost()
+                        throw error
+                    }
                     if state != lastWritten {
-                        logger.info("agent: registered", metadata: metadata(["state": "\(state.rawValue)", "lease": "\(lease)"]))
+                        logger.info("agent: registered", metadata: metadata(["state": "\(state.rawValue)", "lease": "\(current.id)"]))
                     }
                     lastWritten = state
+                    writtenGeneration = current.generation
                 }
                 if try await client.get(key: drainKey) != nil {
                     // Ends serving the way a signal does: one path for every reason to leave.
@@ -208,8 +209,8 @@ actor Agent {
         var drainRevision: Int64 = 0
         while drainRevision == 0 {
             do {
-                if lease == 0 { lease = try await client.grantLease(ttl: settings.ttl) }
-                drainRevision = try await client.put(key: memberKey, value: MemberRecord.value(state: .draining), lease: lease)
+                drainRevision = try await client.put(
+                    key: memberKey, value: MemberRecord.value(state: .draining), lease: try await lease.current().id)
             } catch {
                 guard ContinuousClock.now < deadline else { break }
                 try? await Task.sleep(for: .milliseconds(200))
@@ -218,7 +219,6 @@ actor Agent {
         if drainRevision != 0 {
             let outcome = await DrainWait(client: client, prefix: settings.prefix).wait(
                 member: memberID, revision: drainRevision, timeout: deadline - ContinuousClock.now,
-                everyPoll: { [client, lease] in _ = try? await client.keepAlive(lease: lease) },
                 waiting: { waitingOn in
                     self.logger.info("agent: waiting for gateways", metadata: self.metadata(["waiting_on": "\(waitingOn)"]))
                 })
@@ -237,7 +237,7 @@ actor Agent {
         }
         try? await client.delete(key: memberKey)
         try? await client.delete(key: drainKey)
-        if lease != 0 { try? await client.revoke(lease: lease) }
+        await lease.revoke()
         logger.info("agent: deregistered", metadata: metadata())
         guard let app else { return }
         app.signalGroup(SIGTERM)

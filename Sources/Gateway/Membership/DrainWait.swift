@@ -18,18 +18,15 @@ struct DrainWait {
     /// - Parameters:
     ///   - revision: the revision of the `draining` write.
     ///   - excluding: a gateway not waited for (the one draining its own instance).
-    ///   - everyPoll: runs before each poll (the agent keeps its lease alive there).
     ///   - waiting: told whenever the set of gateways waited on changes.
     ///   - isolation: the caller's actor, where the closures run.
     func wait(
         member: MemberID, revision: Int64, excluding: String? = nil, timeout: Duration,
-        isolation: isolated (any Actor)? = #isolation,
-        everyPoll: () async -> Void = {}, waiting: ([String: String]) -> Void = { _ in }
+        isolation: isolated (any Actor)? = #isolation, waiting: ([String: String]) -> Void = { _ in }
     ) async -> Outcome {
         let deadline = ContinuousClock.now + timeout
         var last: [String: String] = [:]
         while true {
-            await everyPoll()
             if let entries = try? await client.range(prefix: GatewayReport.reportsPrefix(prefix)).entries {
                 let reports = GatewayReport.reports(in: entries, prefix: prefix).filter { $0.gateway != excluding }
                 let progress = DrainProgress(member: member, drainRevision: revision, reports: reports)

@@ -18,14 +18,16 @@ import Supervisor
 ///   and an outage longer than that is logged once when it starts and once when it ends.
 /// - A compaction past the watch, or a lost watch: the prefix is read again and only what
 ///   differs is applied (`MembershipView`).
-/// - Its report (`GatewayReport`, under its own lease of `reportTTL`): the registered backends it
+/// - Its report (`GatewayReport`, under the gateway's lease): the registered backends it
 ///   routes to, and the ones it stopped routing to with its requests still in flight there, until
 ///   they reach 0; written at once after each membership change reached every loop, and when the
 ///   in-flight counts changed (looked at every `reportInterval`), so an agent draining a backend
 ///   can wait for every gateway to let go.
 actor EtcdMembership {
-    static let reportTTL = 5
     static let reportInterval: Duration = .milliseconds(200)
+    /// An unchanged report is written again this often, so that it stays bound to this worker's
+    /// lease (after an upgrade, a report the old worker wrote last would go with its lease).
+    static let reportRefresh: Duration = .seconds(2)
     /// Between two checks of the members in rotation.
     static let checkInterval: Duration = .seconds(1)
     /// Failed checks in a row that take a member out of rotation.
@@ -45,7 +47,12 @@ actor EtcdMembership {
     /// still counts the requests that hold it).
     private var counters: [MemberID: BackendCounter] = [:]
     private var lastReport: GatewayReport?
-    private var lease: Int64 = 0
+    /// The gateway's lease, and the grant the last report was written under.
+    private let lease: EtcdLease
+    private var reportGeneration = 0
+    private var reportWrittenAt = ContinuousClock.now
+    /// A new worker reports for this gateway now.
+    private var reportingStopped = false
     /// The view's revision once every loop routes by it: what the report says the gateway has
     /// applied (a drain must not be acknowledged while a loop could still pick the backend).
     private var appliedRevision: Int64 = 0
@@ -61,10 +68,11 @@ actor EtcdMembership {
     private var failedChecks: [MemberID: Int] = [:]
 
     init(
-        config: MembershipConfig, gatewayID: String, client: EtcdClient, membership: BackendMembership,
+        config: MembershipConfig, gatewayID: String, client: EtcdClient, lease: EtcdLease, membership: BackendMembership,
         controller: RequestController, prober: HealthProber, logger: Logger
     ) {
         self.client = client
+        self.lease = lease
         self.membership = membership
         self.controller = controller
         self.prober = prober
@@ -252,32 +260,15 @@ actor EtcdMembership {
     // MARK: Report
 
     private func reportUntilCancelled() async {
-        var lastKeepAlive = ContinuousClock.now
         while !Task.isCancelled {
-            do {
-                if lease == 0 {
-                    lease = try await client.grantLease(ttl: Self.reportTTL)
-                    lastReport = nil
-                    lastKeepAlive = .now
-                } else if ContinuousClock.now - lastKeepAlive >= .seconds(Double(Self.reportTTL) / 3) {
-                    if try await client.keepAlive(lease: lease) <= 0 {
-                        lease = 0
-                        continue
-                    }
-                    lastKeepAlive = .now
-                }
-            } catch {
-                // The watch logs etcd's absence; the lease is granted again once it is back.
-                lease = 0
-            }
             await writeReport()
             try? await Task.sleep(for: Self.reportInterval)
         }
-        if lease != 0 { try? await client.revoke(lease: lease) }
     }
 
-    /// Writes the report if it changed. Called on the report's rhythm (in-flight counts) and at
-    /// once when a membership change has reached every loop, so a drain is acknowledged without
+    /// Writes the report if it changed, or if the lease was granted anew (the report bound to the
+    /// old one expires with it). Called on the report's rhythm (in-flight counts) and at once
+    /// when a membership change has reached every loop, so a drain is acknowledged without
     /// waiting for the next tick. One write at a time: a call during a write makes the writer
     /// look again when it is done, so an older report never lands after a newer one.
     private func writeReport() async {
@@ -289,18 +280,31 @@ actor EtcdMembership {
         defer { writingReport = false }
         repeat {
             reportDirty = false
-            guard lease != 0 else { return }
-            let report = currentReport()
-            guard report != lastReport else { continue }
+            guard !reportingStopped else { return }
             do {
-                try await client.put(key: GatewayReport.key(prefix: view.prefix, gateway: gatewayID), value: report.encoded(), lease: lease)
+                let current = try await lease.current()
+                if current.generation != reportGeneration || ContinuousClock.now - reportWrittenAt >= Self.reportRefresh {
+                    reportGeneration = current.generation
+                    lastReport = nil
+                }
+                let report = currentReport()
+                guard report != lastReport else { continue }
+                try await client.put(key: GatewayReport.key(prefix: view.prefix, gateway: gatewayID), value: report.encoded(), lease: current.id)
                 lastReport = report
+                reportWrittenAt = .now
                 forgetDrained(report)
             } catch {
-                lease = 0
+                // The watch logs etcd's absence; the lease is granted again once it is back.
+                await lease.lost()
                 return
             }
         } while reportDirty
+    }
+
+    /// A new worker took over (an upgrade): it reports for this gateway from now on. The watch
+    /// goes on, so the connections this worker still drains route by the current membership.
+    func stopReporting() {
+        reportingStopped = true
     }
 
     private func currentReport() -> GatewayReport {

@@ -7,10 +7,9 @@ import Supervisor
 /// requests in etcd, and for a deployment whose instances it runs it waits for one of the
 /// request's `maxUnavailable` slots, rolls its own instances while it holds the slot (the same
 /// rolling restart as `gateway restart D`), and reports each step in its status key. Slot and
-/// status live under its own lease: if it dies mid-roll, both go with the lease and the next
+/// status live under the gateway's lease: if it dies mid-roll, both go with the lease and the next
 /// host takes the slot.
 actor FleetRoller {
-    static let ttl = 5
     /// How often it looks for roll requests: one read of the rolls' prefix; a roll starts within it.
     static let requestPollInterval: Duration = .seconds(1)
     /// How often a host waiting for a slot tries again.
@@ -22,12 +21,14 @@ actor FleetRoller {
     private let membership: BackendMembership
     private let logger: Logger
     private var gatewayID = ""
-    private var lease: Int64 = 0
+    /// The gateway's lease: its slot and status go with it.
+    private let lease: EtcdLease
     /// The roll id last finished per deployment.
     private var handled: [String: String] = [:]
 
-    init(client: EtcdClient, prefix: String, supervisor: ProcessSupervisor, membership: BackendMembership, logger: Logger) {
+    init(client: EtcdClient, prefix: String, lease: EtcdLease, supervisor: ProcessSupervisor, membership: BackendMembership, logger: Logger) {
         self.client = client
+        self.lease = lease
         self.prefix = prefix
         self.supervisor = supervisor
         self.membership = membership
@@ -38,32 +39,12 @@ actor FleetRoller {
         gatewayID = id
     }
 
-    /// Until cancelled: the lease kept alive beside the polling of requests.
-    func run() async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.keepLeaseAlive() }
-            group.addTask { await self.followRequests() }
-        }
-        if lease != 0 { try? await client.revoke(lease: lease) }
-    }
-
-    private func keepLeaseAlive() async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(Double(Self.ttl) / 3))
-            guard lease != 0 else { continue }
-            if (try? await client.keepAlive(lease: lease)) ?? 0 <= 0 {
-                logger.warning("fleet roll lease lost", metadata: ["lease": "\(lease)"])
-                lease = 0
-            }
-        }
-    }
-
     private func currentLease() async throws -> Int64 {
-        if lease == 0 { lease = try await client.grantLease(ttl: Self.ttl) }
-        return lease
+        try await lease.current().id
     }
 
-    private func followRequests() async {
+    /// Until cancelled: looks for roll requests and takes its part in them.
+    func run() async {
         while !Task.isCancelled {
             if let requests = try? await pendingRequests() {
                 for (deployment, request) in requests.sorted(by: { $0.key < $1.key }) {

@@ -2,7 +2,7 @@ import Logging
 import Membership
 
 /// Registers the ready supervised instances of deployments with `publish: true` in etcd, under
-/// this gateway's own lease, so other hosts' gateways route to them (roadmap step 8).
+/// the gateway's lease, so other hosts' gateways route to them (roadmap step 8).
 ///
 /// - ready: `serving`;
 /// - a planned stop (restart, roll, stop, reload): `draining` first, then the stop waits until
@@ -10,20 +10,22 @@ import Membership
 ///   timeout), and only then drains here as it always did;
 /// - gone: the key is deleted. The gateway's exit revokes the lease, which deletes them all.
 ///
-/// etcd unreachable: the instances serve here as before, the failure is logged, and the lease
-/// is granted again (every key written again) once etcd answers.
+/// etcd unreachable: the instances serve here as before, the failure is logged, and the keys are
+/// written again under a new grant of the lease once etcd answers.
 actor InstancePublisher {
     private let client: EtcdClient
     private let prefix: String
     private let logger: Logger
+    /// The gateway's lease.
+    private let lease: EtcdLease
     private var gatewayID = ""
-    private var lease: Int64 = 0
-    private var published: [MemberID: MemberState] = [:]
-    static let ttl = 5
+    /// Each published instance's state, and the grant of the lease its key was written under.
+    private var published: [MemberID: (state: MemberState, generation: Int)] = [:]
 
-    init(client: EtcdClient, prefix: String, logger: Logger) {
+    init(client: EtcdClient, prefix: String, lease: EtcdLease, logger: Logger) {
         self.client = client
         self.prefix = prefix
+        self.lease = lease
         self.logger = logger
     }
 
@@ -32,36 +34,27 @@ actor InstancePublisher {
         gatewayID = id
     }
 
-    /// A new worker took over the instances and publishes them under its own lease: this one's
-    /// lease is left to expire rather than revoked, so the keys never vanish in between.
+    /// A new worker took over the instances and publishes them itself: this one writes no more
+    /// (and its lease, handed over, is left to expire, so the keys never vanish in between).
     func handOver() {
-        lease = 0
         published = [:]
     }
 
-    /// Keeps the lease alive until cancelled, then revokes it (unless handed over).
+    /// Until cancelled: writes again the keys whose lease was lost (etcd away, a failed write),
+    /// once a third of the lease's TTL.
     func run() async {
         while !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(Double(Self.ttl) / 3))
-            guard lease != 0 else {
-                if !published.isEmpty { await writeAll() }
-                continue
-            }
-            do {
-                if try await client.keepAlive(lease: lease) <= 0 {
-                    lease = 0
-                    await writeAll()
-                }
-            } catch {
-                lease = 0
+            try? await Task.sleep(for: .seconds(Double(lease.ttl) / 3))
+            guard !published.isEmpty, let current = try? await lease.current() else { continue }
+            for (id, entry) in published.sorted(by: { $0.key < $1.key }) where entry.generation != current.generation {
+                guard await write(id, entry.state) != nil else { break }
             }
         }
-        if lease != 0 { try? await client.revoke(lease: lease) }
     }
 
     func publish(deployment: String, address: HostPort) async {
         let id = MemberID(deployment: deployment, address: address.description)
-        published[id] = .serving
+        published[id] = (.serving, 0)
         await write(id, .serving)
     }
 
@@ -69,7 +62,7 @@ actor InstancePublisher {
     func withdraw(deployment: String, address: HostPort, timeout: Duration) async {
         let id = MemberID(deployment: deployment, address: address.description)
         guard published[id] != nil else { return }
-        published[id] = .draining
+        published[id] = (.draining, 0)
         guard let revision = await write(id, .draining) else { return }
         let started = ContinuousClock.now
         let outcome = await DrainWait(client: client, prefix: prefix).wait(member: id, revision: revision, excluding: gatewayID, timeout: timeout)
@@ -102,24 +95,19 @@ actor InstancePublisher {
     @discardableResult
     private func write(_ id: MemberID, _ state: MemberState) async -> Int64? {
         do {
-            if lease == 0 { lease = try await client.grantLease(ttl: Self.ttl) }
+            let current = try await lease.current()
             let revision = try await client.put(
                 key: MemberRecord.key(prefix: prefix, deployment: id.deployment, address: id.address),
-                value: MemberRecord.value(state: state), lease: lease)
+                value: MemberRecord.value(state: state), lease: current.id)
+            if published[id]?.state == state { published[id]?.generation = current.generation }
             logger.info("instance published", metadata: ["deployment": "\(id.deployment)", "address": "\(id.address)", "state": "\(state.rawValue)"])
             return revision
         } catch {
-            lease = 0
+            await lease.lost()
             logger.warning("etcd unreachable: instance not published", metadata: [
                 "deployment": "\(id.deployment)", "address": "\(id.address)", "state": "\(state.rawValue)", "error": "\(error)",
             ])
             return nil
-        }
-    }
-
-    private func writeAll() async {
-        for (id, state) in published.sorted(by: { $0.key < $1.key }) {
-            guard await write(id, state) != nil else { return }
         }
     }
 }

@@ -102,8 +102,11 @@ final class GatewayService: Service {
         // Backends registered in etcd, the fleet they belong to, and this gateway's published
         // instances (read, reported and written once it listens).
         let etcdClient = config.membership.map { EtcdClient(endpoints: $0.endpoints, group: group, dialTimeout: $0.dialTimeout) }
+        // One lease for everything this gateway writes about itself: its report, its published
+        // instances, its part in fleet rolls. They go together when it dies.
+        let lease = etcdClient.map { EtcdLease(client: $0, ttl: 5, logger: logger) }
         let publisher = config.membership.flatMap { settings in
-            etcdClient.map { InstancePublisher(client: $0, prefix: settings.prefix, logger: logger) }
+            etcdClient.flatMap { client in lease.map { InstancePublisher(client: client, prefix: settings.prefix, lease: $0, logger: logger) } }
         }
         let supervisor = ProcessSupervisor(
             spawner: spawner,
@@ -233,11 +236,15 @@ final class GatewayService: Service {
 
         // Backends registered in etcd: read and watched until the worker stops. An etcd that
         // cannot be reached delays nothing: the gateway serves its fixed and supervised backends.
+        let leaseTask = Task { await lease?.run() }
+        defer { leaseTask.cancel() }
         let registered = config.membership.flatMap { [gatewayID] settings in
-            etcdClient.map { client in
-                EtcdMembership(
-                    config: settings, gatewayID: gatewayID, client: client, membership: membership, controller: controller,
-                    prober: HealthProber(group: group), logger: logger)
+            etcdClient.flatMap { client in
+                lease.map { lease in
+                    EtcdMembership(
+                        config: settings, gatewayID: gatewayID, client: client, lease: lease, membership: membership,
+                        controller: controller, prober: HealthProber(group: group), logger: logger)
+                }
             }
         }
         let registeredTask = Task { await registered?.run() }
@@ -246,7 +253,9 @@ final class GatewayService: Service {
         let publisherTask = Task { await publisher?.run() }
         defer { publisherTask.cancel() }
         let roller = config.membership.flatMap { settings in
-            etcdClient.map { FleetRoller(client: $0, prefix: settings.prefix, supervisor: supervisor, membership: membership, logger: logger) }
+            etcdClient.flatMap { client in
+                lease.map { FleetRoller(client: client, prefix: settings.prefix, lease: $0, supervisor: supervisor, membership: membership, logger: logger) }
+            }
         }
         await roller?.identify(gatewayID)
         let rollerTask = Task { await roller?.run() }
@@ -308,7 +317,11 @@ final class GatewayService: Service {
         var shutdownTimeout = await membership.config.shutdownTimeout
         if case .request(let requested?) = cause { shutdownTimeout = requested }
         if case .replaced = cause {
+            // The new worker writes the gateway's keys from now on; this one's lease expires.
+            await registered?.stopReporting()
+            rollerTask.cancel()
             await publisher?.handOver()
+            await lease?.handOver()
             // The pages watching this worker reconnect, to the new one.
             events.finish()
             try await drainAfterReplacement(
