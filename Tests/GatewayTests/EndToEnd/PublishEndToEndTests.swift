@@ -48,3 +48,44 @@ import Testing
         _ = try await MembershipEndToEndTests.waitForAnswers(other, names, timeout: .seconds(10))
     }
 }
+
+@Suite(.serialized) struct FleetUpgradeEndToEndTests {
+    /// The keys under the prefix now: key → value.
+    static func keys(_ etcd: EtcdServer, prefix: String) async throws -> [String: String] {
+        let result = try await ExternalTool.run("etcdctl", ["--endpoints", etcd.liveEndpoint, "get", "--prefix", prefix])
+        var keys: [String: String] = [:]
+        var lines = result.stdout[...]
+        while let key = lines.popFirst() {
+            keys[key] = lines.popFirst() ?? ""
+        }
+        return keys
+    }
+
+    @Test func aWorkerUpgradeKeepsTheGatewaysKeysInEtcdThroughout() async throws {
+        let etcd = try await EtcdServer.start()
+        defer { etcd.stop() }
+        let harness = try await GatewayHarness(backends: 0, yaml: GatewayHarness.etcdSupervisedConfig(etcd, instances: 1, publish: true))
+        let port = try #require(try await harness.waitForReady(1).first?["port"] as? Int)
+        let instanceKey = "/t/deployments/shop/backends/127.0.0.1:\(port)"
+        var before: [String: String] = [:]
+        let deadline = ContinuousClock.now + .seconds(10)
+        while before[instanceKey] == nil || !before.keys.contains(where: { $0.hasPrefix("/t/gateways/") }), ContinuousClock.now < deadline {
+            before = try await Self.keys(etcd, prefix: "/t/")
+        }
+        let reportKey = try #require(before.keys.first { $0.hasPrefix("/t/gateways/") }, "\(before)")
+        #expect(before[instanceKey] == #"{"state":"serving"}"#)
+
+        let (status, json) = try await harness.adminJSON(.POST, "/upgrade")
+        #expect(status == 200, "\(json)")
+        _ = try await harness.gateway.waitForOutput(containing: "worker handover finished", timeout: .seconds(30))
+        // Past the old worker's lease (5 s): neither key may have gone at any moment.
+        let watchUntil = ContinuousClock.now + .seconds(7)
+        var missing: [String] = []
+        while ContinuousClock.now < watchUntil {
+            let now = try await Self.keys(etcd, prefix: "/t/")
+            for key in [instanceKey, reportKey] where now[key] == nil { missing.append(key) }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(missing.isEmpty, "gone for a moment: \(Set(missing))")
+    }
+}
