@@ -52,8 +52,6 @@ public struct MembershipView: Sendable {
     public private(set) var members: [MemberID: Member] = [:]
     /// The view holds every write up to this revision: the next watch starts after it.
     public private(set) var revision: Int64 = 0
-    /// Whether the prefix was read at least once.
-    public private(set) var hasRead = false
 
     public init(prefix: String) {
         self.prefix = prefix
@@ -82,7 +80,6 @@ public struct MembershipView: Sendable {
             outcome.changes.append(.left(member))
         }
         self.revision = revision
-        hasRead = true
         return outcome
     }
 

@@ -19,7 +19,6 @@ import Testing
         #expect(outcome.problems.isEmpty)
         #expect(outcome.changes.count == 2)
         #expect(view.revision == 10)
-        #expect(view.hasRead)
         let web = view.members(of: "web")
         #expect(web.map(\.address) == ["127.0.0.1:9001", "127.0.0.1:9002"])
         #expect(web.map(\.state) == [.serving, .starting])
